@@ -1,0 +1,39 @@
+# peer: the two commands a fresh machine needs are `make run` and `make test`.
+GO      ?= go
+PKGS    := ./...
+# Packages with concurrency run under the race detector.
+RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
+
+.PHONY: run build test race lint bench chaos tools clean
+
+run:
+	$(GO) run ./cmd/peer run
+
+build:
+	$(GO) build -o bin/peer ./cmd/peer
+
+# The whole suite, as CI runs it: vet, unit and end-to-end tests (real ffmpeg/ffprobe
+# clients on loopback), race detector on the concurrent packages.
+test: tools
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 12m $(PKGS)
+	$(GO) test -race -count=1 -timeout 8m $(RACE)
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+
+# Benchmarks: micro-benchmarks of the hot path, then the fan-out/latency driver.
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchmem ./media/...
+	sh scripts/bench.sh
+
+chaos: tools build
+	$(GO) test -count=1 -timeout 30m -run TestChaos ./chaos -chaos.long
+
+# Installs what the tests need when it is missing (Debian).
+tools:
+	@bash scripts/install-tools.sh
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,99 @@
+// Package conf is a node's configuration: the flags of `peer run`/`peer join`, each also
+// settable as PEER_<FLAG> and in a JSON config file. Every field has an embedded default,
+// so a node needs no file to start.
+package conf
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Node is everything a node needs to start.
+type Node struct {
+	Name       string `help:"Unique node name." default:"${hostname}" env:"PEER_NAME"`
+	RTMP       string `help:"RTMP listen address (publish and play)." default:"0.0.0.0:1935" env:"PEER_RTMP"`
+	HTTP       string `help:"HTTP listen address: HTTP-FLV, HLS, API, metrics." default:"0.0.0.0:8080" env:"PEER_HTTP"`
+	Gossip     string `help:"Memberlist bind address." default:"0.0.0.0:7946" env:"PEER_GOSSIP"`
+	Raft       string `help:"Raft bind address." default:"0.0.0.0:7947" env:"PEER_RAFT"`
+	Advertise  string `help:"The IP other nodes use to reach this one (derived when empty)." env:"PEER_ADVERTISE"`
+	Data       string `help:"Raft log/snapshots and other state (default ./data/<name>)." env:"PEER_DATA"`
+	ClusterKey string `help:"Shared secret; nodes without it cannot join or link." env:"PEER_CLUSTER_KEY"`
+	Replicas   int    `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
+
+	LogLevel  string `help:"debug, info, warn or error." default:"info" env:"PEER_LOG_LEVEL"`
+	LogFormat string `help:"console or json." default:"console" enum:"console,json" env:"PEER_LOG_FORMAT"`
+	LogFile   string `help:"Log to this file instead of stderr." env:"PEER_LOG_FILE"`
+
+	MaxConnections int           `help:"Client connections allowed at once (SRS max_connections)." default:"1000" env:"PEER_MAX_CONNECTIONS"`
+	HLSFragment    time.Duration `help:"Target HLS segment duration (SRS hls_fragment)." default:"2s" env:"PEER_HLS_FRAGMENT"`
+	HLSWindow      int           `help:"Segments in the live HLS playlist (SRS hls_window)." default:"6" env:"PEER_HLS_WINDOW"`
+	HLSDir         string        `help:"Also write HLS segments to this directory." env:"PEER_HLS_DIR"`
+	PlayerQueue    int           `help:"Tags a player may lag behind before it skips to the next keyframe." default:"1024" env:"PEER_PLAYER_QUEUE"`
+	IOTimeout      time.Duration `help:"Longest silence from a publisher or a client in its command phase." default:"20s" env:"PEER_IO_TIMEOUT"`
+	WriteTimeout   time.Duration `help:"Longest a write to a client may block." default:"10s" env:"PEER_WRITE_TIMEOUT"`
+}
+
+// DataDir is where the node keeps its state.
+func (n *Node) DataDir() string {
+	if n.Data != "" {
+		return n.Data
+	}
+	return "./data/" + n.Name
+}
+
+// Hostname is the default node name.
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "peer"
+	}
+	return h
+}
+
+// Logger builds the zap logger the flags ask for.
+func (n *Node) Logger() (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(n.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Encoding = n.LogFormat
+	cfg.Sampling = nil
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	if n.LogFormat == "console" {
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	}
+	cfg.OutputPaths = []string{"stderr"}
+	if n.LogFile != "" {
+		cfg.OutputPaths = []string{n.LogFile}
+	}
+	log, err := cfg.Build()
+	if err != nil {
+		return nil, err
+	}
+	return log.With(zap.String("node", n.Name)), nil
+}
+
+// Defaults is a Node with every default filled in, read from the same struct tags the
+// CLI uses so there is one source of truth.
+func Defaults() Node {
+	var holder struct {
+		Node `embed:""`
+	}
+	parser, err := kong.New(&holder, kong.Vars{"hostname": Hostname()}, kong.Exit(func(int) {}))
+	if err == nil {
+		_, err = parser.Parse(nil)
+	}
+	if err != nil {
+		panic("conf: defaults do not parse: " + err.Error())
+	}
+	return holder.Node
+}

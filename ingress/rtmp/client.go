@@ -1,0 +1,254 @@
+package rtmp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"peer/media/flv"
+)
+
+// Client is an RTMP client connection that either publishes or plays one stream. The
+// cluster's links (relay to a master, forward to replicas, edge pull) use it; one
+// goroutine drives it.
+type Client struct {
+	conn    net.Conn
+	in      *bytecounter.Reader
+	r       *rawmessage.Reader
+	out     bytes.Buffer
+	bw      *bytecounter.Writer
+	w       *rawmessage.Writer
+	timeout time.Duration
+	txID    float64
+}
+
+// ErrRefused wraps an error status the server answered with (e.g. a busy stream).
+var ErrRefused = errors.New("refused by server")
+
+// DialPublish connects to addr and starts publishing app/stream (stream may carry a
+// ?query); it returns once the server confirmed NetStream.Publish.Start.
+func DialPublish(ctx context.Context, addr, app, stream string, timeout time.Duration) (*Client, error) {
+	return dial(ctx, addr, app, stream, true, timeout)
+}
+
+// DialPlay connects to addr and starts playing app/stream.
+func DialPlay(ctx context.Context, addr, app, stream string, timeout time.Duration) (*Client, error) {
+	return dial(ctx, addr, app, stream, false, timeout)
+}
+
+func dial(ctx context.Context, addr, app, stream string, publish bool, timeout time.Duration) (*Client, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{conn: conn, timeout: timeout}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if err := c.start(addr, app, stream, publish); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) start(addr, app, stream string, publish bool) error {
+	c.conn.SetDeadline(time.Now().Add(c.timeout))
+	defer c.conn.SetDeadline(time.Time{})
+	if _, _, err := handshake.DoClient(c.conn, false, false); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	c.in = bytecounter.NewReader(c.conn)
+	c.r = rawmessage.NewReader(c.in, c.in, func(n uint32) error { return c.send(ack(n)) })
+	c.bw = bytecounter.NewWriter(&c.out)
+	c.w = rawmessage.NewWriter(c.bw, c.bw, false)
+	if err := c.send(setChunkSize(outChunkSize)); err != nil {
+		return err
+	}
+	c.w.SetChunkSize(outChunkSize)
+	tcURL := "rtmp://" + addr + "/" + app
+	if _, err := c.call(csidCommand, 0, "connect", amf0.Object{
+		{Key: "app", Value: app}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0 (compatible; peer)"},
+		{Key: "tcUrl", Value: tcURL}}); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if _, err := c.call(csidCommand, 0, "createStream", nil); err != nil {
+		return fmt.Errorf("createStream: %w", err)
+	}
+	name, args := "play", []any{stream, float64(-2000)}
+	want := "NetStream.Play.Start"
+	if publish {
+		name, args, want = "publish", []any{stream, "live"}, "NetStream.Publish.Start"
+	}
+	msg, err := command(csidStatus+3, mediaStreamID, append([]any{name, float64(0), nil}, args...)...)
+	if err != nil {
+		return err
+	}
+	if err := c.send(msg); err != nil {
+		return err
+	}
+	for {
+		cmd, err := c.readCommand()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if cmd.Name != "onStatus" || len(cmd.Args) == 0 {
+			continue
+		}
+		info, _ := cmd.Args[0].(amf0.Object)
+		code, _ := info.GetString("code")
+		level, _ := info.GetString("level")
+		desc, _ := info.GetString("description")
+		switch {
+		case code == want:
+			return nil
+		case level == "error":
+			return fmt.Errorf("%w: %s: %s", ErrRefused, code, desc)
+		}
+	}
+}
+
+// call sends a command and waits for its _result.
+func (c *Client) call(csid byte, streamID uint32, name string, obj any, args ...any) (*Command, error) {
+	c.txID++
+	tx := c.txID
+	msg, err := command(csid, streamID, append([]any{name, tx, obj}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.send(msg); err != nil {
+		return nil, err
+	}
+	for {
+		cmd, err := c.readCommand()
+		if err != nil {
+			return nil, err
+		}
+		if cmd.TxID != tx {
+			continue
+		}
+		if cmd.Name == "_error" {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, cmd.Args)
+		}
+		if cmd.Name == "_result" {
+			return cmd, nil
+		}
+	}
+}
+
+// readCommand reads until the next command, handling control messages on the way.
+func (c *Client) readCommand() (*Command, error) {
+	for {
+		msg, err := c.read()
+		if err != nil {
+			return nil, err
+		}
+		if msg.Type == typeCommandAMF0 || msg.Type == typeCommandAMF3 {
+			return decodeCommand(msg.Type, msg.Body)
+		}
+	}
+}
+
+// read returns the next message that is not a protocol control message.
+func (c *Client) read() (*rawmessage.Message, error) {
+	for {
+		c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+		msg, err := c.r.Read()
+		if err != nil {
+			return nil, err
+		}
+		switch msg.Type {
+		case typeSetChunkSize:
+			if len(msg.Body) < 4 {
+				return nil, errors.New("short SetChunkSize")
+			}
+			n := uint32(msg.Body[0]&0x7f)<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3])
+			if err := c.r.SetChunkSize(n); err != nil {
+				return nil, err
+			}
+		case typeWindowAckSize:
+			if len(msg.Body) >= 4 {
+				c.r.SetWindowAckSize(uint32(msg.Body[0])<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3]))
+			}
+		case typeUserControl:
+			if len(msg.Body) >= 6 && msg.Body[1] == userPingRequest {
+				if err := c.send(userControl(userPingResponse, uint32(msg.Body[2])<<24|uint32(msg.Body[3])<<16|uint32(msg.Body[4])<<8|uint32(msg.Body[5]))); err != nil {
+					return nil, err
+				}
+			}
+		case typeAck, typeSetPeerBW, typeAbort:
+		default:
+			return msg, nil
+		}
+	}
+}
+
+// ReadMedia returns the next audio, video or script message of a playing client.
+func (c *Client) ReadMedia() (*rawmessage.Message, error) {
+	for {
+		msg, err := c.read()
+		if err != nil {
+			return nil, err
+		}
+		switch msg.Type {
+		case flv.TypeAudio, flv.TypeVideo, typeDataAMF0:
+			return msg, nil
+		case typeCommandAMF0, typeCommandAMF3:
+			if cmd, err := decodeCommand(msg.Type, msg.Body); err == nil && cmd.Name == "onStatus" && len(cmd.Args) > 0 {
+				info, _ := cmd.Args[0].(amf0.Object)
+				if code, _ := info.GetString("code"); code == "NetStream.Play.Stop" || code == "NetStream.Play.UnpublishNotify" {
+					return nil, fmt.Errorf("upstream ended: %s", code)
+				}
+			}
+		}
+	}
+}
+
+// WriteTags publishes tags and flushes them in one write.
+func (c *Client) WriteTags(tags []*flv.Tag) error {
+	for _, t := range tags {
+		if err := c.w.Write(tagMessage(t)); err != nil {
+			return err
+		}
+	}
+	return c.flush()
+}
+
+func (c *Client) send(msgs ...*rawmessage.Message) error {
+	for _, m := range msgs {
+		if err := c.w.Write(m); err != nil {
+			return err
+		}
+	}
+	return c.flush()
+}
+
+func (c *Client) flush() error {
+	if c.out.Len() == 0 {
+		return nil
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_, err := c.conn.Write(c.out.Bytes())
+	c.out.Reset()
+	return err
+}
+
+// BytesIn and BytesOut count the connection's traffic.
+func (c *Client) BytesIn() uint64 { return c.in.Count() }
+
+// BytesOut counts bytes written.
+func (c *Client) BytesOut() uint64 { return c.bw.Count() }
+
+// Close ends the connection.
+func (c *Client) Close() error { return c.conn.Close() }

@@ -1,0 +1,431 @@
+package rtmp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+	"go.uber.org/zap"
+
+	"peer/ingress/limit"
+	"peer/media"
+	"peer/media/flv"
+)
+
+// Server accepts RTMP publishers and players for a node's hub.
+type Server struct {
+	Hub          *media.Hub
+	Limit        *limit.Limiter
+	Log          *zap.Logger
+	IOTimeout    time.Duration // publishers and the command phase: longest silence allowed
+	WriteTimeout time.Duration // longest a write to a client may block
+	IdlePlayer   time.Duration // players send little; their reads get this long deadline
+
+	wg sync.WaitGroup
+}
+
+func (s *Server) defaults() {
+	if s.IOTimeout == 0 {
+		s.IOTimeout = 20 * time.Second
+	}
+	if s.WriteTimeout == 0 {
+		s.WriteTimeout = 10 * time.Second
+	}
+	if s.IdlePlayer == 0 {
+		s.IdlePlayer = 10 * time.Minute
+	}
+}
+
+// Serve accepts connections until ctx ends, then closes them and waits for their
+// goroutines.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.defaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { <-ctx.Done(); ln.Close() }()
+	defer s.wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if !s.Limit.Acquire() {
+			s.Log.Warn("connection refused: max_connections reached", zap.String("peer", c.RemoteAddr().String()))
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.Limit.Release()
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+// session is one client connection. Reads happen on the connection's goroutine; writes
+// go through wmu because a player's writer goroutine and the reader (acks, pings,
+// replies) both write.
+type session struct {
+	srv    *Server
+	conn   net.Conn
+	log    *zap.Logger
+	remote string
+	start  time.Time
+
+	in  *bytecounter.Reader
+	r   *rawmessage.Reader
+	wmu sync.Mutex
+	out bytes.Buffer
+	bw  *bytecounter.Writer
+	w   *rawmessage.Writer
+
+	app, tcURL  string
+	name, query string
+	pub         *media.Publisher
+	playDone    chan error
+	stopPlay    context.CancelFunc
+}
+
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	ss := &session{srv: s, conn: c, remote: c.RemoteAddr().String(), start: time.Now()}
+	ss.log = s.Log.With(zap.String("peer", ss.remote))
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	err := ss.run(ctx)
+	ss.finish(err)
+}
+
+func (ss *session) run(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in RTMP session: %v", r)
+		}
+	}()
+	ss.conn.SetDeadline(time.Now().Add(ss.srv.IOTimeout))
+	keyIn, _, err := handshake.DoServer(ss.conn, false)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if keyIn != nil {
+		return errors.New("handshake: encrypted RTMP (RTMPE) is not supported")
+	}
+	ss.conn.SetDeadline(time.Time{})
+	ss.in = bytecounter.NewReader(ss.conn)
+	ss.r = rawmessage.NewReader(ss.in, ss.in, func(n uint32) error { return ss.send(ack(n)) })
+	ss.bw = bytecounter.NewWriter(&ss.out)
+	ss.w = rawmessage.NewWriter(ss.bw, ss.bw, false)
+	for {
+		timeout := ss.srv.IOTimeout
+		if ss.playDone != nil {
+			timeout = ss.srv.IdlePlayer
+		}
+		ss.conn.SetReadDeadline(time.Now().Add(timeout))
+		msg, err := ss.r.Read()
+		if err != nil {
+			if ss.playDone != nil {
+				select {
+				case perr := <-ss.playDone:
+					ss.playDone = nil
+					return perr
+				default:
+				}
+			}
+			return err
+		}
+		if done, err := ss.dispatch(ctx, msg); done || err != nil {
+			return err
+		}
+	}
+}
+
+// dispatch handles one message; done ends the session normally.
+func (ss *session) dispatch(ctx context.Context, msg *rawmessage.Message) (done bool, err error) {
+	switch msg.Type {
+	case typeSetChunkSize:
+		if len(msg.Body) < 4 {
+			return false, errors.New("short SetChunkSize")
+		}
+		n := uint32(msg.Body[0]&0x7f)<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3])
+		if n < 1 || n > maxChunkSize {
+			return false, fmt.Errorf("chunk size %d out of range", n)
+		}
+		return false, ss.r.SetChunkSize(n)
+	case typeAbort:
+		if len(msg.Body) >= 4 {
+			ss.r.AbortChunkStream(uint32(msg.Body[3]))
+		}
+	case typeWindowAckSize:
+		if len(msg.Body) >= 4 {
+			ss.r.SetWindowAckSize(uint32(msg.Body[0])<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3]))
+		}
+	case typeUserControl:
+		if len(msg.Body) >= 6 && msg.Body[1] == userPingRequest {
+			return false, ss.send(userControl(userPingResponse, uint32(msg.Body[2])<<24|uint32(msg.Body[3])<<16|uint32(msg.Body[4])<<8|uint32(msg.Body[5])))
+		}
+	case typeCommandAMF0, typeCommandAMF3:
+		cmd, err := decodeCommand(msg.Type, msg.Body)
+		if err != nil {
+			return false, err
+		}
+		return ss.command(ctx, cmd)
+	case flv.TypeAudio, flv.TypeVideo, typeDataAMF0, typeDataAMF3:
+		if ss.pub == nil {
+			return false, nil // media before publish: ignore, as SRS does
+		}
+		typ, body := msg.Type, msg.Body
+		if typ == typeDataAMF3 {
+			if len(body) == 0 {
+				return false, nil
+			}
+			typ, body = typeDataAMF0, body[1:]
+		}
+		ss.pub.Write(typ, uint32(msg.Timestamp/time.Millisecond), body)
+	}
+	return false, nil
+}
+
+func (ss *session) command(ctx context.Context, cmd *Command) (bool, error) {
+	switch cmd.Name {
+	case "connect":
+		return false, ss.connect(cmd)
+	case "createStream":
+		return false, ss.reply(cmd, nil, float64(mediaStreamID))
+	case "releaseStream", "FCPublish", "FCUnpublish", "FCSubscribe", "getStreamLength":
+		if cmd.TxID == 0 {
+			return false, nil
+		}
+		return false, ss.reply(cmd, nil, amf0.Undefined{})
+	case "publish":
+		return false, ss.publish(cmd)
+	case "play":
+		return false, ss.play(ctx, cmd)
+	case "deleteStream", "closeStream":
+		return true, nil
+	}
+	ss.log.Debug("ignoring RTMP command", zap.String("command", cmd.Name))
+	return false, nil
+}
+
+func (ss *session) connect(cmd *Command) error {
+	if ss.app != "" {
+		return errors.New("second connect command")
+	}
+	app, _ := cmd.Object.GetString("app")
+	ss.tcURL, _ = cmd.Object.GetString("tcUrl")
+	app, _, _ = strings.Cut(strings.TrimSuffix(app, "/"), "?")
+	if err := media.ValidateName(app); err != nil {
+		return fmt.Errorf("connect: bad app %q: %w", app, err)
+	}
+	ss.app = app
+	ss.log = ss.log.With(zap.String("app", app))
+	if err := ss.send(windowAckSize(defaultWindowAck), peerBandwidth(defaultWindowAck), setChunkSize(outChunkSize)); err != nil {
+		return err
+	}
+	ss.wmu.Lock()
+	ss.w.SetChunkSize(outChunkSize)
+	ss.wmu.Unlock()
+	return ss.reply(cmd,
+		amf0.Object{{Key: "fmsVer", Value: "FMS/3,5,3,888"}, {Key: "capabilities", Value: float64(127)}, {Key: "mode", Value: float64(1)}},
+		append(status("status", "NetConnection.Connect.Success", "Connection succeeded."), amf0.ObjectEntry{Key: "objectEncoding", Value: float64(0)}))
+}
+
+// streamName splits the publish/play argument into name and the query kept for auth.
+func (ss *session) streamName(cmd *Command) error {
+	if ss.app == "" {
+		return fmt.Errorf("%s before connect", cmd.Name)
+	}
+	if ss.name != "" {
+		return fmt.Errorf("%s on a session already bound to %q", cmd.Name, ss.name)
+	}
+	raw, ok := cmd.Arg(0)
+	if !ok {
+		return fmt.Errorf("%s without a stream name", cmd.Name)
+	}
+	name, query, _ := strings.Cut(raw, "?")
+	if err := media.ValidateName(name); err != nil {
+		return fmt.Errorf("%s: bad stream name: %w", cmd.Name, err)
+	}
+	ss.name, ss.query = name, query
+	ss.log = ss.log.With(zap.String("stream", ss.app+"/"+name))
+	return nil
+}
+
+func (ss *session) publish(cmd *Command) error {
+	if err := ss.streamName(cmd); err != nil {
+		return err
+	}
+	pub, err := ss.srv.Hub.Publish(ss.app, ss.name, ss.remote)
+	if err != nil {
+		msg, merr := onStatus("error", "NetStream.Publish.BadName", err.Error())
+		if merr == nil {
+			ss.send(msg)
+		}
+		return fmt.Errorf("publish refused: %w", err)
+	}
+	ss.pub = pub
+	ss.log.Info("publish start")
+	if err := ss.send(userControl(userStreamBegin, mediaStreamID)); err != nil {
+		return err
+	}
+	msg, err := onStatus("status", "NetStream.Publish.Start", "Start publishing.")
+	if err != nil {
+		return err
+	}
+	return ss.send(msg)
+}
+
+func (ss *session) play(ctx context.Context, cmd *Command) error {
+	if err := ss.streamName(cmd); err != nil {
+		return err
+	}
+	player, err := ss.srv.Hub.Play(ss.app, ss.name, "rtmp-play", ss.remote)
+	if err != nil {
+		return err
+	}
+	msgs := []*rawmessage.Message{userControl(userStreamBegin, mediaStreamID)}
+	for _, st := range [][2]string{{"NetStream.Play.Reset", "Playing and resetting."}, {"NetStream.Play.Start", "Started playing."}} {
+		m, err := onStatus("status", st[0], st[1])
+		if err != nil {
+			player.Close()
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	access, _ := command(csidStatus, mediaStreamID, "|RtmpSampleAccess", true, true)
+	access.Type = typeDataAMF0
+	msgs = append(msgs, access)
+	if err := ss.send(msgs...); err != nil {
+		player.Close()
+		return err
+	}
+	ss.log.Info("play start")
+	pctx, cancel := context.WithCancel(ctx)
+	ss.stopPlay = cancel
+	ss.playDone = make(chan error, 1)
+	ss.srv.wg.Add(1)
+	go func() {
+		defer ss.srv.wg.Done()
+		defer player.Close()
+		err := ss.deliver(pctx, player)
+		ss.playDone <- err
+		ss.conn.Close() // wakes the reader
+	}()
+	return nil
+}
+
+// deliver is the player's writer: it drains the queue in batches and writes each batch
+// with one syscall.
+func (ss *session) deliver(ctx context.Context, p *media.Player) error {
+	var batch []*flv.Tag
+	for {
+		var err error
+		batch, err = p.Next(ctx, batch[:0])
+		if err != nil {
+			return err
+		}
+		ss.wmu.Lock()
+		before := ss.bw.Count()
+		for _, t := range batch {
+			if err = ss.w.Write(tagMessage(t)); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = ss.flushLocked()
+		}
+		sent := int(ss.bw.Count() - before)
+		ss.wmu.Unlock()
+		clear(batch)
+		if err != nil {
+			return err
+		}
+		p.Sent(sent)
+	}
+}
+
+func (ss *session) reply(cmd *Command, values ...any) error {
+	msg, err := command(csidCommand, 0, append([]any{"_result", cmd.TxID}, values...)...)
+	if err != nil {
+		return err
+	}
+	return ss.send(msg)
+}
+
+// send writes messages and flushes them to the client.
+func (ss *session) send(msgs ...*rawmessage.Message) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	for _, m := range msgs {
+		if err := ss.w.Write(m); err != nil {
+			return err
+		}
+	}
+	return ss.flushLocked()
+}
+
+func (ss *session) flushLocked() error {
+	if ss.out.Len() == 0 {
+		return nil
+	}
+	ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.WriteTimeout))
+	_, err := ss.conn.Write(ss.out.Bytes())
+	ss.out.Reset()
+	return err
+}
+
+// finish logs the session's end and releases what it held.
+func (ss *session) finish(err error) {
+	if ss.stopPlay != nil {
+		ss.stopPlay()
+		if ss.playDone != nil {
+			if perr := <-ss.playDone; err == nil || errors.Is(err, net.ErrClosed) {
+				err = perr
+			}
+		}
+	}
+	if ss.pub != nil {
+		ss.pub.Close()
+	}
+	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
+	if ss.in != nil {
+		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()))
+	}
+	if ss.bw != nil {
+		fields = append(fields, zap.Uint64("bytes_out", ss.bw.Count()))
+	}
+	kind := "connection"
+	switch {
+	case ss.pub != nil:
+		kind = "publish"
+	case ss.stopPlay != nil:
+		kind = "play"
+	}
+	fields = append(fields, zap.String("kind", kind))
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed) {
+		fields = append(fields, zap.Error(err))
+		if kind == "connection" {
+			ss.log.Warn("session refused", fields...)
+			return
+		}
+	}
+	ss.log.Info(kind+" stop", fields...)
+}

@@ -1,0 +1,103 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"peer/media"
+)
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "no-cache")
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
+	major, minor, revision := splitVersion(s.Version)
+	writeJSON(w, map[string]any{"code": 0, "server": s.NodeName, "data": map[string]any{
+		"major": major, "minor": minor, "revision": revision, "version": s.Version}})
+}
+
+func splitVersion(v string) (int, int, int) {
+	var out [3]int
+	for i, p := range strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3) {
+		out[i], _ = strconv.Atoi(strings.TrimFunc(p, func(r rune) bool { return r < '0' || r > '9' }))
+	}
+	return out[0], out[1], out[2]
+}
+
+func (s *Server) summaries(w http.ResponseWriter, r *http.Request) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	streams, clients := s.Hub.Snapshot()
+	var kbpsIn, kbpsOut float64
+	for _, st := range streams {
+		kbpsIn += st.KbpsIn
+		kbpsOut += st.KbpsOut
+	}
+	writeJSON(w, map[string]any{"code": 0, "server": s.NodeName, "data": map[string]any{
+		"ok": true, "now_ms": time.Now().UnixMilli(),
+		"self": map[string]any{
+			"version": s.Version, "pid": os.Getpid(), "mem_kbyte": ms.Sys / 1024,
+			"srs_uptime": int64(time.Since(s.started).Seconds()), "goroutines": runtime.NumGoroutine(),
+		},
+		"system": map[string]any{
+			"cpus": runtime.NumCPU(), "conn_srs": s.Limit.Active(), "streams": len(streams), "clients": len(clients),
+			"net_recv_kbps": kbpsIn, "net_send_kbps": kbpsOut,
+		},
+	}})
+}
+
+// streamJSON follows SRS's /api/v1/streams fields.
+func streamJSON(st media.StreamStats) map[string]any {
+	id := st.App + "/" + st.Name
+	out := map[string]any{
+		"id": id, "name": st.Name, "vhost": "__defaultVhost__", "app": st.App,
+		"url": "/" + id, "live_ms": st.Created.UnixMilli(), "clients": st.Players, "frames": st.Frames,
+		"send_bytes": st.BytesOut, "recv_bytes": st.BytesIn,
+		"kbps":    map[string]any{"recv_30s": st.KbpsIn, "send_30s": st.KbpsOut},
+		"publish": map[string]any{"active": st.Publishing, "cid": st.PublisherID},
+	}
+	if st.Info.VideoCodec != "" {
+		out["video"] = map[string]any{"codec": st.Info.VideoCodec, "profile": st.Info.Profile, "level": st.Info.Level,
+			"width": st.Info.Width, "height": st.Info.Height, "fps": st.Info.FPS}
+	}
+	if st.Info.AudioCodec != "" {
+		out["audio"] = map[string]any{"codec": st.Info.AudioCodec, "sample_rate": st.Info.SampleRate, "channel": st.Info.Channels}
+	}
+	return out
+}
+
+func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
+	streams, _ := s.Hub.Snapshot()
+	list := make([]map[string]any, 0, len(streams))
+	for _, st := range streams {
+		list = append(list, streamJSON(st))
+	}
+	writeJSON(w, map[string]any{"code": 0, "server": s.NodeName, "streams": list})
+}
+
+func (s *Server) clients(w http.ResponseWriter, r *http.Request) {
+	_, clients := s.Hub.Snapshot()
+	list := make([]map[string]any, 0, len(clients))
+	for _, c := range clients {
+		list = append(list, map[string]any{"id": c.ID, "vhost": "__defaultVhost__", "app": c.App,
+			"stream": c.App + "/" + c.Stream, "ip": c.Remote, "type": c.Kind, "publish": c.Publish, "send_bytes": c.BytesOut})
+	}
+	writeJSON(w, map[string]any{"code": 0, "server": s.NodeName, "clients": list})
+}
+
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	if s.Cluster == nil {
+		writeJSON(w, map[string]any{"code": 0, "self": s.NodeName, "leader": s.NodeName, "members": []any{}, "streams": []any{}})
+		return
+	}
+	writeJSON(w, s.Cluster())
+}

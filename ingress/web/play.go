@@ -1,0 +1,143 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"peer/media"
+	"peer/media/flv"
+)
+
+func (s *Server) media(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	name, ext := splitMedia(r.PathValue("file"))
+	for _, n := range []string{app, name} {
+		if err := media.ValidateName(n); err != nil {
+			s.Log.Info("http request refused: bad stream name", zap.String("peer", r.RemoteAddr), zap.String("path", r.URL.Path), zap.Error(err))
+			http.Error(w, "bad stream name: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	switch ext {
+	case ".flv":
+		s.playFLV(w, r, app, name)
+	case ".m3u8":
+		s.playlist(w, r, app, name)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+const flvResponseHead = "HTTP/1.1 200 OK\r\n" +
+	"Content-Type: video/x-flv\r\n" +
+	"Access-Control-Allow-Origin: *\r\n" +
+	"Cache-Control: no-cache\r\n" +
+	"Connection: close\r\n\r\n"
+
+// playFLV takes the connection over from net/http so tags go out with writev straight
+// from the shared tag buffers: no chunked-encoding copy per player.
+func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name string) {
+	rc := http.NewResponseController(w)
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		http.Error(w, "streaming needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return
+	}
+	player, err := s.Hub.Play(app, name, "flv-play", r.RemoteAddr)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	defer conn.Close()
+	defer player.Close()
+	log := s.Log.With(zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play"))
+	log.Info("play start")
+	start := time.Now()
+	conn.SetReadDeadline(time.Time{})
+	brw.Reader.Reset(nil)
+	err = s.deliverFLV(r.Context(), conn, player)
+	log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
+}
+
+func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player) error {
+	// The client sends nothing after its request; a read returns only when it hangs up.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		var b [1]byte
+		conn.Read(b[:])
+		cancel()
+	}()
+	conn.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	n, err := conn.Write(append([]byte(flvResponseHead), flv.FileHeader...))
+	p.Sent(n)
+	if err != nil {
+		return err
+	}
+	var batch []*flv.Tag
+	var bufs [][]byte
+	for {
+		batch, err = p.Next(ctx, batch[:0])
+		if err != nil {
+			return err
+		}
+		bufs = bufs[:0]
+		for _, t := range batch {
+			bufs = append(bufs, t.Raw)
+		}
+		clear(batch)
+		conn.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+		nb := net.Buffers(bufs)
+		written, err := nb.WriteTo(conn)
+		p.Sent(int(written))
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+}
+
+func corsHeaders(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+}
+
+func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name string) {
+	corsHeaders(w)
+	st := s.Hub.Lookup(app, name)
+	if st == nil {
+		http.Error(w, errNoStream.Error(), http.StatusNotFound)
+		return
+	}
+	body, ok := st.HLS().Playlist()
+	if !ok {
+		http.Error(w, "playlist not ready", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(body)
+}
+
+func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
+	corsHeaders(w)
+	st := s.Hub.Lookup(r.PathValue("app"), r.PathValue("stream"))
+	if st == nil {
+		http.Error(w, errNoStream.Error(), http.StatusNotFound)
+		return
+	}
+	body, ok := st.HLS().Segment(r.PathValue("segment"))
+	if !ok {
+		http.Error(w, "no such segment", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "video/mp2t")
+	// A segment never changes once listed, so caches may keep it for the window's life.
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.Write(body)
+}

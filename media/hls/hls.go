@@ -1,0 +1,520 @@
+// Package hls packages one live stream of FLV tags as HLS: MPEG-TS segments (H.264 and
+// AAC only) and a sliding media playlist, kept in memory and optionally on disk.
+//
+// Segments are a deterministic function of the tags: no wall clock, no randomness. In a
+// cluster the leader decides where segments start and announces each decision in-band
+// with an onHLSCut script tag (see Cut); a Follow muxer fed the same tags and markers cuts
+// exactly there and produces the same segment names, bytes and playlists.
+package hls
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/grafov/m3u8"
+	"go.uber.org/zap"
+
+	"peer/media/flv"
+)
+
+// Config tunes a Muxer. Zero values take the defaults.
+type Config struct {
+	Fragment time.Duration // target segment duration, default 2s (SRS hls_fragment)
+	Window   int           // segments in the live playlist, default 6 (SRS hls_window)
+	Dir      string        // optional: also write segments and playlist here, delete expired ones
+	// PlaylistFile names the playlist in Dir, default "playlist.m3u8".
+	PlaylistFile string
+	// Follow: never decide cuts; cut only at onHLSCut markers in the tag stream.
+	Follow bool
+	// OnCut receives, on a leader, the marker of every segment start. It is called from
+	// WriteTag before the tag that starts the segment is muxed; forward the marker to
+	// followers ahead of that tag.
+	OnCut func(marker *flv.Tag)
+}
+
+const (
+	defaultFragment = 2 * time.Second
+	defaultWindow   = 6
+	defaultPlaylist = "playlist.m3u8"
+	// keepExpired segments stay fetchable after leaving the playlist: a player may have
+	// loaded the previous playlist just before.
+	keepExpired = 3
+	// audioFramesPerPES groups AAC frames (about 23 ms each) to save TS overhead.
+	audioFramesPerPES = 4
+)
+
+// segment is a finished, immutable segment.
+type segment struct {
+	seq   uint64
+	name  string
+	data  []byte
+	durMS int64
+	disc  bool
+	dseq  uint64
+}
+
+// openSegment is the segment being written.
+type openSegment struct {
+	seq      uint64
+	startMS  int64
+	lastMS   int64 // latest tag time written
+	disc     bool
+	dseq     uint64
+	buf      *bytes.Buffer
+	needKey  bool // drop video until a keyframe
+	audioRAI bool // mark the first audio PES as random access (audio carries the PCR)
+}
+
+// Track indexes for skipped-codec logging.
+const (
+	trackVideo = iota
+	trackAudio
+)
+
+const noCodec = ^uint32(0)
+
+// Muxer is an HLS packager for one stream. WriteTag, Discontinuity and Close must be
+// called from one goroutine (the publisher's); Playlist, Segment and CutPoint are safe
+// from any goroutine.
+type Muxer struct {
+	cfg        Config
+	log        *zap.Logger
+	fragmentMS int64
+
+	// Writer side: touched only by the goroutine calling WriteTag.
+	ts          *tsMux
+	avc         *avcConfig
+	aac         *aacConfig
+	skipped     [2]uint32 // codec last reported as skipped per track, or noCodec
+	cur         *openSegment
+	nextSeq     uint64 // leader: number of the next segment
+	discPending bool   // leader: Discontinuity() called, cut at the next media tag
+	discCount   uint64 // leader: discontinuities so far
+	target      int64  // TARGETDURATION so far, seconds
+	lastSize    int    // size of the last segment, to preallocate the next
+	annexB      []byte
+	audio       []byte // ADTS frames waiting for their PES
+	audioFrames int
+	audioPTS    int64
+	stopped     bool
+
+	mu       sync.RWMutex
+	pl       *m3u8.MediaPlaylist // not goroutine-safe: only used under mu
+	win      []*segment          // segments listed in pl
+	segs     []*segment          // fetchable: the window plus keepExpired
+	playlist []byte
+	cutSeq   uint64
+	cutOK    bool
+	closed   bool
+}
+
+// New returns a Muxer; log may be nil.
+func New(cfg Config, log *zap.Logger) *Muxer {
+	if cfg.Fragment <= 0 {
+		cfg.Fragment = defaultFragment
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = defaultWindow
+	}
+	if cfg.PlaylistFile == "" {
+		cfg.PlaylistFile = defaultPlaylist
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: newTSMux()}
+	m.skipped = [2]uint32{noCodec, noCodec}
+	if cfg.Dir != "" {
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			log.Warn("hls: cannot create segment directory", zap.String("dir", cfg.Dir), zap.Error(err))
+		}
+	}
+	return m
+}
+
+// WriteTag feeds the next tag of the stream. The tag is neither modified nor retained.
+func (m *Muxer) WriteTag(t *flv.Tag) {
+	if m.stopped {
+		return
+	}
+	switch t.Type {
+	case flv.TypeVideo:
+		m.writeVideo(t)
+	case flv.TypeAudio:
+		m.writeAudio(t)
+	case flv.TypeScript:
+		if c, ok := ParseCutMarker(t); ok && m.cfg.Follow {
+			m.followCut(c, t.Time)
+		}
+	}
+}
+
+// Discontinuity tells a leader the publisher restarted: the segment being written ends at
+// the next audio or video tag and the next one starts with EXT-X-DISCONTINUITY. Followers
+// take discontinuities from the leader's markers, so on them this does nothing.
+func (m *Muxer) Discontinuity() {
+	if !m.cfg.Follow && m.cur != nil {
+		m.discPending = true
+	}
+}
+
+// Playlist returns a copy of the media playlist; false until a segment is complete.
+func (m *Muxer) Playlist() ([]byte, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.playlist == nil {
+		return nil, false
+	}
+	return bytes.Clone(m.playlist), true
+}
+
+// Segment returns a segment by its playlist name, e.g. "12.ts". The bytes are shared and
+// must not be modified.
+func (m *Muxer) Segment(name string) ([]byte, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, s := range m.segs {
+		if s.name == name {
+			return s.data, true
+		}
+	}
+	return nil, false
+}
+
+// CutPoint reports the media sequence number of the segment being written; false before
+// the first segment starts and after Close.
+func (m *Muxer) CutPoint() (seq uint64, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.cutSeq, m.cutOK
+}
+
+// Close drops all segments and deletes the files written to Dir.
+func (m *Muxer) Close() {
+	m.stopped = true
+	m.cur = nil
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	segs := m.segs
+	m.segs, m.win, m.pl, m.playlist, m.cutOK = nil, nil, nil, nil, false
+	m.mu.Unlock()
+	if m.cfg.Dir == "" {
+		return
+	}
+	for _, s := range segs {
+		m.removeFile(s.name)
+	}
+	m.removeFile(m.cfg.PlaylistFile)
+}
+
+func (m *Muxer) writeVideo(t *flv.Tag) {
+	d := t.Data()
+	if len(d) < 1 {
+		return
+	}
+	if d[0]&0x80 != 0 { // Enhanced RTMP: a FourCC follows
+		if len(d) >= 5 {
+			m.skip(trackVideo, "video", uint32(d[1])<<24|uint32(d[2])<<16|uint32(d[3])<<8|uint32(d[4]),
+				func() string { return "Enhanced RTMP " + strconv.Quote(string(d[1:5])) })
+		}
+		return
+	}
+	if codec := t.VideoCodec(); codec != flv.VideoH264 {
+		m.skip(trackVideo, "video", uint32(codec), func() string { return codecName(videoCodecs, codec) })
+		return
+	}
+	if len(d) < 5 {
+		return
+	}
+	switch d[1] { // AVCPacketType
+	case 0:
+		c, err := parseAVCC(t.Payload())
+		if err != nil {
+			m.log.Warn("hls: bad AVC sequence header, video skipped until a valid one", zap.Error(err))
+			return
+		}
+		if m.avc == nil || c.width != m.avc.width || c.height != m.avc.height {
+			m.log.Info("hls: h264 video", zap.Int("width", c.width), zap.Int("height", c.height))
+		}
+		m.avc = c
+		return
+	case 1:
+	default: // end of sequence
+		return
+	}
+	if m.avc == nil || len(t.Payload()) == 0 {
+		return
+	}
+	key := t.IsKeyframe()
+	m.maybeCut(t, key)
+	c := m.cur
+	if c == nil || !m.ts.video {
+		return
+	}
+	if c.needKey {
+		if !key {
+			return
+		}
+		c.needKey = false
+	}
+	var err error
+	if m.annexB, err = appendAnnexB(m.annexB[:0], m.avc, t.Payload()); err != nil {
+		m.log.Debug("hls: malformed h264 frame dropped", zap.Int64("time", t.Time), zap.Error(err))
+		return
+	}
+	pts := clock90(t.Time + int64(t.CompositionTime()))
+	if err := m.ts.writePES(pidVideo, pts, clock90(t.Time), key, m.annexB); err != nil {
+		m.log.Warn("hls: mpeg-ts write failed", zap.Error(err))
+		return
+	}
+	c.lastMS = max(c.lastMS, t.Time)
+}
+
+func (m *Muxer) writeAudio(t *flv.Tag) {
+	if codec := t.AudioCodec(); codec != flv.AudioAAC {
+		m.skip(trackAudio, "audio", uint32(codec), func() string { return codecName(audioCodecs, codec) })
+		return
+	}
+	d := t.Data()
+	if len(d) < 2 {
+		return
+	}
+	if d[1] == 0 { // AACPacketType: sequence header
+		c, err := parseASC(t.Payload())
+		if err != nil {
+			m.log.Warn("hls: bad AAC sequence header, audio skipped until a valid one", zap.Error(err))
+			return
+		}
+		if m.aac == nil || *c != *m.aac {
+			m.log.Info("hls: aac audio", zap.Int("rate", c.sampleRate), zap.Uint8("channels", c.channels))
+		}
+		m.aac = c
+		return
+	}
+	if m.aac == nil {
+		return
+	}
+	m.maybeCut(t, false)
+	c := m.cur
+	frame := t.Payload()
+	if c == nil || !m.ts.audio || len(frame) == 0 || len(frame) > maxADTSFrame {
+		return
+	}
+	if m.audioFrames == 0 {
+		m.audioPTS = t.Time
+	}
+	m.audio = m.aac.appendADTS(m.audio, frame)
+	m.audioFrames++
+	c.lastMS = max(c.lastMS, t.Time)
+	if m.audioFrames == audioFramesPerPES {
+		m.flushAudio()
+	}
+}
+
+func (m *Muxer) flushAudio() {
+	if m.audioFrames == 0 {
+		return
+	}
+	c := m.cur
+	pts := clock90(m.audioPTS)
+	if err := m.ts.writePES(pidAudio, pts, pts, c.audioRAI, m.audio); err != nil {
+		m.log.Warn("hls: mpeg-ts write failed", zap.Error(err))
+	}
+	c.audioRAI = false
+	m.audio, m.audioFrames = m.audio[:0], 0
+}
+
+// skip logs once per track and codec that a track is left out of the HLS output.
+func (m *Muxer) skip(track int, kind string, id uint32, name func() string) {
+	if m.skipped[track] == id {
+		return
+	}
+	m.skipped[track] = id
+	m.log.Warn("hls: "+kind+" track not packaged", zap.String("codec", name()),
+		zap.String("reason", "HLS output carries only H.264 video and AAC audio"))
+}
+
+// maybeCut is the leader's decision, made at each audio/video tag that would be muxed:
+// start the first segment at a keyframe (or at audio when there is no video), cut at a
+// keyframe once the segment is Fragment long (on time for audio-only streams) or when
+// video appears, and cut right away after a discontinuity.
+func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
+	if m.cfg.Follow {
+		return
+	}
+	c := m.cur
+	var cut bool
+	switch {
+	case c == nil:
+		cut = key || (t.Type == flv.TypeAudio && m.avc == nil)
+	case m.discPending:
+		cut = true
+	case m.avc != nil:
+		// Video that just appeared starts a segment at once: only then is it in the PMT.
+		cut = key && (t.Time-c.startMS >= m.fragmentMS || !m.ts.video)
+	default:
+		cut = t.Time-c.startMS >= m.fragmentMS
+	}
+	if !cut {
+		return
+	}
+	disc := m.discPending
+	m.discPending = false
+	m.closeSegment(t.Time, disc)
+	m.ts.setStreams(m.avc != nil, m.aac != nil)
+	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, TS: m.ts.state()}
+	m.nextSeq++
+	if disc {
+		m.discCount++
+	}
+	m.openSegment(next, t.Time)
+	if m.cfg.OnCut != nil {
+		m.cfg.OnCut(CutMarker(next, t.Time))
+	}
+}
+
+// followCut applies a leader's marker.
+func (m *Muxer) followCut(c Cut, timeMS int64) {
+	if m.cur != nil && c.Seq <= m.cur.seq {
+		m.log.Debug("hls: stale cut marker ignored", zap.Uint64("seq", c.Seq), zap.Uint64("current", m.cur.seq))
+		return
+	}
+	if m.cur != nil && c.Seq != m.cur.seq+1 {
+		// A marker went missing: what we have would not match the leader's segment.
+		m.log.Warn("hls: cut markers missing, segment dropped", zap.Uint64("seq", m.cur.seq), zap.Uint64("next", c.Seq))
+		m.flushAudio()
+		m.ts.end()
+		m.cur = nil
+	}
+	m.target = max(m.target, c.Target) // before closing, so our playlist says what the leader's does
+	m.closeSegment(timeMS, c.Discontinuity)
+	m.ts.setStreams(m.avc != nil, m.aac != nil)
+	if !m.ts.sync(c.TS) {
+		m.log.Warn("hls: cannot continue the leader's MPEG-TS counters; segments will differ",
+			zap.Uint64("seq", c.Seq), zap.Any("leader", c.TS), zap.Any("local", m.ts.state()))
+	}
+	m.openSegment(c, timeMS)
+}
+
+func (m *Muxer) openSegment(c Cut, startMS int64) {
+	buf := new(bytes.Buffer)
+	buf.Grow(m.lastSize + m.lastSize/4)
+	m.cur = &openSegment{
+		seq: c.Seq, startMS: startMS, lastMS: startMS, disc: c.Discontinuity, dseq: c.DiscSeq,
+		buf: buf, needKey: m.ts.video, audioRAI: !m.ts.video,
+	}
+	m.ts.begin(buf)
+	m.mu.Lock()
+	m.cutSeq, m.cutOK = c.Seq, !m.closed
+	m.mu.Unlock()
+}
+
+// closeSegment finishes the current segment at endMS, the start of the next one. After a
+// discontinuity endMS is on another timeline, so the segment ends at its last tag.
+func (m *Muxer) closeSegment(endMS int64, disc bool) {
+	c := m.cur
+	if c == nil {
+		return
+	}
+	m.flushAudio()
+	m.ts.end()
+	m.cur = nil
+	if c.buf.Len() == 0 { // a follower that had no codec config yet
+		return
+	}
+	if disc {
+		endMS = c.lastMS
+	}
+	dur := max(endMS-c.startMS, 0)
+	m.target = max(m.target, (dur+999)/1000, 1)
+	m.lastSize = c.buf.Len()
+	m.publish(&segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), durMS: dur, disc: c.disc, dseq: c.dseq})
+}
+
+// publish adds a finished segment to the playlist and the store, then mirrors both to Dir.
+func (m *Muxer) publish(s *segment) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	if n := len(m.win); n > 0 && m.win[n-1].seq+1 != s.seq {
+		m.win, m.pl = nil, nil // a gap in numbering: start the playlist over
+	}
+	if m.pl == nil {
+		m.pl, _ = m3u8.NewMediaPlaylist(uint(m.cfg.Window), uint(m.cfg.Window))
+	}
+	// Slide, not Append: Append past the window keeps listing the oldest segments.
+	m.pl.Slide(s.name, float64(s.durMS)/1000, "")
+	if s.disc {
+		_ = m.pl.SetDiscontinuity()
+	}
+	m.win = append(m.win, s)
+	if len(m.win) > m.cfg.Window {
+		m.win = append(m.win[:0], m.win[1:]...)
+	}
+	m.pl.SeqNo = m.win[0].seq
+	// m3u8 does not advance EXT-X-DISCONTINUITY-SEQUENCE when a discontinuity slides out.
+	m.pl.DiscontinuitySeq = m.win[0].dseq
+	// The leader's running maximum (carried in markers), not m3u8's, so followers agree.
+	m.pl.TargetDuration = float64(m.target)
+	// SetDiscontinuity and field writes leave m3u8's cached text in place.
+	m.pl.ResetCache()
+	// Encode returns m3u8's internal buffer, overwritten by the next change.
+	m.playlist = bytes.Clone(m.pl.Encode().Bytes())
+	playlist := m.playlist
+
+	m.segs = append(m.segs, s)
+	var expired []*segment
+	if n := len(m.segs) - m.cfg.Window - keepExpired; n > 0 {
+		expired = append(expired, m.segs[:n]...)
+		m.segs = append(m.segs[:0], m.segs[n:]...)
+	}
+	m.mu.Unlock()
+
+	if m.cfg.Dir == "" {
+		return
+	}
+	m.writeFile(s.name, s.data)
+	m.writeFile(m.cfg.PlaylistFile, playlist)
+	for _, e := range expired {
+		m.removeFile(e.name)
+	}
+}
+
+// writeFile replaces a file in Dir atomically so HTTP servers never see half of it.
+func (m *Muxer) writeFile(name string, data []byte) {
+	f, err := os.CreateTemp(m.cfg.Dir, "."+name+".*")
+	if err == nil {
+		_, err = f.Write(data)
+		if err == nil {
+			err = f.Chmod(0o644) // CreateTemp makes 0600; a web server may run as another user
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), filepath.Join(m.cfg.Dir, name))
+		}
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		m.log.Warn("hls: write failed", zap.String("file", name), zap.Error(err))
+	}
+}
+
+func (m *Muxer) removeFile(name string) {
+	if err := os.Remove(filepath.Join(m.cfg.Dir, name)); err != nil && !os.IsNotExist(err) {
+		m.log.Warn("hls: remove failed", zap.String("file", name), zap.Error(err))
+	}
+}

@@ -1,0 +1,253 @@
+// Package media is a node's live-stream core: the streams it holds, their publishers,
+// GOP caches and the bounded, shared-payload fan-out to players.
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"peer/media/hls"
+)
+
+// ErrBusy refuses a second publisher of a live stream.
+var ErrBusy = errors.New("stream is already being published")
+
+// Config bounds the hub's memory and its players' patience.
+type Config struct {
+	QueueTags    int           // tags a player may have queued before it skips to a keyframe
+	MaxOverflows int           // skips tolerated before a slow player is disconnected
+	GOPMaxBytes  int           // largest GOP cached for fast start
+	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
+	HLS          hls.Config
+}
+
+// DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
+func DefaultConfig() Config {
+	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, IdleTimeout: 30 * time.Second,
+		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}}
+}
+
+// Hub holds the streams of one node.
+type Hub struct {
+	cfg    Config
+	log    *zap.Logger
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	streams map[string]*Stream
+}
+
+// NewHub makes an empty hub; Run maintains it.
+func NewHub(cfg Config, log *zap.Logger) *Hub {
+	return &Hub{cfg: cfg, log: log, streams: map[string]*Stream{}}
+}
+
+// ValidateName checks an app or stream name from a client.
+func ValidateName(s string) error {
+	switch {
+	case s == "":
+		return errors.New("empty name")
+	case len(s) > 256:
+		return fmt.Errorf("name of %d bytes exceeds 256", len(s))
+	case strings.Contains(s, ".."):
+		return errors.New(`name contains ".."`)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`/\?#%"<>`, r) {
+			return fmt.Errorf("name contains %q", r)
+		}
+	}
+	return nil
+}
+
+func (h *Hub) stream(app, name string) (*Stream, error) {
+	if err := ValidateName(app); err != nil {
+		return nil, fmt.Errorf("bad app: %w", err)
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, fmt.Errorf("bad stream name: %w", err)
+	}
+	key := app + "/" + name
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.streams[key]
+	if s == nil {
+		log := h.log.With(zap.String("stream", key))
+		s = &Stream{App: app, Name: name, hub: h, log: log, created: time.Now(), vacantSince: time.Now(),
+			players: map[*Player]struct{}{}, hls: hls.New(h.cfg.HLS, log)}
+		h.streams[key] = s
+	}
+	return s, nil
+}
+
+// Lookup returns the stream if this node holds it.
+func (h *Hub) Lookup(app, name string) *Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.streams[app+"/"+name]
+}
+
+// Publish attaches a publisher, refusing a second one with ErrBusy.
+func (h *Hub) Publish(app, name, remote string) (*Publisher, error) {
+	s, err := h.stream(app, name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pub != nil {
+		return nil, ErrBusy
+	}
+	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, stream: s}
+	s.pub = p
+	s.published++
+	if s.published > 1 {
+		s.hls.Discontinuity()
+	}
+	s.vacantSince = time.Time{}
+	return p, nil
+}
+
+// Play subscribes a player; it receives the stream's start tags, then live tags. A
+// player may arrive before the publisher and waits for it.
+func (h *Hub) Play(app, name, kind, remote string) (*Player, error) {
+	s, err := h.stream(app, name)
+	if err != nil {
+		return nil, err
+	}
+	p := newPlayer(s, kind, remote, h.cfg.QueueTags)
+	p.ID = h.nextID.Add(1)
+	s.subscribe(p)
+	return p, nil
+}
+
+// Run drops idle streams and samples bitrates until ctx ends, then closes every player.
+func (h *Hub) Run(ctx context.Context) {
+	const tick = 2 * time.Second
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.closeAll()
+			return
+		case now := <-t.C:
+			h.maintain(now, tick)
+		}
+	}
+}
+
+func (h *Hub) maintain(now time.Time, tick time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key, s := range h.streams {
+		s.rate.sample(s.bytesIn.Load(), s.bytesOut.Load(), tick)
+		s.mu.Lock()
+		vacant := s.pub == nil && now.Sub(s.vacantSince) > h.cfg.IdleTimeout
+		s.mu.Unlock()
+		if vacant {
+			delete(h.streams, key)
+			s.shutdown(ErrStreamClosed)
+		}
+	}
+}
+
+func (h *Hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key, s := range h.streams {
+		delete(h.streams, key)
+		s.shutdown(ErrStreamClosed)
+	}
+}
+
+// StreamStats is one stream as the API shows it.
+type StreamStats struct {
+	App, Name   string
+	Created     time.Time
+	Publishing  bool
+	PublisherID uint64
+	Players     int
+	Frames      uint64
+	BytesIn     uint64
+	BytesOut    uint64
+	KbpsIn      float64
+	KbpsOut     float64
+	Info        Info
+}
+
+// ClientStats is one connection attached to a stream.
+type ClientStats struct {
+	ID       uint64
+	App      string
+	Stream   string
+	Kind     string
+	Remote   string
+	Publish  bool
+	BytesOut uint64
+}
+
+// Snapshot lists streams and their clients, sorted by stream key.
+func (h *Hub) Snapshot() ([]StreamStats, []ClientStats) {
+	h.mu.Lock()
+	list := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		list = append(list, s)
+	}
+	h.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].Key() < list[j].Key() })
+	var streams []StreamStats
+	var clients []ClientStats
+	for _, s := range list {
+		in, out := s.rate.kbps()
+		s.mu.Lock()
+		st := StreamStats{App: s.App, Name: s.Name, Created: s.created, Publishing: s.pub != nil,
+			Players: len(s.players), Frames: s.frames, BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
+			KbpsIn: in, KbpsOut: out, Info: s.info}
+		if s.pub != nil {
+			st.PublisherID = s.pub.ID
+			clients = append(clients, ClientStats{ID: s.pub.ID, App: s.App, Stream: s.Name, Kind: "publish", Remote: s.pub.Remote, Publish: true})
+		}
+		players := make([]*Player, 0, len(s.players))
+		for p := range s.players {
+			players = append(players, p)
+		}
+		s.mu.Unlock()
+		for _, p := range players {
+			clients = append(clients, ClientStats{ID: p.ID, App: s.App, Stream: s.Name, Kind: p.Kind, Remote: p.Remote, BytesOut: p.BytesOut()})
+		}
+		streams = append(streams, st)
+	}
+	sort.Slice(clients, func(i, j int) bool { return clients[i].ID < clients[j].ID })
+	return streams, clients
+}
+
+// rateMeter turns byte counters into kbit/s over the last sample period.
+type rateMeter struct {
+	mu              sync.Mutex
+	lastIn, lastOut uint64
+	in, out         float64
+}
+
+func (r *rateMeter) sample(in, out uint64, period time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sec := period.Seconds()
+	r.in = float64(in-r.lastIn) * 8 / 1000 / sec
+	r.out = float64(out-r.lastOut) * 8 / 1000 / sec
+	r.lastIn, r.lastOut = in, out
+}
+
+func (r *rateMeter) kbps() (float64, float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.in, r.out
+}

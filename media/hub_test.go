@@ -1,0 +1,235 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"peer/media/flv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	avcSeq   = []byte{0x17, 0, 0, 0, 0, 1, 0x42, 0, 0x1e, 0xff, 0xe0, 0}
+	keyframe = []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65}
+	interFr  = []byte{0x27, 1, 0, 0, 0, 0, 0, 0, 1, 0x41}
+	aacFrame = []byte{0xaf, 1, 0x21, 0x10}
+)
+
+func testHub(t testing.TB, queue int) *Hub {
+	cfg := DefaultConfig()
+	cfg.QueueTags = queue
+	return NewHub(cfg, zap.NewNop())
+}
+
+func TestValidateName(t *testing.T) {
+	for _, bad := range []string{"", "..", "a/../b", "a/b", string(make([]byte, 257)), "x\x00", "a?b"} {
+		if ValidateName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for _, good := range []string{"live", "test", "cam-1_hd.main", "ライブ"} {
+		if err := ValidateName(good); err != nil {
+			t.Errorf("%q refused: %v", good, err)
+		}
+	}
+}
+
+func TestSecondPublisherRefused(t *testing.T) {
+	h := testHub(t, 16)
+	p1, err := h.Publish("live", "a", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Publish("live", "a", "y"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second publisher: %v", err)
+	}
+	p1.Close()
+	if _, err := h.Publish("live", "a", "y"); err != nil {
+		t.Fatalf("publisher after the first left: %v", err)
+	}
+}
+
+// TestStartFromGOP checks a late player starts with the sequence header and the latest
+// keyframe, sharing the publisher's bytes.
+func TestStartFromGOP(t *testing.T) {
+	h := testHub(t, 64)
+	pub, _ := h.Publish("live", "a", "x")
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	pub.Write(flv.TypeVideo, 40, interFr)
+	pub.Write(flv.TypeVideo, 80, keyframe)
+	pub.Write(flv.TypeAudio, 90, aacFrame)
+	pl, _ := h.Play("live", "a", "test", "p")
+	defer pl.Close()
+	got, err := pl.Next(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got[0].IsSequenceHeader() || !got[1].IsKeyframe() || got[1].Time != 80 || got[2].Type != flv.TypeAudio {
+		t.Fatalf("start tags: %v", describe(got))
+	}
+	pub.Write(flv.TypeVideo, 120, interFr)
+	pl2, _ := h.Play("live", "a", "test", "p2")
+	defer pl2.Close()
+	a, _ := pl.Next(context.Background(), nil)
+	b, _ := pl2.Next(context.Background(), nil)
+	if &a[0].Raw[0] != &b[len(b)-1].Raw[0] {
+		t.Fatal("players got different copies of one tag")
+	}
+}
+
+// TestSlowPlayerSkipsThenDrops: a player that never reads is skipped to the next
+// keyframe when its queue fills, then disconnected; the publisher never blocks and a
+// reading player gets everything.
+func TestSlowPlayerSkipsThenDrops(t *testing.T) {
+	h := testHub(t, 8)
+	pub, _ := h.Publish("live", "a", "x")
+	slow, _ := h.Play("live", "a", "test", "slow")
+	defer slow.Close()
+	fast, _ := h.Play("live", "a", "test", "fast")
+	defer fast.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	received := make(chan int)
+	go func() {
+		n := 0
+		var buf []*flv.Tag
+		for {
+			var err error
+			buf, err = fast.Next(ctx, buf[:0])
+			n += len(buf)
+			if err != nil {
+				received <- n
+				return
+			}
+		}
+	}()
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	sent := 1
+	start := time.Now()
+	for i := range 200 {
+		frame := interFr
+		if i%10 == 0 {
+			frame = keyframe
+		}
+		pub.Write(flv.TypeVideo, uint32(i*40), frame)
+		sent++
+		if i%8 == 0 {
+			time.Sleep(time.Millisecond) // let the fast reader keep up
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("publisher took %v: blocked by a slow player", d)
+	}
+	if _, err := slow.Next(context.Background(), nil); !errors.Is(err, ErrTooSlow) {
+		t.Fatalf("slow player: %v, want ErrTooSlow", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if n := <-received; n != sent {
+		t.Fatalf("fast player got %d of %d tags", n, sent)
+	}
+}
+
+func TestSkipResumesAtKeyframe(t *testing.T) {
+	h := testHub(t, 4)
+	pub, _ := h.Publish("live", "a", "x")
+	pl, _ := h.Play("live", "a", "test", "p")
+	defer pl.Close()
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	for i := 1; i <= 6; i++ { // overflows once, drops the backlog
+		pub.Write(flv.TypeVideo, uint32(i*40), interFr)
+	}
+	pub.Write(flv.TypeVideo, 400, keyframe)
+	pub.Write(flv.TypeVideo, 440, interFr)
+	got, err := pl.Next(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].IsKeyframe() || got[0].Time != 400 {
+		t.Fatalf("after overflow: %v", describe(got))
+	}
+}
+
+// TestPublisherRestartKeepsTimeGrowing: players that stay across publishers see time go
+// on, and 32-bit wraps are unwrapped.
+func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
+	h := testHub(t, 64)
+	pl, _ := h.Play("live", "a", "test", "p")
+	defer pl.Close()
+	pub, _ := h.Publish("live", "a", "x")
+	pub.Write(flv.TypeVideo, 5000, keyframe)
+	pub.Close()
+	pub2, _ := h.Publish("live", "a", "y")
+	pub2.Write(flv.TypeVideo, 0, keyframe)
+	pub2.Write(flv.TypeVideo, 0x7fffffff, interFr)
+	pub2.Write(flv.TypeVideo, 0xfffffff0, interFr)
+	pub2.Write(flv.TypeVideo, 30, interFr) // wrapped
+	got, _ := pl.Next(context.Background(), nil)
+	if len(got) != 5 {
+		t.Fatalf("got %v", describe(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Time <= got[i-1].Time {
+			t.Fatalf("time went back: %v", describe(got))
+		}
+	}
+	if got[4].Time < 1<<32 {
+		t.Fatalf("wrap not unwrapped: %v", describe(got))
+	}
+}
+
+func describe(tags []*flv.Tag) []string {
+	var out []string
+	for _, t := range tags {
+		kind := map[uint8]string{8: "audio", 9: "video", 18: "data"}[t.Type]
+		if t.IsKeyframe() {
+			kind += "/key"
+		}
+		if t.IsSequenceHeader() {
+			kind += "/seq"
+		}
+		out = append(out, kind+"@"+time.Duration(t.Time*int64(time.Millisecond)).String())
+	}
+	return out
+}
+
+// BenchmarkFanOut measures the publisher's cost per message with 1000 players: the
+// payload is serialized once and shared, so allocations do not grow with players.
+func BenchmarkFanOut(b *testing.B) {
+	for _, players := range []int{1, 1000} {
+		b.Run(map[int]string{1: "players=1", 1000: "players=1000"}[players], func(b *testing.B) {
+			h := testHub(b, 1<<16)
+			pub, _ := h.Publish("live", "a", "x")
+			var ps []*Player
+			for range players {
+				p, _ := h.Play("live", "a", "bench", "p")
+				ps = append(ps, p)
+			}
+			payload := make([]byte, 10000)
+			copy(payload, interFr)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				pub.Write(flv.TypeVideo, uint32(i), payload)
+				if i%1024 == 1023 {
+					b.StopTimer()
+					for _, p := range ps {
+						p.Next(context.Background(), nil)
+					}
+					b.StartTimer()
+				}
+			}
+			b.StopTimer()
+			for _, p := range ps {
+				p.Close()
+			}
+		})
+	}
+}
