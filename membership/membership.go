@@ -1,0 +1,612 @@
+// Package membership wraps hashicorp/memberlist for the peer cluster: gossip
+// membership with encrypted traffic, node metadata (addresses, version,
+// incarnation, load), stable node identities across restarts and a member
+// table that keeps dead and left nodes visible.
+//
+// Identity: memberlist refuses a known name that reappears at a new address
+// ("Conflicting address", memberlist issue #157) for tens of seconds. Each
+// process start therefore gossips under a per-start name "<name>-<nonce>" and
+// carries the stable node name in its metadata; the member table folds all
+// incarnations of one stable name into one Member, preferring the newest start
+// time. A restarted node is visible again within about 100 ms.
+package membership
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/zap"
+)
+
+// State of a member as seen by this node.
+type State string
+
+// Member states. memberlist v0.6.0 does not expose its internal "suspect"
+// state through any public API (Node.State of returned nodes is never
+// updated), so StateSuspect is defined for the API shape but not reported.
+const (
+	StateAlive   State = "alive"
+	StateSuspect State = "suspect"
+	StateDead    State = "dead"
+	StateLeft    State = "left"
+)
+
+// Load is the gossiped load of a node.
+type Load struct {
+	Streams    int     `json:"s,omitempty"`
+	Players    int     `json:"p,omitempty"`
+	EgressMbps float64 `json:"e,omitempty"`
+	CPU        float64 `json:"c,omitempty"`
+}
+
+// Meta is what a node gossips about itself. It must stay under 512 bytes.
+type Meta struct {
+	Name    string `json:"n"`
+	RTMP    string `json:"r,omitempty"`
+	HTTP    string `json:"h,omitempty"`
+	Raft    string `json:"f,omitempty"`
+	Version string `json:"v,omitempty"`
+	// Incarnation is the process start time in unix nanoseconds; newer wins.
+	Incarnation int64 `json:"i"`
+	Leaving     bool  `json:"x,omitempty"`
+	Load        Load  `json:"l"`
+}
+
+// Member is one stable node as seen by this node.
+type Member struct {
+	Name        string    `json:"name"`
+	GossipName  string    `json:"gossip_name"` // per-start memberlist name
+	State       State     `json:"state"`
+	Gossip      string    `json:"gossip"` // gossip host:port
+	RTMP        string    `json:"rtmp"`
+	HTTP        string    `json:"http"`
+	Raft        string    `json:"raft"`
+	Version     string    `json:"version"`
+	Incarnation int64     `json:"incarnation"`
+	Leaving     bool      `json:"leaving"`
+	Load        Load      `json:"load"`
+	Since       time.Time `json:"since"` // local time of the last state change
+}
+
+// EventType of a membership event.
+type EventType int
+
+// Event types.
+const (
+	EventJoin EventType = iota
+	EventUpdate
+	EventLeave // graceful leave
+	EventFail  // declared dead
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventJoin:
+		return "join"
+	case EventUpdate:
+		return "update"
+	case EventLeave:
+		return "leave"
+	case EventFail:
+		return "fail"
+	}
+	return strconv.Itoa(int(t))
+}
+
+// Event is delivered to subscribers in order, from one goroutine.
+type Event struct {
+	Type   EventType
+	Member Member
+}
+
+// Timing holds the gossip failure-detector knobs.
+type Timing struct {
+	ProbeInterval           time.Duration
+	ProbeTimeout            time.Duration
+	GossipInterval          time.Duration
+	PushPullInterval        time.Duration
+	SuspicionMult           int
+	SuspicionMaxTimeoutMult int
+	TCPTimeout              time.Duration
+	// RejoinInterval: how often dead (not left) members' last addresses are
+	// dialled again to heal a split after a partition. 0 disables.
+	RejoinInterval time.Duration
+}
+
+// FastLAN is the default profile, measured on loopback (LIBRARIES.md §4):
+// a crashed node is declared dead in ~0.7 s (0.64–1.2 s). The trade-off is
+// more false positives under CPU starvation or packet loss (a paused or
+// overloaded process is declared dead after ~1 s); placement protects against
+// that with a dead-node grace and MinQuorum-style rules. Use LAN() for
+// real networks (~6 s detection).
+func FastLAN() Timing {
+	return Timing{
+		ProbeInterval:  200 * time.Millisecond,
+		ProbeTimeout:   100 * time.Millisecond,
+		GossipInterval: 50 * time.Millisecond,
+		// Full state sync every second: a node that missed an alive
+		// broadcast (UDP) catches up within ~1 s instead of 5-30 s.
+		PushPullInterval:        time.Second,
+		SuspicionMult:           2,
+		SuspicionMaxTimeoutMult: 2,
+		TCPTimeout:              time.Second,
+		RejoinInterval:          3 * time.Second,
+	}
+}
+
+// LAN is memberlist's conservative LAN profile.
+func LAN() Timing {
+	return Timing{
+		ProbeInterval:           time.Second,
+		ProbeTimeout:            500 * time.Millisecond,
+		GossipInterval:          200 * time.Millisecond,
+		PushPullInterval:        30 * time.Second,
+		SuspicionMult:           4,
+		SuspicionMaxTimeoutMult: 6,
+		TCPTimeout:              10 * time.Second,
+		RejoinInterval:          15 * time.Second,
+	}
+}
+
+// Config of a Membership.
+type Config struct {
+	Name          string // stable node name (also the raft ID)
+	BindAddr      string // gossip host:port (port 0 = pick one)
+	AdvertiseAddr string // host[:port] others use; default: bind address
+	ClusterKey    string // shared secret; empty = no encryption
+	Meta          Meta   // Name and Incarnation are filled in if empty
+	Timing        Timing // zero = FastLAN()
+}
+
+// Membership is a running gossip member.
+type Membership struct {
+	cfg   Config
+	log   *zap.Logger
+	ml    *memberlist.Memberlist
+	trans *blockableTransport
+
+	mu      sync.Mutex
+	meta    Meta
+	nodes   map[string]*entry // by memberlist (per-start) name
+	leaving map[string]bool   // per-start names that announced a graceful leave
+	subs    []func(Event)
+	queue   []Event
+	qcond   *sync.Cond
+	stopped bool
+
+	stopCh chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+type entry struct {
+	gossipName string
+	addr       string
+	meta       Meta
+	state      State
+	since      time.Time
+}
+
+// DeriveKey turns a cluster key string into a 32-byte AES-256 key.
+func DeriveKey(clusterKey string) []byte {
+	sum := sha256.Sum256([]byte("peer-gossip\x00" + clusterKey))
+	return sum[:]
+}
+
+// New starts gossip (without joining anybody).
+func New(cfg Config, logger *zap.Logger) (*Membership, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if cfg.Name == "" {
+		return nil, errors.New("membership: empty Name")
+	}
+	if cfg.Timing.ProbeInterval == 0 {
+		cfg.Timing = FastLAN()
+	}
+	host, portS, err := net.SplitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("membership: bind address %q: %w", cfg.BindAddr, err)
+	}
+	port, _ := strconv.Atoi(portS)
+	if cfg.Meta.Incarnation == 0 {
+		cfg.Meta.Incarnation = time.Now().UnixNano()
+	}
+	cfg.Meta.Name = cfg.Name
+	m := &Membership{
+		cfg:     cfg,
+		log:     logger.Named("membership"),
+		meta:    cfg.Meta,
+		nodes:   map[string]*entry{},
+		leaving: map[string]bool{},
+		stopCh:  make(chan struct{}),
+	}
+	m.qcond = sync.NewCond(&m.mu)
+
+	mlLog := log.New(&logWriter{log: m.log}, "", 0)
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{host},
+		BindPort:  port,
+		Logger:    mlLog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("membership: listen %s: %w", cfg.BindAddr, err)
+	}
+	m.trans = newBlockable(nt)
+
+	var nonce [4]byte
+	_, _ = rand.Read(nonce[:])
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name = cfg.Name + "-" + hex.EncodeToString(nonce[:])
+	mc.Transport = m.trans
+	mc.Logger = mlLog
+	mc.Delegate = &delegate{m: m}
+	mc.Events = &events{m: m}
+	mc.ProbeInterval = cfg.Timing.ProbeInterval
+	mc.ProbeTimeout = cfg.Timing.ProbeTimeout
+	mc.GossipInterval = cfg.Timing.GossipInterval
+	mc.PushPullInterval = cfg.Timing.PushPullInterval
+	mc.SuspicionMult = cfg.Timing.SuspicionMult
+	mc.SuspicionMaxTimeoutMult = cfg.Timing.SuspicionMaxTimeoutMult
+	mc.TCPTimeout = cfg.Timing.TCPTimeout
+	mc.DeadNodeReclaimTime = time.Second
+	advHost, advPort := host, nt.GetAutoBindPort()
+	if cfg.AdvertiseAddr != "" {
+		if h, p, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
+			advHost = h
+			if pp, _ := strconv.Atoi(p); pp != 0 {
+				advPort = pp
+			}
+		} else {
+			advHost = cfg.AdvertiseAddr
+		}
+	}
+	if advHost == "" || advHost == "0.0.0.0" || advHost == "::" {
+		advHost = "127.0.0.1"
+	}
+	mc.AdvertiseAddr = advHost
+	mc.AdvertisePort = advPort
+	mc.BindAddr = host
+	mc.BindPort = advPort
+	if cfg.ClusterKey != "" {
+		mc.SecretKey = DeriveKey(cfg.ClusterKey)
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		_ = m.trans.Shutdown()
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	m.ml = ml
+	m.wg.Add(1)
+	go m.dispatch()
+	if cfg.Timing.RejoinInterval > 0 {
+		m.wg.Add(1)
+		go m.rejoinLoop()
+	}
+	m.log.Info("gossip started", zap.String("name", cfg.Name), zap.String("gossip_name", mc.Name),
+		zap.String("addr", m.Addr()), zap.Bool("encrypted", cfg.ClusterKey != ""))
+	return m, nil
+}
+
+// Name is the stable node name.
+func (m *Membership) Name() string { return m.cfg.Name }
+
+// Addr is the advertised gossip address (host:port).
+func (m *Membership) Addr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Join contacts seeds (gossip host:port). It succeeds if at least one answered.
+func (m *Membership) Join(seeds []string) error {
+	if len(seeds) == 0 {
+		return nil
+	}
+	n, err := m.ml.Join(seeds)
+	if n > 0 {
+		m.log.Info("joined cluster", zap.Strings("seeds", seeds), zap.Int("contacted", n))
+		return nil
+	}
+	if err == nil {
+		err = errors.New("no seed answered")
+	}
+	return fmt.Errorf("membership: join %v: %w", seeds, err)
+}
+
+// SetLoad gossips new load figures (metadata update).
+func (m *Membership) SetLoad(l Load) {
+	m.mu.Lock()
+	m.meta.Load = l
+	m.mu.Unlock()
+	_ = m.ml.UpdateNode(time.Second)
+}
+
+// Meta returns this node's current metadata.
+func (m *Membership) Meta() Meta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.meta
+}
+
+// Leave marks this node as leaving (metadata plus a reliable TCP notice to
+// every live member, so they report "left" rather than "dead": memberlist's
+// own dead/left distinction is not observable) and then leaves gossip.
+func (m *Membership) Leave(timeout time.Duration) error {
+	m.mu.Lock()
+	m.meta.Leaving = true
+	m.mu.Unlock()
+	_ = m.ml.UpdateNode(timeout / 2)
+	msg := append([]byte(leaveNotice), m.ml.LocalNode().Name...)
+	var wg sync.WaitGroup
+	for _, n := range m.ml.Members() {
+		if n.Name == m.ml.LocalNode().Name {
+			continue
+		}
+		wg.Add(1)
+		go func(n *memberlist.Node) {
+			defer wg.Done()
+			_ = m.ml.SendReliable(n, msg)
+		}(n)
+	}
+	wg.Wait()
+	err := m.ml.Leave(timeout)
+	m.log.Info("left gossip", zap.Error(err))
+	return err
+}
+
+// SetLeaving only flags this node as leaving in gossip (it stays a member).
+func (m *Membership) SetLeaving() {
+	m.mu.Lock()
+	m.meta.Leaving = true
+	m.mu.Unlock()
+	_ = m.ml.UpdateNode(time.Second)
+}
+
+// Shutdown stops gossip without leaving (others will declare this node dead).
+func (m *Membership) Shutdown() {
+	m.once.Do(func() {
+		close(m.stopCh)
+		_ = m.ml.Shutdown()
+		m.mu.Lock()
+		m.stopped = true
+		m.qcond.Broadcast()
+		m.mu.Unlock()
+		m.wg.Wait()
+	})
+}
+
+// SetPartitioned is a fault-injection hook for tests and chaos runs: while
+// true, this node sends no gossip packets and dials no gossip connections, so
+// the others declare it dead.
+func (m *Membership) SetPartitioned(b bool) { m.trans.blocked.Store(b) }
+
+// Subscribe registers fn for membership events. Calls are made in order from
+// a single goroutine; fn must not block for long.
+func (m *Membership) Subscribe(fn func(Event)) {
+	m.mu.Lock()
+	m.subs = append(m.subs, fn)
+	m.mu.Unlock()
+}
+
+// Members returns one entry per stable node name, including dead and left
+// nodes, sorted by name.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	best := map[string]*entry{}
+	for _, e := range m.nodes {
+		b := best[e.meta.Name]
+		if b == nil || better(e, b) {
+			best[e.meta.Name] = e
+		}
+	}
+	out := make([]Member, 0, len(best))
+	for _, e := range best {
+		out = append(out, e.member())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Member returns one member by stable name.
+func (m *Membership) Member(name string) (Member, bool) {
+	for _, mm := range m.Members() {
+		if mm.Name == name {
+			return mm, true
+		}
+	}
+	return Member{}, false
+}
+
+// better: newer incarnation wins; for equal incarnation alive wins.
+func better(a, b *entry) bool {
+	if a.meta.Incarnation != b.meta.Incarnation {
+		return a.meta.Incarnation > b.meta.Incarnation
+	}
+	return a.state == StateAlive && b.state != StateAlive
+}
+
+func (e *entry) member() Member {
+	return Member{
+		Name: e.meta.Name, GossipName: e.gossipName, State: e.state, Gossip: e.addr,
+		RTMP: e.meta.RTMP, HTTP: e.meta.HTTP, Raft: e.meta.Raft, Version: e.meta.Version,
+		Incarnation: e.meta.Incarnation, Leaving: e.meta.Leaving, Load: e.meta.Load, Since: e.since,
+	}
+}
+
+func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
+	var meta Meta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.Name == "" {
+		m.log.Warn("ignoring gossip node without peer metadata", zap.String("node", n.Name))
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	e := m.nodes[n.Name]
+	// Is this incarnation the visible one for its stable name?
+	newer := true
+	for _, o := range m.nodes {
+		if o != e && o.meta.Name == meta.Name && o.meta.Incarnation > meta.Incarnation {
+			newer = false
+		}
+	}
+	if e == nil {
+		if !newer {
+			m.mu.Unlock()
+			return
+		}
+		e = &entry{gossipName: n.Name, since: now}
+		m.nodes[n.Name] = e
+	}
+	state := StateAlive
+	if typ == EventLeave || typ == EventFail {
+		state = StateDead
+		typ = EventFail
+		if meta.Leaving || m.leaving[n.Name] {
+			state = StateLeft
+			typ = EventLeave
+		}
+	}
+	if e.state != state {
+		e.since = now
+	}
+	e.state = state
+	e.meta = meta
+	e.addr = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+	// Forget older incarnations of the same stable name that are gone.
+	if state == StateAlive {
+		for k, o := range m.nodes {
+			if o != e && o.meta.Name == meta.Name && o.meta.Incarnation < meta.Incarnation {
+				delete(m.nodes, k)
+			}
+		}
+	}
+	mem := e.member()
+	if newer {
+		m.queue = append(m.queue, Event{Type: typ, Member: mem})
+		m.qcond.Signal()
+	}
+	m.mu.Unlock()
+	if !newer {
+		return
+	}
+	switch typ {
+	case EventJoin:
+		m.log.Info("member joined", zap.String("member", mem.Name), zap.String("addr", mem.Gossip), zap.Int64("incarnation", mem.Incarnation))
+	case EventLeave:
+		m.log.Info("member left", zap.String("member", mem.Name))
+	case EventFail:
+		m.log.Info("member failed", zap.String("member", mem.Name), zap.String("addr", mem.Gossip))
+	}
+}
+
+func (m *Membership) dispatch() {
+	defer m.wg.Done()
+	for {
+		m.mu.Lock()
+		for len(m.queue) == 0 && !m.stopped {
+			m.qcond.Wait()
+		}
+		if m.stopped {
+			m.mu.Unlock()
+			return
+		}
+		q := m.queue
+		m.queue = nil
+		subs := append([]func(Event){}, m.subs...)
+		m.mu.Unlock()
+		for _, ev := range q {
+			for _, fn := range subs {
+				fn(ev)
+			}
+		}
+	}
+}
+
+// rejoinLoop dials the last address of members marked dead: if the node is
+// actually alive on the other side of a healed partition, the push/pull
+// merges both views again (memberlist alone only gossips to the dead for
+// GossipToTheDeadTime).
+func (m *Membership) rejoinLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.Timing.RejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopCh:
+			return
+		case <-t.C:
+		}
+		var addrs []string
+		for _, mem := range m.Members() {
+			if mem.State == StateDead && mem.Name != m.cfg.Name && len(addrs) < 8 {
+				addrs = append(addrs, mem.Gossip)
+			}
+		}
+		if len(addrs) > 0 && !m.trans.blocked.Load() {
+			_, _ = m.ml.Join(addrs)
+		}
+	}
+}
+
+type delegate struct{ m *Membership }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b, _ := json.Marshal(d.m.Meta())
+	if len(b) > limit {
+		d.m.log.Error("gossip metadata too large", zap.Int("len", len(b)), zap.Int("limit", limit))
+		return nil
+	}
+	return b
+}
+
+const leaveNotice = "peer-leave:"
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if s := string(b); strings.HasPrefix(s, leaveNotice) {
+		d.m.mu.Lock()
+		d.m.leaving[strings.TrimPrefix(s, leaveNotice)] = true
+		d.m.mu.Unlock()
+	}
+}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+type events struct{ m *Membership }
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.m.onNode(n, EventJoin) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.m.onNode(n, EventFail) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.onNode(n, EventUpdate) }
+
+// logWriter routes memberlist's std logger into zap; decryption failures
+// (a peer without the cluster key) are reported as refused attempts.
+type logWriter struct{ log *zap.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	s := strings.TrimSpace(string(p))
+	switch {
+	case strings.Contains(s, "decrypt") || strings.Contains(s, "Decrypt") || strings.Contains(s, "No installed keys"):
+		w.log.Warn("refused gossip from a node without the cluster key", zap.String("detail", s))
+	case strings.HasPrefix(s, "[DEBUG]"):
+	case strings.HasPrefix(s, "[INFO]"):
+		w.log.Debug(s)
+	default:
+		w.log.Debug(s) // memberlist is chatty about transient errors on fast timings
+	}
+	return len(p), nil
+}

@@ -1,0 +1,151 @@
+package membership
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).sendPingAndWaitForAck"),
+	)
+}
+
+func logger() *zap.Logger {
+	if os.Getenv("PEER_TEST_LOG") != "" {
+		l, _ := zap.NewDevelopment()
+		return l
+	}
+	return zap.NewNop()
+}
+
+func start(t *testing.T, name, key string, log *zap.Logger, seeds ...string) *Membership {
+	t.Helper()
+	if log == nil {
+		log = logger()
+	}
+	m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", ClusterKey: key,
+		Meta: Meta{RTMP: "127.0.0.1:1935", HTTP: "127.0.0.1:8080", Raft: "127.0.0.1:7947", Version: "t"}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Shutdown)
+	if len(seeds) > 0 {
+		if err := m.Join(seeds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, f func() bool) time.Duration {
+	t.Helper()
+	s := time.Now()
+	for time.Since(s) < d {
+		if f() {
+			return time.Since(s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timeout waiting for %s", what)
+	return 0
+}
+
+func state(m *Membership, name string) State {
+	mm, ok := m.Member(name)
+	if !ok {
+		return ""
+	}
+	return mm.State
+}
+
+func TestJoinLoadFailLeaveRejoin(t *testing.T) {
+	a := start(t, "a", "key", nil)
+	events := make(chan Event, 64)
+	a.Subscribe(func(e Event) { events <- e })
+	b := start(t, "b", "key", nil, a.Addr())
+	c := start(t, "c", "key", nil, a.Addr())
+	waitFor(t, 3*time.Second, "3 alive everywhere", func() bool {
+		for _, m := range []*Membership{a, b, c} {
+			if len(m.Members()) != 3 || state(m, "a") != StateAlive || state(m, "b") != StateAlive || state(m, "c") != StateAlive {
+				return false
+			}
+		}
+		return true
+	})
+	mb, _ := a.Member("b")
+	if mb.RTMP != "127.0.0.1:1935" || mb.HTTP == "" || mb.Raft == "" || mb.Incarnation == 0 || mb.GossipName == "b" {
+		t.Fatalf("meta: %+v", mb)
+	}
+	// Load is gossiped.
+	b.SetLoad(Load{Streams: 3, Players: 40, EgressMbps: 12.5, CPU: 0.4})
+	waitFor(t, 3*time.Second, "load update", func() bool {
+		m, _ := c.Member("b")
+		return m.Load.Players == 40 && m.Load.CPU == 0.4
+	})
+	// Crash: dead, and it stays listed.
+	crash := time.Now()
+	c.Shutdown()
+	d := waitFor(t, 5*time.Second, "c dead", func() bool { return state(a, "c") == StateDead && state(b, "c") == StateDead })
+	t.Logf("crash detected (dead everywhere) after %v", d)
+	if d > 3*time.Second {
+		t.Errorf("detection took %v", d)
+	}
+	_ = crash
+	// Graceful leave: left.
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "b left", func() bool { return state(a, "b") == StateLeft })
+	// Restart "c" at a new address: same stable name, visible again quickly
+	// despite memberlist's "Conflicting address" rule.
+	s := time.Now()
+	c2 := start(t, "c", "key", nil, a.Addr())
+	d = waitFor(t, 3*time.Second, "c back", func() bool {
+		m, _ := a.Member("c")
+		return m.State == StateAlive && m.Gossip == c2.Addr()
+	})
+	t.Logf("restarted c visible again after %v", d)
+	_ = s
+	got := map[EventType]int{}
+	timeout := time.After(time.Second)
+loop:
+	for {
+		select {
+		case e := <-events:
+			got[e.Type]++
+		case <-timeout:
+			break loop
+		}
+	}
+	if got[EventJoin] < 3 || got[EventFail] < 1 || got[EventLeave] < 1 || got[EventUpdate] < 1 {
+		t.Fatalf("events %v", got)
+	}
+}
+
+func TestWrongKeyRefusedAndLogged(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	a := start(t, "a", "right", zap.New(core))
+	bad := start(t, "bad", "wrong", nil)
+	if err := bad.Join([]string{a.Addr()}); err == nil {
+		t.Fatal("join with the wrong key succeeded")
+	}
+	none := start(t, "none", "", nil)
+	if err := none.Join([]string{a.Addr()}); err == nil {
+		t.Fatal("join without key succeeded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if len(a.Members()) != 1 {
+		t.Fatalf("a lists %v", a.Members())
+	}
+	if logs.FilterMessage("refused gossip from a node without the cluster key").Len() == 0 {
+		t.Fatalf("refusal not logged; logs: %v", logs.All())
+	}
+}

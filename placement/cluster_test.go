@@ -1,0 +1,524 @@
+package placement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"peer/membership"
+)
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestThreeNodeJoinAgreedView(t *testing.T) {
+	h := newHarness(t, "secret")
+	start := time.Now()
+	nodes := h.cluster(3)
+	d := waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	t.Logf("3 nodes: agreed view (leader, 3 alive, 3 voters) %v after start of the first node (%v after last join)", time.Since(start), d)
+
+	v := nodes[1].View()
+	b, _ := json.Marshal(v)
+	var generic map[string]any
+	_ = json.Unmarshal(b, &generic)
+	for _, k := range []string{"code", "self", "leader", "members", "streams"} {
+		if _, ok := generic[k]; !ok {
+			t.Fatalf("view JSON lacks %q: %s", k, b)
+		}
+	}
+	if v.Self != "n2" || v.Leader == "" || len(v.Members) != 3 {
+		t.Fatalf("bad view: %s", b)
+	}
+	roles := map[string]int{}
+	for _, m := range v.Members {
+		if m.State != "alive" || m.RTMP == "" || m.HTTP == "" {
+			t.Fatalf("bad member %+v", m)
+		}
+		roles[m.Raft]++
+	}
+	if roles["leader"] != 1 || roles["voter"] != 2 {
+		t.Fatalf("roles %v", roles)
+	}
+	if !strings.Contains(string(b), `"streams":[]`) {
+		t.Fatalf("streams must be an empty list: %s", b)
+	}
+	// A stream shows up in every view with master/replicas/epoch.
+	a, err := nodes[2].Acquire(ctxT(t, 5*time.Second), "live/test", "n3")
+	if err != nil || a.Master != "n3" || len(a.Replicas) != 2 || a.Epoch == 0 {
+		t.Fatalf("acquire: %+v %v", a, err)
+	}
+	waitFor(t, 3*time.Second, "stream in every view", func() bool {
+		for _, c := range nodes {
+			if vs := c.View().Streams; len(vs) != 1 || vs[0].Master != "n3" {
+				return false
+			}
+		}
+		return true
+	})
+	b, _ = json.Marshal(nodes[0].View())
+	if !strings.Contains(string(b), `"stream":"live/test","master":"n3","replicas":[`) || !strings.Contains(string(b), `"edges":[],"epoch":`) {
+		t.Fatalf("stream JSON: %s", b)
+	}
+}
+
+func TestLeaderCrashFailover(t *testing.T) {
+	h := newHarness(t, "")
+	h.cluster(3)
+	waitFor(t, 10*time.Second, "agreement", h.agreed)
+	old := h.leaderNode()
+	killed := time.Now()
+	h.kill(old)
+	d := waitFor(t, 10*time.Second, "new leader", func() bool {
+		for _, c := range h.live() {
+			if l := c.Leader(); l == "" || l == old.Self() {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("leader %s crashed; new leader %s agreed by survivors after %v", old.Self(), h.live()[0].Leader(), d)
+	if d > 3*time.Second {
+		t.Errorf("leader failover took %v (goal < 2 s)", d)
+	}
+	// The cluster still takes decisions.
+	if _, err := h.live()[0].Acquire(ctxT(t, 5*time.Second), "s", h.live()[0].Self()); err != nil {
+		t.Fatal(err)
+	}
+	// The dead voter cannot be removed (MinQuorum 3 with 2 healthy voters):
+	// config keeps 3 voters so quorum is still 2 of 3.
+	time.Sleep(2500 * time.Millisecond)
+	v, _ := raftConfig(h.leaderNode())
+	if len(v) != 3 {
+		t.Fatalf("voters after crash in a 3-node cluster: %v (want the dead one kept)", v)
+	}
+	_ = killed
+}
+
+func TestFiveNodesVoterReplacement(t *testing.T) {
+	h := newHarness(t, "k")
+	h.cluster(5)
+	d := waitFor(t, 15*time.Second, "5-node agreement (3 voters, 2 nonvoters)", h.agreed)
+	t.Logf("5 nodes agreed after %v", d)
+	leader := h.leaderNode()
+	voters, nonvoters := raftConfig(leader)
+	if len(voters) != 3 || len(nonvoters) != 2 {
+		t.Fatalf("voters %v nonvoters %v", voters, nonvoters)
+	}
+	var victim *Cluster
+	for _, c := range h.live() {
+		if c != leader && slices.Contains(voters, c.Self()) {
+			victim = c
+			break
+		}
+	}
+	h.kill(victim)
+	start := time.Now()
+	d = waitFor(t, 15*time.Second, "dead voter replaced", func() bool {
+		l := h.leaderNode()
+		if l == nil {
+			return false
+		}
+		v, nv := raftConfig(l)
+		return len(v) == 3 && len(nv) == 1 && !slices.Contains(v, victim.Self()) && !slices.Contains(nv, victim.Self())
+	})
+	t.Logf("voter %s killed; replaced by a promoted nonvoter and removed after %v", victim.Self(), d)
+	_ = start
+	v, _ := raftConfig(h.leaderNode())
+	if len(v)%2 != 1 {
+		t.Fatalf("even voters %v", v)
+	}
+	waitFor(t, 3*time.Second, "every view lists the victim as dead, raft none", func() bool {
+		for _, c := range h.live() {
+			m, ok := c.mem.Member(victim.Self())
+			if !ok || m.State != membership.StateDead {
+				return false
+			}
+			found := false
+			for _, mv := range c.View().Members {
+				if mv.Name == victim.Self() {
+					found = mv.State == "dead" && mv.Raft == "none"
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestRestartSameDataDir(t *testing.T) {
+	h := newHarness(t, "k")
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "agreement", h.agreed)
+	n3 := nodes[2]
+	oldRaft := n3.RaftAddr()
+	oldGossip := n3.GossipAddr()
+	// A different name on the same data dir is refused.
+	bad := h.config("n3", false)
+	bad.Name = "other"
+	if c, err := New(bad, nil); err == nil {
+		if err := c.Start(context.Background()); err == nil {
+			c.Shutdown()
+			t.Fatal("data dir of n3 accepted for another name")
+		}
+	}
+	h.kill(n3)
+	// Restart from the data dir alone (no name): identity comes from node-id.
+	cfg := h.config("n3", false)
+	cfg.Name = ""
+	restarted := time.Now()
+	c := h.start(cfg, nodes[0].GossipAddr())
+	if c.Self() != "n3" {
+		t.Fatalf("restarted as %q", c.Self())
+	}
+	if c.RaftAddr() == oldRaft || c.GossipAddr() == oldGossip {
+		t.Fatalf("expected new addresses (got %s %s)", c.RaftAddr(), c.GossipAddr())
+	}
+	d := waitFor(t, 15*time.Second, "restarted node back as itself", func() bool {
+		if !h.agreed() {
+			return false
+		}
+		l := h.leaderNode()
+		f := l.raft.GetConfiguration()
+		for _, s := range f.Configuration().Servers {
+			if string(s.ID) == "n3" {
+				return string(s.Address) == c.RaftAddr()
+			}
+		}
+		return false
+	})
+	t.Logf("n3 restarted at new addresses, back in gossip and raft (new address) after %v", d)
+	_ = restarted
+	// It has its log: the FSM catches up and decisions work from it.
+	if _, err := c.Acquire(ctxT(t, 5*time.Second), "after-restart", "n3"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWrongClusterKeyRefused(t *testing.T) {
+	h := newHarness(t, "right-key")
+	nodes := h.cluster(2)
+	waitFor(t, 10*time.Second, "agreement", h.agreed)
+
+	// A node with another key cannot join gossip.
+	hb := newHarness(t, "wrong-key")
+	bad, err := New(hb.config("intruder", false), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hb.mu.Lock()
+	hb.nodes["intruder"] = bad
+	hb.mu.Unlock()
+	if err := bad.Join([]string{nodes[0].GossipAddr()}); err == nil {
+		t.Error("join with the wrong key succeeded")
+	}
+	// Nor reach the raft/RPC port.
+	if _, err := bad.rpcCall(ctxT(t, 2*time.Second), nodes[0].RaftAddr(), rpcReq{Op: "acquire", Stream: "x", Node: "intruder"}); err == nil {
+		t.Error("RPC with the wrong key accepted")
+	}
+	if _, err := bad.layer.Dial("127.0.0.1:1", time.Second); err == nil {
+		t.Error("dial to nowhere succeeded")
+	}
+	// A node without any key is refused too.
+	hn := newHarness(t, "")
+	nokey, err := New(hn.config("nokey", false), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nokey.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hn.mu.Lock()
+	hn.nodes["nokey"] = nokey
+	hn.mu.Unlock()
+	_ = nokey.Join([]string{nodes[0].GossipAddr()})
+	if _, err := nokey.rpcCall(ctxT(t, 2*time.Second), nodes[0].RaftAddr(), rpcReq{Op: "acquire", Stream: "x", Node: "nokey"}); err == nil {
+		t.Error("RPC without key accepted")
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range nodes {
+		for _, m := range c.mem.Members() {
+			if m.Name == "intruder" || m.Name == "nokey" {
+				t.Fatalf("%s lists %s", c.Self(), m.Name)
+			}
+		}
+		v, nv := raftConfig(c)
+		if slices.Contains(append(v, nv...), "intruder") || slices.Contains(append(v, nv...), "nokey") {
+			t.Fatalf("intruder in raft: %v %v", v, nv)
+		}
+	}
+	if _, ok := nodes[0].Lookup("x"); ok {
+		t.Fatal("intruder's acquire was applied")
+	}
+	// The right key works.
+	if _, err := nodes[1].rpcCall(ctxT(t, 2*time.Second), nodes[0].RaftAddr(), rpcReq{Op: "verify", Stream: "nope"}); err != nil {
+		t.Fatalf("RPC with the right key: %v", err)
+	}
+}
+
+func TestDecisions(t *testing.T) {
+	h := newHarness(t, "k")
+	nodes := h.cluster(4)
+	waitFor(t, 15*time.Second, "agreement", h.agreed)
+	var follower *Cluster
+	for _, c := range nodes {
+		if !c.IsLeader() {
+			follower = c
+			break
+		}
+	}
+	ch, cancel := follower.Watch()
+	defer cancel()
+	ctx := ctxT(t, 20*time.Second)
+	// Acquire from a follower (forwarded to the leader).
+	a, err := follower.Acquire(ctx, "live/a", follower.Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Master != follower.Self() || len(a.Replicas) != 2 || slices.Contains(a.Replicas, a.Master) {
+		t.Fatalf("assignment %+v", a)
+	}
+	// Idempotent for the same node; a publish elsewhere is redirected.
+	b, err := nodes[0].Acquire(ctx, "live/a", nodes[0].Self())
+	if err != nil || !b.equal(&a) {
+		t.Fatalf("second acquire: %+v %v (want %+v)", b, err, a)
+	}
+	// The FSM change reaches the follower's watchers.
+	select {
+	case chg := <-ch:
+		if chg.Kind != ChangeUpdate || chg.Stream != "live/a" || chg.New.Master != a.Master {
+			t.Fatalf("change %+v", chg)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no watch event")
+	}
+	if !follower.IsCurrent("live/a", follower.Self(), a.Epoch) {
+		t.Fatal("IsCurrent false")
+	}
+	if !follower.Valid("live/a", a.Epoch) {
+		t.Fatal("Valid false")
+	}
+	if err := nodes[3].Verify(ctx, "live/a", follower.Self(), a.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[3].Verify(ctx, "live/a", follower.Self(), a.Epoch+1); !errors.Is(err, ErrStale) {
+		t.Fatalf("verify wrong epoch: %v", err)
+	}
+	// Edges.
+	if _, err := nodes[1].JoinEdge(ctx, "live/a", "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[2].JoinEdge(ctx, "live/a", "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[2].JoinEdge(ctx, "missing", "n3"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("edge on missing stream: %v", err)
+	}
+	if err := nodes[1].LeaveEdge(ctx, "live/a", "n2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "edges replicated", func() bool {
+		for _, c := range h.live() {
+			x, ok := c.Lookup("live/a")
+			if !ok || !slices.Equal(x.Edges, []string{"n3"}) || x.Epoch != a.Epoch {
+				return false
+			}
+		}
+		return true
+	})
+	// Release: wrong epoch refused, right epoch removes.
+	if err := follower.Release(ctx, "live/a", follower.Self(), a.Epoch+1); !errors.Is(err, ErrStale) {
+		t.Fatalf("release with wrong epoch: %v", err)
+	}
+	if err := follower.Release(ctx, "live/a", follower.Self(), a.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "stream removed everywhere", func() bool {
+		for _, c := range h.live() {
+			if _, ok := c.Lookup("live/a"); ok {
+				return false
+			}
+		}
+		return true
+	})
+	// A new acquire gets a new, larger epoch.
+	c2, err := nodes[2].Acquire(ctx, "live/a", nodes[2].Self())
+	if err != nil || c2.Epoch <= a.Epoch || c2.Master != nodes[2].Self() {
+		t.Fatalf("re-acquire %+v %v", c2, err)
+	}
+	// An overloaded node does not get the master role.
+	nodes[3].SetLoad(membership.Load{CPU: 0.99})
+	waitFor(t, 3*time.Second, "load gossiped", func() bool {
+		m, _ := h.leaderNode().mem.Member(nodes[3].Self())
+		return m.Load.CPU > 0.9
+	})
+	o, err := nodes[3].Acquire(ctx, "live/over", nodes[3].Self())
+	if err != nil || o.Master == nodes[3].Self() || slices.Contains(o.Replicas, nodes[3].Self()) {
+		t.Fatalf("overloaded node got a role: %+v %v", o, err)
+	}
+}
+
+func TestMasterPromotionOnCrash(t *testing.T) {
+	h := newHarness(t, "k")
+	nodes := h.cluster(4)
+	waitFor(t, 15*time.Second, "agreement", h.agreed)
+	var master *Cluster
+	for _, c := range nodes {
+		if !c.IsLeader() {
+			master = c
+			break
+		}
+	}
+	ctx := ctxT(t, 10*time.Second)
+	a, err := master.Acquire(ctx, "live/p", master.Self())
+	if err != nil || a.Master != master.Self() {
+		t.Fatalf("%+v %v", a, err)
+	}
+	waitFor(t, 3*time.Second, "fsm agreement", h.fsmAgreed)
+	h.kill(master)
+	d := waitFor(t, 10*time.Second, "replica promoted", func() bool {
+		for _, c := range h.live() {
+			x, ok := c.Lookup("live/p")
+			if !ok || x.Master == master.Self() || !slices.Contains(a.Replicas, x.Master) || x.Epoch <= a.Epoch {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("master %s crashed; replica promoted on all survivors after %v", master.Self(), d)
+	if d > 3*time.Second {
+		t.Errorf("promotion took %v (goal < 3 s)", d)
+	}
+	waitFor(t, 5*time.Second, "replicas refilled", func() bool {
+		x, _ := h.live()[0].Lookup("live/p")
+		return len(x.Replicas) == 2 && !slices.Contains(x.Replicas, master.Self()) && !slices.Contains(x.Replicas, x.Master)
+	})
+}
+
+func TestStaleMasterFencing(t *testing.T) {
+	h := newHarness(t, "k")
+	nodes := h.cluster(4)
+	waitFor(t, 15*time.Second, "agreement", h.agreed)
+	var master *Cluster
+	for _, c := range nodes {
+		if !c.IsLeader() {
+			master = c
+			break
+		}
+	}
+	ctx := ctxT(t, 20*time.Second)
+	a, err := master.Acquire(ctx, "live/f", master.Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "fsm agreement", h.fsmAgreed)
+	lost := make(chan time.Time, 4)
+	cancel := master.OnChange(func(c Change) {
+		if c.Kind == ChangeContactLost {
+			lost <- time.Now()
+		}
+	})
+	defer cancel()
+	var others []*Cluster
+	for _, c := range h.live() {
+		if c != master {
+			others = append(others, c)
+		}
+	}
+	moved := make(chan time.Time, 16)
+	cancel2 := others[0].OnChange(func(c Change) {
+		if c.Stream == "live/f" && c.New != nil && c.New.Master != master.Self() {
+			moved <- time.Now()
+		}
+	})
+	defer cancel2()
+	cut := time.Now()
+	master.SetPartitioned(true)
+	d := waitFor(t, 5*time.Second, "stale master fenced", func() bool { return !master.Valid("live/f", a.Epoch) })
+	t.Logf("partitioned master sees Valid()=false after %v", d)
+	if d > 2*time.Second {
+		t.Errorf("fencing took %v", d)
+	}
+	select {
+	case at := <-lost:
+		t.Logf("contact_lost event after %v", at.Sub(cut))
+	case <-time.After(3 * time.Second):
+		t.Error("no contact_lost event")
+	}
+	// Its local FSM still claims the stream (it cannot hear anyone)…
+	if !master.IsCurrent("live/f", master.Self(), a.Epoch) {
+		t.Log("note: local FSM already changed")
+	}
+	// …while the rest of the cluster moves it.
+	waitFor(t, 10*time.Second, "stream moved by the majority", func() bool {
+		x, ok := others[0].Lookup("live/f")
+		return ok && x.Master != master.Self() && x.Epoch > a.Epoch
+	})
+	d2 := (<-moved).Sub(cut)
+	t.Logf("majority promoted a replica %v after the partition", d2)
+	if d2 < d {
+		t.Errorf("stream moved (%v) before the old master was fenced (%v)", d2, d)
+	}
+	// Heal: the old master learns it lost the stream.
+	master.SetPartitioned(false)
+	healed := time.Now()
+	d3 := waitFor(t, 10*time.Second, "old master learns", func() bool {
+		x, ok := master.Lookup("live/f")
+		return ok && x.Master != master.Self() && !master.IsCurrent("live/f", master.Self(), a.Epoch)
+	})
+	t.Logf("after healing, the old master's FSM shows the new owner after %v", d3)
+	_ = healed
+	if err := master.Verify(ctx, "live/f", master.Self(), a.Epoch); !errors.Is(err, ErrStale) {
+		t.Fatalf("verify of stale epoch: %v", err)
+	}
+	if err := master.Release(ctx, "live/f", master.Self(), a.Epoch); !errors.Is(err, ErrStale) {
+		t.Fatalf("stale release: %v", err)
+	}
+}
+
+func TestGracefulLeave(t *testing.T) {
+	h := newHarness(t, "k")
+	nodes := h.cluster(4)
+	waitFor(t, 15*time.Second, "agreement", h.agreed)
+	leaver := h.leaderNode() // the hardest case: the leader leaves
+	ctx := ctxT(t, 15*time.Second)
+	a, err := leaver.Acquire(ctx, "live/l", leaver.Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := leaver.Leave(ctx); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	t.Logf("leader left gracefully in %v", time.Since(start))
+	h.mu.Lock()
+	delete(h.nodes, leaver.Self())
+	h.mu.Unlock()
+	waitFor(t, 10*time.Second, "handoff and removal", func() bool {
+		for _, c := range h.live() {
+			x, ok := c.Lookup("live/l")
+			if !ok || x.Master == leaver.Self() || x.Epoch <= a.Epoch || slices.Contains(x.Replicas, leaver.Self()) {
+				return false
+			}
+			m, _ := c.mem.Member(leaver.Self())
+			if m.State != membership.StateLeft {
+				return false
+			}
+		}
+		v, nv := raftConfig(h.leaderNode())
+		return len(v) == 3 && len(nv) == 0
+	})
+	_ = nodes
+}

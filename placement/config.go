@@ -1,0 +1,114 @@
+package placement
+
+import (
+	"time"
+
+	"peer/membership"
+)
+
+// Config of a Cluster node. Zero values get the loopback/LAN defaults below.
+type Config struct {
+	Name    string // stable node name = raft server ID; default: the one stored in DataDir
+	DataDir string // raft log (bolt), snapshots, node-id; required unless InMemory
+
+	GossipAddr      string // memberlist bind host:port
+	GossipAdvertise string // optional
+	RaftAddr        string // raft + control RPC bind host:port
+	RaftAdvertise   string // optional; default: bind address (0.0.0.0 -> 127.0.0.1)
+	RTMPAddr        string // advertised to others, informational
+	HTTPAddr        string
+	Version         string
+
+	ClusterKey string // gossip encryption + transport/RPC authentication
+	Bootstrap  bool   // `peer run`: form a cluster of one if there is no raft state
+
+	Replicas          int // slave replicas per stream (default 2)
+	MaxVoters         int // default 5
+	MinQuorum         int // never remove a failed voter below this many healthy voters (default 3)
+	MaxStreamsPerNode int // 0 = unlimited; a node at the limit counts as overloaded
+	// Overloaded overrides the overload test (default: CPU >= 0.9 or MaxStreamsPerNode reached).
+	Overloaded func(m membership.Member, mastered int) bool
+
+	Gossip membership.Timing // zero = membership.FastLAN()
+
+	// Raft timings. Defaults 300/300/150 ms (LIBRARIES.md §4: new leader in
+	// 0.37–0.84 s on loopback). Raise for real networks (1 s/1 s/500 ms).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+
+	// FailoverGrace: how long memberlist must report a node dead before its
+	// streams are moved (default 500 ms; detection itself takes ~0.7 s).
+	FailoverGrace time.Duration
+	// DeadServerGrace: how long a node must be dead before it is removed
+	// from the raft configuration (default 2 s).
+	DeadServerGrace time.Duration
+	// PromoteAfter: a nonvoter must have been in the configuration this long
+	// before it is promoted (default 500 ms).
+	PromoteAfter time.Duration
+	// ReconcileInterval of the leader loop (default 200 ms).
+	ReconcileInterval time.Duration
+	// FenceTimeout: a node that has not heard from a leader for this long
+	// considers its assignments untrustworthy (Valid returns false). Must be
+	// below detection + FailoverGrace (default 1 s).
+	FenceTimeout time.Duration
+	// RPCTimeout for one forwarded request (default 3 s).
+	RPCTimeout time.Duration
+
+	// InMemory uses in-memory raft stores (simulation/tests only: identity
+	// is not preserved across restarts).
+	InMemory bool
+	// NoSync disables fsync of the bolt log (tests).
+	NoSync bool
+	// RaftLogLevel for raft's own logger routed to zap (default "warn").
+	RaftLogLevel string
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 2
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = 5
+	}
+	if c.MaxVoters%2 == 0 {
+		c.MaxVoters--
+	}
+	if c.MinQuorum == 0 {
+		c.MinQuorum = 3
+	}
+	if c.Gossip.ProbeInterval == 0 {
+		c.Gossip = membership.FastLAN()
+	}
+	def(&c.HeartbeatTimeout, 300*time.Millisecond)
+	def(&c.ElectionTimeout, 300*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
+	def(&c.CommitTimeout, 10*time.Millisecond)
+	def(&c.FailoverGrace, 500*time.Millisecond)
+	def(&c.DeadServerGrace, 2*time.Second)
+	def(&c.PromoteAfter, 500*time.Millisecond)
+	def(&c.ReconcileInterval, 200*time.Millisecond)
+	def(&c.FenceTimeout, time.Second)
+	def(&c.RPCTimeout, 3*time.Second)
+	if c.RaftLogLevel == "" {
+		c.RaftLogLevel = "warn"
+	}
+}
+
+// desiredVoters: 1 below 3 servers, 3 from 3, 5 from 7, 7 from 11 … capped
+// at MaxVoters (always odd).
+func desiredVoters(healthy, maxVoters int) int {
+	k := 1
+	for next := 3; next <= maxVoters; next += 2 {
+		if healthy >= 2*next-3 {
+			k = next
+		}
+	}
+	return k
+}

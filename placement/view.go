@@ -1,0 +1,81 @@
+package placement
+
+import (
+	"sort"
+
+	"github.com/hashicorp/raft"
+
+	"peer/membership"
+)
+
+// MemberView is one member in the /api/v1/cluster JSON.
+type MemberView struct {
+	Name  string `json:"name"`
+	State string `json:"state"` // alive suspect dead left
+	Raft  string `json:"raft"`  // leader voter nonvoter none
+	RTMP  string `json:"rtmp"`
+	HTTP  string `json:"http"`
+}
+
+// View marshals to exactly the /api/v1/cluster JSON of INTERFACE.md.
+type View struct {
+	Code    int          `json:"code"`
+	Self    string       `json:"self"`
+	Leader  string       `json:"leader"`
+	Members []MemberView `json:"members"`
+	Streams []Assignment `json:"streams"`
+}
+
+// View builds the cluster view from this node's gossip view, raft
+// configuration and FSM.
+func (c *Cluster) View() View {
+	v := View{Self: c.name, Leader: c.Leader(), Members: []MemberView{}, Streams: c.fsm.all()}
+	roles := map[string]string{}
+	if f := c.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				roles[string(s.ID)] = "voter"
+			} else {
+				roles[string(s.ID)] = "nonvoter"
+			}
+		}
+	}
+	if v.Leader != "" {
+		roles[v.Leader] = "leader"
+	}
+	seen := map[string]bool{}
+	add := func(mv MemberView) {
+		if seen[mv.Name] {
+			return
+		}
+		seen[mv.Name] = true
+		mv.Raft = roles[mv.Name]
+		if mv.Raft == "" {
+			mv.Raft = "none"
+		}
+		v.Members = append(v.Members, mv)
+	}
+	for _, m := range c.mem.Members() {
+		add(MemberView{Name: m.Name, State: string(m.State), RTMP: m.RTMP, HTTP: m.HTTP})
+	}
+	for _, r := range c.fsm.memberList() {
+		st := r.State
+		if st == "leaving" || st == "alive" {
+			st = string(membership.StateDead) // replicated as alive but not in our gossip view
+		}
+		add(MemberView{Name: r.Name, State: st, RTMP: r.RTMP, HTTP: r.HTTP})
+	}
+	for id := range roles {
+		add(MemberView{Name: id, State: string(membership.StateDead)})
+	}
+	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].Name < v.Members[j].Name })
+	for i := range v.Streams {
+		if v.Streams[i].Replicas == nil {
+			v.Streams[i].Replicas = []string{}
+		}
+		if v.Streams[i].Edges == nil {
+			v.Streams[i].Edges = []string{}
+		}
+	}
+	return v
+}
