@@ -25,6 +25,7 @@ type Node struct {
 	Data       string `help:"Raft log/snapshots and other state (default ./data/<name>)." env:"PEER_DATA"`
 	ClusterKey string `help:"Shared secret; nodes without it cannot join or link." env:"PEER_CLUSTER_KEY"`
 	Replicas   int    `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
+	MaxStreams int    `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
 
 	LogLevel  string `help:"debug, info, warn or error." default:"info" env:"PEER_LOG_LEVEL"`
 	LogFormat string `help:"console or json." default:"console" enum:"console,json" env:"PEER_LOG_FORMAT"`

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type Config struct {
 	GOPMaxBytes  int           // largest GOP cached for fast start
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
 	HLS          hls.Config
+	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
 }
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
@@ -82,7 +84,18 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 	if s == nil {
 		log := h.log.With(zap.String("stream", key))
 		s = &Stream{App: app, Name: name, hub: h, log: log, created: time.Now(), vacantSince: time.Now(),
-			players: map[*Player]struct{}{}, hls: hls.New(h.cfg.HLS, log)}
+			players: map[*Player]struct{}{}}
+		if !h.cfg.NoHLS {
+			hcfg := h.cfg.HLS
+			hcfg.OnCut = s.writeMarker
+			hcfg.URIPrefix = name + "/"
+			if hcfg.Dir != "" {
+				// DIR/app/name.m3u8 listing name/N.ts: the layout the HTTP URLs have.
+				hcfg.Dir = filepath.Join(hcfg.Dir, app, name)
+				hcfg.PlaylistFile = "../" + name + ".m3u8"
+			}
+			s.hls = hls.New(hcfg, log)
+		}
 		h.streams[key] = s
 	}
 	return s, nil
@@ -95,8 +108,10 @@ func (h *Hub) Lookup(app, name string) *Stream {
 	return h.streams[app+"/"+name]
 }
 
-// Publish attaches a publisher, refusing a second one with ErrBusy.
-func (h *Hub) Publish(app, name, remote string) (*Publisher, error) {
+// Publish attaches the stream's source, refusing a second one with ErrBusy. A user
+// publisher (OBS, ffmpeg, or one relayed from another node's ingress) makes this node
+// the stream's HLS leader; a feed (a copy from the cluster) makes it a follower.
+func (h *Hub) Publish(app, name, remote string, feed bool) (*Publisher, error) {
 	s, err := h.stream(app, name)
 	if err != nil {
 		return nil, err
@@ -106,27 +121,69 @@ func (h *Hub) Publish(app, name, remote string) (*Publisher, error) {
 	if s.pub != nil {
 		return nil, ErrBusy
 	}
-	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, stream: s}
+	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s}
 	s.pub = p
 	s.published++
-	if s.published > 1 {
-		s.hls.Discontinuity()
+	if s.hls != nil {
+		s.hls.SetFollow(feed)
+		if s.published > 1 && !feed {
+			s.hls.Discontinuity()
+		}
 	}
 	s.vacantSince = time.Time{}
 	return p, nil
 }
 
+// PlayOptions describe a subscriber.
+type PlayOptions struct {
+	Kind   string // "rtmp-play", "flv-play", "link-forward", ...
+	Remote string
+	// Internal players are the cluster's own links: they also receive HLS cut markers.
+	Internal bool
+	// FromNextKeyframe skips the cached GOP: a relay re-pointing to a new master
+	// continues with new frames instead of replaying ones the master already has.
+	FromNextKeyframe bool
+}
+
 // Play subscribes a player; it receives the stream's start tags, then live tags. A
 // player may arrive before the publisher and waits for it.
-func (h *Hub) Play(app, name, kind, remote string) (*Player, error) {
+func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
 	s, err := h.stream(app, name)
 	if err != nil {
 		return nil, err
 	}
-	p := newPlayer(s, kind, remote, h.cfg.QueueTags)
+	p := newPlayer(s, o, h.cfg.QueueTags)
 	p.ID = h.nextID.Add(1)
 	s.subscribe(p)
 	return p, nil
+}
+
+// Kick detaches the stream's publisher (this node lost the stream) and reports whether
+// there was one.
+func (h *Hub) Kick(app, name string, reason error) bool {
+	s := h.Lookup(app, name)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	p := s.pub
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.kick(reason)
+	return true
+}
+
+// Streams lists the streams held, as "app/name" keys.
+func (h *Hub) Streams() []*Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		out = append(out, s)
+	}
+	return out
 }
 
 // Run drops idle streams and samples bitrates until ctx ends, then closes every player.

@@ -42,15 +42,15 @@ func TestValidateName(t *testing.T) {
 
 func TestSecondPublisherRefused(t *testing.T) {
 	h := testHub(t, 16)
-	p1, err := h.Publish("live", "a", "x")
+	p1, err := h.Publish("live", "a", "x", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Publish("live", "a", "y"); !errors.Is(err, ErrBusy) {
+	if _, err := h.Publish("live", "a", "y", false); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second publisher: %v", err)
 	}
 	p1.Close()
-	if _, err := h.Publish("live", "a", "y"); err != nil {
+	if _, err := h.Publish("live", "a", "y", false); err != nil {
 		t.Fatalf("publisher after the first left: %v", err)
 	}
 }
@@ -59,13 +59,13 @@ func TestSecondPublisherRefused(t *testing.T) {
 // keyframe, sharing the publisher's bytes.
 func TestStartFromGOP(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x")
+	pub, _ := h.Publish("live", "a", "x", false)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	pub.Write(flv.TypeVideo, 40, interFr)
 	pub.Write(flv.TypeVideo, 80, keyframe)
 	pub.Write(flv.TypeAudio, 90, aacFrame)
-	pl, _ := h.Play("live", "a", "test", "p")
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
 	got, err := pl.Next(context.Background(), nil)
 	if err != nil {
@@ -75,7 +75,7 @@ func TestStartFromGOP(t *testing.T) {
 		t.Fatalf("start tags: %v", describe(got))
 	}
 	pub.Write(flv.TypeVideo, 120, interFr)
-	pl2, _ := h.Play("live", "a", "test", "p2")
+	pl2, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p2"})
 	defer pl2.Close()
 	a, _ := pl.Next(context.Background(), nil)
 	b, _ := pl2.Next(context.Background(), nil)
@@ -89,10 +89,10 @@ func TestStartFromGOP(t *testing.T) {
 // reading player gets everything.
 func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 	h := testHub(t, 8)
-	pub, _ := h.Publish("live", "a", "x")
-	slow, _ := h.Play("live", "a", "test", "slow")
+	pub, _ := h.Publish("live", "a", "x", false)
+	slow, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "slow"})
 	defer slow.Close()
-	fast, _ := h.Play("live", "a", "test", "fast")
+	fast, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "fast"})
 	defer fast.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -139,8 +139,8 @@ func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 
 func TestSkipResumesAtKeyframe(t *testing.T) {
 	h := testHub(t, 4)
-	pub, _ := h.Publish("live", "a", "x")
-	pl, _ := h.Play("live", "a", "test", "p")
+	pub, _ := h.Publish("live", "a", "x", false)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	for i := 1; i <= 6; i++ { // overflows once, drops the backlog
@@ -161,12 +161,12 @@ func TestSkipResumesAtKeyframe(t *testing.T) {
 // on, and 32-bit wraps are unwrapped.
 func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
 	h := testHub(t, 64)
-	pl, _ := h.Play("live", "a", "test", "p")
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x")
+	pub, _ := h.Publish("live", "a", "x", false)
 	pub.Write(flv.TypeVideo, 5000, keyframe)
 	pub.Close()
-	pub2, _ := h.Publish("live", "a", "y")
+	pub2, _ := h.Publish("live", "a", "y", false)
 	pub2.Write(flv.TypeVideo, 0, keyframe)
 	pub2.Write(flv.TypeVideo, 0x7fffffff, interFr)
 	pub2.Write(flv.TypeVideo, 0xfffffff0, interFr)
@@ -206,10 +206,10 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, players := range []int{1, 1000} {
 		b.Run(map[int]string{1: "players=1", 1000: "players=1000"}[players], func(b *testing.B) {
 			h := testHub(b, 1<<16)
-			pub, _ := h.Publish("live", "a", "x")
+			pub, _ := h.Publish("live", "a", "x", false)
 			var ps []*Player
 			for range players {
-				p, _ := h.Play("live", "a", "bench", "p")
+				p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
 				ps = append(ps, p)
 			}
 			payload := make([]byte, 10000)

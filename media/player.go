@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"peer/media/flv"
+	"peer/media/hls"
 )
 
 // ErrTooSlow closes a player that kept overflowing its queue.
@@ -17,10 +18,11 @@ var ErrStreamClosed = errors.New("stream closed")
 // Player is one subscriber's bounded queue of shared tags. The publisher pushes without
 // ever blocking; the player's own writer goroutine drains it.
 type Player struct {
-	ID     uint64
-	Kind   string // "rtmp-play", "flv-play"
-	Remote string
-	stream *Stream
+	ID       uint64
+	Kind     string // "rtmp-play", "flv-play", "link-..."
+	Remote   string
+	internal bool
+	stream   *Stream
 
 	mu        sync.Mutex
 	queue     []*flv.Tag
@@ -33,9 +35,9 @@ type Player struct {
 	bytesOut  uint64
 }
 
-func newPlayer(s *Stream, kind, remote string, capacity int) *Player {
-	return &Player{Kind: kind, Remote: remote, stream: s,
-		queue: make([]*flv.Tag, capacity), wake: make(chan struct{}, 1)}
+func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
+	return &Player{Kind: o.Kind, Remote: o.Remote, internal: o.Internal, stream: s,
+		queue: make([]*flv.Tag, capacity), wake: make(chan struct{}, 1), skipping: o.FromNextKeyframe}
 }
 
 // push queues t. When the queue is full the backlog is dropped and the player resumes
@@ -43,7 +45,7 @@ func newPlayer(s *Stream, kind, remote string, capacity int) *Player {
 func (p *Player) push(t *flv.Tag, maxOverflows int) (dropped bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err != nil {
+	if p.err != nil || (!p.internal && hls.IsCutMarker(t)) {
 		return false
 	}
 	if p.skipping {
@@ -73,6 +75,7 @@ func (p *Player) push(t *flv.Tag, maxOverflows int) (dropped bool) {
 	return false
 }
 
+// isConfig: metadata, sequence headers and cut markers reach a skipping player too.
 func isConfig(t *flv.Tag) bool { return t.Type == flv.TypeScript || t.IsSequenceHeader() }
 
 func (p *Player) clearLocked() {

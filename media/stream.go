@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,20 +59,41 @@ func (s *Stream) Publishing() bool {
 
 // write stores t in the caches and queues it to every player. Called only from the
 // publisher's goroutine.
-func (s *Stream) write(t *flv.Tag) {
+func (s *Stream) write(t *flv.Tag, feed bool) {
 	s.bytesIn.Add(uint64(len(t.Raw)))
+	if hls.IsCutMarker(t) {
+		// A follower cuts where its feed's leader did and passes the marker on to its own
+		// links; a leader decides its own cuts.
+		if feed && s.hls != nil {
+			s.hls.WriteTag(t)
+			s.writeMarker(t)
+		}
+		return
+	}
+	if s.hls != nil {
+		s.hls.WriteTag(t) // a leader's cut marker goes out (writeMarker) before t
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.lastTime, s.hasTime = t.Time, true
 	switch {
 	case t.Type == flv.TypeScript:
 		s.meta = t
 		s.info.fromMetadata(t)
-	case t.IsSequenceHeader() && t.Type == flv.TypeVideo:
-		s.videoSeq = t
-		s.info.fromVideoConfig(t)
 	case t.IsSequenceHeader():
-		s.audioSeq = t
-		s.info.fromAudioConfig(t)
+		cached := &s.audioSeq
+		if t.Type == flv.TypeVideo {
+			cached = &s.videoSeq
+		}
+		if *cached != nil && bytes.Equal((*cached).Data(), t.Data()) {
+			return // a new upstream repeating the same config: players need nothing
+		}
+		*cached = t
+		if t.Type == flv.TypeVideo {
+			s.info.fromVideoConfig(t)
+		} else {
+			s.info.fromAudioConfig(t)
+		}
 	default:
 		s.info.noteCodec(t)
 		s.cacheGOP(t)
@@ -79,23 +101,44 @@ func (s *Stream) write(t *flv.Tag) {
 	if t.Type == flv.TypeVideo {
 		s.frames++
 	}
+	s.fanOutLocked(t)
+}
+
+// writeMarker queues an HLS cut marker to the internal players (the push filters out
+// the others) and keeps it in the GOP cache ahead of the keyframe it precedes.
+func (s *Stream) writeMarker(m *flv.Tag) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cacheGOP(m)
+	s.fanOutLocked(m)
+}
+
+func (s *Stream) fanOutLocked(t *flv.Tag) {
 	for p := range s.players {
 		if p.push(t, s.hub.cfg.MaxOverflows) {
 			s.hub.log.Warn("player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
 		}
 	}
-	s.mu.Unlock()
-	s.hls.WriteTag(t)
 }
 
 // cacheGOP keeps the tags since the latest keyframe, bounded in bytes: a stream whose
 // GOP outgrows the bound is served from its next keyframe instead.
 func (s *Stream) cacheGOP(t *flv.Tag) {
-	if t.IsKeyframe() {
+	switch {
+	case t.IsKeyframe():
+		// A cut marker right before the keyframe stays: it starts the new GOP.
+		var marker *flv.Tag
+		if n := len(s.gop); n > 0 && hls.IsCutMarker(s.gop[n-1]) {
+			marker = s.gop[n-1]
+		}
 		clear(s.gop)
 		s.gop, s.gopBytes = s.gop[:0], 0
-	} else if len(s.gop) == 0 && s.videoSeq != nil {
+		if marker != nil {
+			s.gop, s.gopBytes = append(s.gop, marker), len(marker.Raw)
+		}
+	case hls.IsCutMarker(t):
+	case len(s.gop) == 0 && s.videoSeq != nil:
 		return // video stream: wait for a keyframe before caching anything
 	}
 	if s.gopBytes+len(t.Raw) > s.hub.cfg.GOPMaxBytes {
@@ -138,16 +181,37 @@ func (s *Stream) unsubscribe(p *Player) {
 type Publisher struct {
 	ID     uint64
 	Remote string
+	// Feed marks a copy from the cluster (forward or edge pull) rather than a user's
+	// publish: its timeline is the master's, so on an upstream switch it continues the
+	// stream's time instead of being rebased.
+	Feed   bool
 	stream *Stream
 	clock  flv.Unwrapper
-	// offset moves a new publisher's timestamps past the stream's last tag so players
-	// that stayed connected see time keep growing.
-	offset  int64
-	started bool
+	tl     timeline
+
+	kickMu sync.Mutex
+	onKick func(error)
 }
 
 // Stream is the stream being published.
 func (p *Publisher) Stream() *Stream { return p.stream }
+
+// OnKick sets what to do when the node loses the stream (fencing): typically close the
+// publishing connection.
+func (p *Publisher) OnKick(f func(error)) {
+	p.kickMu.Lock()
+	p.onKick = f
+	p.kickMu.Unlock()
+}
+
+func (p *Publisher) kick(reason error) {
+	p.kickMu.Lock()
+	f := p.onKick
+	p.kickMu.Unlock()
+	if f != nil {
+		f(reason)
+	}
+}
 
 // Write publishes one RTMP media message (type 8, 9 or 18) with its 32-bit timestamp.
 func (p *Publisher) Write(typ uint8, ts uint32, data []byte) {
@@ -156,22 +220,74 @@ func (p *Publisher) Write(typ uint8, ts uint32, data []byte) {
 
 // WriteAt publishes a message whose time is already 64-bit.
 func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
-	if typ == flv.TypeScript {
+	if typ == flv.TypeScript && !hls.IsCutMarkerData(data) {
 		var ok bool
 		if data, ok = metadataBody(data); !ok {
 			return // not onMetaData: nothing a player needs
 		}
 	}
 	s := p.stream
-	if !p.started {
-		p.started = true
+	if !p.tl.started {
 		s.mu.Lock()
-		if s.hasTime && timeMS <= s.lastTime {
-			p.offset = s.lastTime + 1 - timeMS
-		}
+		p.tl.start(timeMS, s.lastTime, s.hasTime, p.Feed, s.videoSeq != nil)
 		s.mu.Unlock()
 	}
-	s.write(flv.NewTag(typ, timeMS+p.offset, data))
+	t := flv.NewTag(typ, timeMS+p.tl.offset, data)
+	at, ok := p.tl.place(t)
+	if !ok {
+		return
+	}
+	if at != t.Time { // a config tag during catch-up, clamped: rare
+		t = flv.NewTag(typ, at, data)
+	}
+	s.write(t, p.Feed)
+}
+
+// timeline keeps a stream's time growing across publishers. A user publisher whose
+// clock starts behind the stream is shifted past it (players that stayed see time go
+// on). A feed that switched upstream replays a little of what we already have: those
+// tags are dropped until the first keyframe after the stream's last tag.
+type timeline struct {
+	started  bool
+	offset   int64
+	catching bool  // dropping until a keyframe after catchUp
+	catchUp  int64 // the stream's last time when this publisher attached
+	video    bool
+}
+
+// maxReplay is the longest overlap a feed may replay; further back is another timeline.
+const maxReplay = 60_000
+
+func (tl *timeline) start(first, last int64, hasLast, feed, video bool) {
+	tl.started, tl.video = true, video
+	if !hasLast || first > last {
+		return
+	}
+	if feed && last-first < maxReplay {
+		tl.catching, tl.catchUp = true, last
+		return
+	}
+	tl.offset = last + 1 - first
+}
+
+// place returns the stream time of t (already offset), or false to drop it.
+func (tl *timeline) place(t *flv.Tag) (int64, bool) {
+	at := t.Time
+	if !tl.catching {
+		return at, true
+	}
+	switch {
+	case t.Type == flv.TypeScript || t.IsSequenceHeader():
+		return max(at, tl.catchUp), true
+	case at <= tl.catchUp:
+		return 0, false
+	case t.IsKeyframe() || !tl.video:
+		tl.catching = false
+		return at, true
+	case t.Type == flv.TypeAudio:
+		return at, true
+	}
+	return 0, false
 }
 
 // Close detaches the publisher; players stay subscribed and wait for the next one.
@@ -194,5 +310,28 @@ func (s *Stream) shutdown(err error) {
 	for p := range players {
 		p.close(err)
 	}
-	s.hls.Close()
+	if s.hls != nil {
+		s.hls.Close()
+	}
+}
+
+// HasUserSource reports a publisher that is a user's (direct or relayed), not a feed:
+// the node holding it is the stream's master and forwards it.
+func (s *Stream) HasUserSource() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pub != nil && !s.pub.Feed
+}
+
+// UserPlayers counts players that are not cluster links.
+func (s *Stream) UserPlayers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p := range s.players {
+		if !p.internal {
+			n++
+		}
+	}
+	return n
 }

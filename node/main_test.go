@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -32,6 +33,7 @@ func startNode(t *testing.T, mutate func(*conf.Node)) *testNode {
 	cfg := conf.Defaults()
 	cfg.Name = "t-" + strings.ReplaceAll(t.Name(), "/", "-")
 	cfg.RTMP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gossip, cfg.Raft = freeAddr(t), freeAddr(t)
 	cfg.Data = t.TempDir()
 	if mutate != nil {
 		mutate(&cfg)
@@ -39,7 +41,7 @@ func startNode(t *testing.T, mutate func(*conf.Node)) *testNode {
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(zapcore.NewTee(core, zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(testWriter{t}), zapcore.InfoLevel)))
-	n, err := New(cfg, log)
+	n, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +125,16 @@ func httpGet(t *testing.T, url string) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	return resp, body
+}
+
+// freeAddr returns a loopback address that was free a moment ago (memberlist and raft
+// need their port before they bind).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

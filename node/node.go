@@ -8,15 +8,20 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
+	sockaddr "github.com/hashicorp/go-sockaddr"
 	"go.uber.org/zap"
 
 	"peer/conf"
 	"peer/ingress/limit"
+	"peer/ingress/route"
 	"peer/ingress/rtmp"
 	"peer/ingress/web"
 	"peer/media"
 	"peer/media/hls"
+	"peer/membership"
+	"peer/placement"
 )
 
 // Version is the node's software version, reported by the API and `peer version`.
@@ -24,24 +29,34 @@ var Version = "0.1.0"
 
 // Node is one running peer.
 type Node struct {
-	cfg    conf.Node
-	log    *zap.Logger
-	hub    *media.Hub
-	limit  *limit.Limiter
-	rtmpLn net.Listener
-	httpLn net.Listener
-	rtmp   *rtmp.Server
-	web    *web.Server
+	cfg      conf.Node
+	log      *zap.Logger
+	seeds    []string
+	hub      *media.Hub
+	relayHub *media.Hub
+	limit    *limit.Limiter
+	rtmpLn   net.Listener
+	httpLn   net.Listener
+	rtmp     *rtmp.Server
+	web      *web.Server
+	cluster  *placement.Cluster
+	router   *route.Router
+	leave    chan struct{} // closed by `peer leave`: hand off, then stop
+	leaveOne sync.Once
 }
 
-// New binds the node's listeners; Run serves them.
-func New(cfg conf.Node, log *zap.Logger) (*Node, error) {
+// New binds the node's listeners; Run serves them. With no seeds the node forms a
+// cluster of one (`peer run`), otherwise it joins through them (`peer join`).
+func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	mc := media.DefaultConfig()
 	if cfg.PlayerQueue > 0 {
 		mc.QueueTags = cfg.PlayerQueue
 	}
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
-	n := &Node{cfg: cfg, log: log, hub: media.NewHub(mc, log), limit: limit.New(cfg.MaxConnections)}
+	relay := mc
+	relay.NoHLS = true
+	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
+		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{})}
 	var err error
 	if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP); err != nil {
 		return nil, fmt.Errorf("rtmp listen: %w", err)
@@ -50,9 +65,52 @@ func New(cfg conf.Node, log *zap.Logger) (*Node, error) {
 		n.rtmpLn.Close()
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
-	n.rtmp = &rtmp.Server{Hub: n.hub, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
-	n.web = &web.Server{Hub: n.hub, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name, WriteTimeout: cfg.WriteTimeout}
+	n.cluster, err = placement.New(placement.Config{
+		Name: cfg.Name, DataDir: cfg.DataDir(), Version: Version, ClusterKey: cfg.ClusterKey, Bootstrap: len(seeds) == 0,
+		GossipAddr: cfg.Gossip, GossipAdvertise: advertise(cfg.Gossip, cfg.Advertise),
+		RaftAddr: cfg.Raft, RaftAdvertise: advertise(cfg.Raft, cfg.Advertise),
+		RTMPAddr: advertise(n.RTMPAddr(), cfg.Advertise), HTTPAddr: advertise(n.HTTPAddr(), cfg.Advertise),
+		Replicas: cfg.Replicas, MaxStreamsPerNode: cfg.MaxStreams,
+	}, log.Named("cluster"))
+	if err != nil {
+		n.rtmpLn.Close()
+		n.httpLn.Close()
+		return nil, err
+	}
+	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, Log: log.Named("route")}
+	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
+	n.web = &web.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
+		WriteTimeout: cfg.WriteTimeout, Cluster: func() any { return n.cluster.View() }, Leave: n.Leave}
 	return n, nil
+}
+
+// advertise turns a bind address into one other nodes can reach: the --advertise IP
+// if given, the bind IP if specific, else this host's private IP.
+func advertise(bind, ip string) string {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return bind
+	}
+	if ip != "" {
+		return net.JoinHostPort(ip, port)
+	}
+	if h := net.ParseIP(host); host != "" && (h == nil || !h.IsUnspecified()) {
+		return bind
+	}
+	if priv, err := sockaddr.GetPrivateIP(); err == nil && priv != "" {
+		return net.JoinHostPort(priv, port)
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// Cluster is the node's control plane.
+func (n *Node) Cluster() *placement.Cluster { return n.cluster }
+
+// Leave hands this node's streams off, leaves the cluster and then stops the node.
+func (n *Node) Leave(ctx context.Context) error {
+	err := n.cluster.Leave(ctx)
+	n.leaveOne.Do(func() { close(n.leave) })
+	return err
 }
 
 // RTMPAddr and HTTPAddr are the bound addresses (useful with port 0).
@@ -64,13 +122,20 @@ func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
 // Hub is the node's media hub.
 func (n *Node) Hub() *media.Hub { return n.hub }
 
-// Run serves until ctx ends, then stops every listener, session and stream.
+// Run serves until ctx ends (or the node left the cluster), then stops every listener,
+// session and stream.
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()), zap.String("version", Version))
+	if err := n.cluster.Start(ctx); err != nil {
+		n.rtmpLn.Close()
+		n.httpLn.Close()
+		return fmt.Errorf("cluster: %w", err)
+	}
+	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()),
+		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.String("version", Version))
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 6)
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -82,10 +147,55 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	run("hub", func() error { n.hub.Run(ctx); return nil })
+	run("relay hub", func() error { n.relayHub.Run(ctx); return nil })
+	run("router", func() error { n.router.Run(ctx); return nil })
+	run("cluster", func() error { n.joinAndReport(ctx); return nil })
+	go func() {
+		select {
+		case <-n.leave:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	run("rtmp", func() error { return n.rtmp.Serve(ctx, n.rtmpLn) })
 	run("http", func() error { return n.web.Serve(ctx, n.httpLn) })
 	wg.Wait()
 	close(errs)
 	n.log.Info("node stopped")
 	return <-errs
+}
+
+// joinAndReport joins the seeds (retrying with backoff until one answers), then gossips
+// this node's load until ctx ends.
+func (n *Node) joinAndReport(ctx context.Context) {
+	backoff := 200 * time.Millisecond
+	for len(n.seeds) > 0 {
+		err := n.cluster.Join(n.seeds)
+		if err == nil {
+			n.log.Info("joined the cluster", zap.Strings("seeds", n.seeds))
+			break
+		}
+		n.log.Warn("join failed; retrying", zap.Strings("seeds", n.seeds), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		streams, clients := n.hub.Snapshot()
+		var kbps float64
+		for _, s := range streams {
+			kbps += s.KbpsOut
+		}
+		n.cluster.SetLoad(membership.Load{Streams: len(streams), Players: len(clients) - len(streams), EgressMbps: kbps / 1000})
+	}
 }

@@ -48,7 +48,7 @@ func serve(cfg conf.Node, seeds []string) error {
 		return err
 	}
 	defer log.Sync()
-	n, err := node.New(cfg, log)
+	n, err := node.New(cfg, log, seeds)
 	if err != nil {
 		return err
 	}

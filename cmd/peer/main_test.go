@@ -41,7 +41,8 @@ func TestSIGTERM(t *testing.T) {
 	bin := buildPeer(t)
 	rtmpAddr, httpAddr := freeAddr(t), freeAddr(t)
 	var logs syncBuffer
-	cmd := exec.Command(bin, "run", "--name", "sigterm", "--rtmp", rtmpAddr, "--http", httpAddr, "--data", t.TempDir())
+	cmd := exec.Command(bin, "run", "--name", "sigterm", "--rtmp", rtmpAddr, "--http", httpAddr,
+		"--gossip", freeAddr(t), "--raft", freeAddr(t), "--data", t.TempDir())
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -22,9 +22,18 @@ import (
 	"peer/media/flv"
 )
 
+// Router decides where publishes and players go (package route implements it).
+type Router interface {
+	// Publish returns the publisher a session writes into, and what to call when it ends.
+	Publish(ctx context.Context, app, name, query, remote string) (*media.Publisher, func(), error)
+	// Play readies the node to serve a player; internal marks another node's link.
+	Play(app, name, query string) (internal bool, err error)
+}
+
 // Server accepts RTMP publishers and players for a node's hub.
 type Server struct {
 	Hub          *media.Hub
+	Router       Router
 	Limit        *limit.Limiter
 	Log          *zap.Logger
 	IOTimeout    time.Duration // publishers and the command phase: longest silence allowed
@@ -34,7 +43,23 @@ type Server struct {
 	wg sync.WaitGroup
 }
 
+// hubRouter is the Router of a node without a cluster: everything is local.
+type hubRouter struct{ hub *media.Hub }
+
+func (h hubRouter) Publish(_ context.Context, app, name, _, remote string) (*media.Publisher, func(), error) {
+	pub, err := h.hub.Publish(app, name, remote, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pub, pub.Close, nil
+}
+
+func (hubRouter) Play(string, string, string) (bool, error) { return false, nil }
+
 func (s *Server) defaults() {
+	if s.Router == nil {
+		s.Router = hubRouter{s.Hub}
+	}
 	if s.IOTimeout == 0 {
 		s.IOTimeout = 20 * time.Second
 	}
@@ -100,6 +125,7 @@ type session struct {
 	app, tcURL  string
 	name, query string
 	pub         *media.Publisher
+	unpublish   func()
 	playDone    chan error
 	stopPlay    context.CancelFunc
 }
@@ -215,7 +241,7 @@ func (ss *session) command(ctx context.Context, cmd *Command) (bool, error) {
 		}
 		return false, ss.reply(cmd, nil, amf0.Undefined{})
 	case "publish":
-		return false, ss.publish(cmd)
+		return false, ss.publish(ctx, cmd)
 	case "play":
 		return false, ss.play(ctx, cmd)
 	case "deleteStream", "closeStream":
@@ -269,11 +295,11 @@ func (ss *session) streamName(cmd *Command) error {
 	return nil
 }
 
-func (ss *session) publish(cmd *Command) error {
+func (ss *session) publish(ctx context.Context, cmd *Command) error {
 	if err := ss.streamName(cmd); err != nil {
 		return err
 	}
-	pub, err := ss.srv.Hub.Publish(ss.app, ss.name, ss.remote)
+	pub, unpublish, err := ss.srv.Router.Publish(ctx, ss.app, ss.name, ss.query, ss.remote)
 	if err != nil {
 		msg, merr := onStatus("error", "NetStream.Publish.BadName", err.Error())
 		if merr == nil {
@@ -281,7 +307,9 @@ func (ss *session) publish(cmd *Command) error {
 		}
 		return fmt.Errorf("publish refused: %w", err)
 	}
-	ss.pub = pub
+	ss.pub, ss.unpublish = pub, unpublish
+	// Fencing: a node that loses the stream closes the publisher's connection.
+	pub.OnKick(func(error) { ss.conn.Close() })
 	ss.log.Info("publish start")
 	if err := ss.send(userControl(userStreamBegin, mediaStreamID)); err != nil {
 		return err
@@ -297,7 +325,15 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	if err := ss.streamName(cmd); err != nil {
 		return err
 	}
-	player, err := ss.srv.Hub.Play(ss.app, ss.name, "rtmp-play", ss.remote)
+	internal, err := ss.srv.Router.Play(ss.app, ss.name, ss.query)
+	if err != nil {
+		return err
+	}
+	kind := "rtmp-play"
+	if internal {
+		kind = "link-pull"
+	}
+	player, err := ss.srv.Hub.Play(ss.app, ss.name, media.PlayOptions{Kind: kind, Remote: ss.remote, Internal: internal})
 	if err != nil {
 		return err
 	}
@@ -402,8 +438,8 @@ func (ss *session) finish(err error) {
 			}
 		}
 	}
-	if ss.pub != nil {
-		ss.pub.Close()
+	if ss.unpublish != nil {
+		ss.unpublish()
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
 	if ss.in != nil {

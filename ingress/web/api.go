@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -100,4 +101,18 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, s.Cluster())
+}
+
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+	if s.Leave == nil {
+		http.Error(w, "not clustered", http.StatusNotFound)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	if err := s.Leave(ctx); err != nil {
+		writeJSON(w, map[string]any{"code": 1, "error": err.Error()})
+		return
+	}
+	writeJSON(w, map[string]any{"code": 0, "left": s.NodeName})
 }

@@ -48,7 +48,10 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 		http.Error(w, "streaming needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
 		return
 	}
-	player, err := s.Hub.Play(app, name, "flv-play", r.RemoteAddr)
+	if s.Router != nil {
+		s.Router.Play(app, name, r.URL.RawQuery)
+	}
+	player, err := s.Hub.Play(app, name, media.PlayOptions{Kind: "flv-play", Remote: r.RemoteAddr})
 	if err != nil {
 		conn.Close()
 		return

@@ -24,6 +24,7 @@ import (
 // Server serves one node's HTTP port.
 type Server struct {
 	Hub          *media.Hub
+	Router       Router
 	Limit        *limit.Limiter
 	Log          *zap.Logger
 	Version      string
@@ -31,9 +32,16 @@ type Server struct {
 	WriteTimeout time.Duration // longest a write to a player may block
 	// Cluster, when set, answers /api/v1/cluster.
 	Cluster func() any
+	// Leave, when set, serves POST /api/v1/cluster/leave (`peer leave`).
+	Leave func(context.Context) error
 
 	started time.Time
 	wg      sync.WaitGroup
+}
+
+// Router readies the node to serve a stream it may not hold (package route).
+type Router interface {
+	Play(app, name, query string) (internal bool, err error)
 }
 
 // Handler is the node's HTTP routing.
@@ -47,6 +55,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/streams/{id}", s.streams)
 	mux.HandleFunc("GET /api/v1/clients", s.clients)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
+	mux.HandleFunc("POST /api/v1/cluster/leave", s.leave)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{app}/{file}", s.media)
 	mux.HandleFunc("GET /{app}/{stream}/{segment}", s.segment)

@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,6 +219,40 @@ func TestFollowerTrackAppears(t *testing.T) {
 	}
 	if c := codecs(probe(t, writeOut(t, leader))); c != "h264,aac" {
 		t.Fatalf("ffprobe finds %q", c)
+	}
+}
+
+// TestPromotedFollower: a follower promoted with SetFollow(false) when the leader's
+// markers stop keeps cutting where the old leader did: the same names, bytes and playlist.
+func TestPromotedFollower(t *testing.T) {
+	tags := makeFLV(t, "aac")
+	cfg := Config{Fragment: time.Second, Window: 3}
+	leader, leaderSegs, stream := lead(t, cfg, tags)
+	defer leader.Close()
+
+	f := New(Config{Fragment: time.Second, Window: 3, Follow: true}, nil)
+	defer f.Close()
+	failAt := indexAt(stream, 4500)
+	got := collect(t, f, stream[:failAt])
+	f.SetFollow(false)
+	var rest []*flv.Tag // the old leader's markers end with it
+	for _, tg := range stream[failAt:] {
+		if !IsCutMarker(tg) {
+			rest = append(rest, tg)
+		}
+	}
+	maps.Copy(got, collect(t, f, rest))
+
+	if len(got) != len(leaderSegs) {
+		t.Fatalf("promoted follower made %d segments, the leader %d", len(got), len(leaderSegs))
+	}
+	for name, b := range got {
+		if !bytes.Equal(b, leaderSegs[name]) {
+			t.Fatalf("%s differs from the old leader's", name)
+		}
+	}
+	if !bytes.Equal(playlist(t, leader), playlist(t, f)) {
+		t.Fatal("playlists differ")
 	}
 }
 

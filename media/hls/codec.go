@@ -81,7 +81,7 @@ func appendAnnexB(dst []byte, c *avcConfig, au []byte) ([]byte, error) {
 		return dst, err
 	}
 	dst = append(dst, aud...)
-	if false && idr && !sps {
+	if idr && !sps {
 		dst = append(dst, c.paramSets...)
 	}
 	_ = eachNALU(au, c.lengthSize, func(n []byte) {

@@ -2,6 +2,7 @@ package hls
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grafov/m3u8"
 	"go.uber.org/goleak"
@@ -34,6 +36,14 @@ func tool(tb testing.TB, name string) string {
 	return p
 }
 
+// command runs an external program under a timeout: on a broken live playlist ffmpeg and
+// ffprobe keep polling for minutes.
+func command(tb testing.TB, name string, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	tb.Cleanup(cancel)
+	return exec.CommandContext(ctx, name, args...)
+}
+
 // makeFLV encodes 8 s of test video (320x240, 25 fps, a keyframe every second) and a
 // 440 Hz tone with the given audio encoder, and returns the tags.
 func makeFLV(tb testing.TB, audioCodec string) []*flv.Tag { return makeFLVFor(tb, audioCodec, 8) }
@@ -42,7 +52,7 @@ func makeFLVFor(tb testing.TB, audioCodec string, seconds int) []*flv.Tag {
 	tb.Helper()
 	ffmpeg := tool(tb, "ffmpeg")
 	out := filepath.Join(tb.TempDir(), "out.flv")
-	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error",
+	cmd := command(tb, ffmpeg, "-hide_banner", "-loglevel", "error",
 		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
@@ -162,7 +172,7 @@ type probeStream struct {
 func probe(tb testing.TB, path string) []probeStream {
 	tb.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(tool(tb, "ffprobe"), "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json", path)
+	cmd := command(tb, tool(tb, "ffprobe"), "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "json", path)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil || stderr.Len() > 0 {
@@ -181,7 +191,7 @@ func probe(tb testing.TB, path string) []probeStream {
 // this ffmpeg gives up before the first segment).
 func decodeAll(tb testing.TB, path string) {
 	tb.Helper()
-	cmd := exec.Command(tool(tb, "ffmpeg"), "-v", "error", "-live_start_index", "0", "-m3u8_hold_counters", "2",
+	cmd := command(tb, tool(tb, "ffmpeg"), "-v", "error", "-live_start_index", "0", "-m3u8_hold_counters", "2",
 		"-i", path, "-f", "null", "-")
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {

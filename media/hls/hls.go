@@ -28,6 +28,9 @@ type Config struct {
 	Dir      string        // optional: also write segments and playlist here, delete expired ones
 	// PlaylistFile names the playlist in Dir, default "playlist.m3u8".
 	PlaylistFile string
+	// URIPrefix goes before each segment name in the playlist: "test/" makes
+	// /live/test.m3u8 list /live/test/12.ts. Segment() still takes the bare name.
+	URIPrefix string
 	// Follow: never decide cuts; cut only at onHLSCut markers in the tag stream.
 	Follow bool
 	// OnCut receives, on a leader, the marker of every segment start. It is called from
@@ -453,7 +456,7 @@ func (m *Muxer) publish(s *segment) {
 		m.pl, _ = m3u8.NewMediaPlaylist(uint(m.cfg.Window), uint(m.cfg.Window))
 	}
 	// Slide, not Append: Append past the window keeps listing the oldest segments.
-	m.pl.Slide(s.name, float64(s.durMS)/1000, "")
+	m.pl.Slide(m.cfg.URIPrefix+s.name, float64(s.durMS)/1000, "")
 	if s.disc {
 		_ = m.pl.SetDiscontinuity()
 	}

@@ -1,0 +1,173 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"peer/ingress/rtmp"
+	"peer/media"
+	"peer/media/flv"
+	"peer/placement"
+)
+
+// relay accepts a user's publish at this ingress for a stream mastered elsewhere. The
+// publisher writes into a private copy (RelayHub); a relay link plays that copy and
+// publishes it to the master at the RTMP message level. When the master dies the link
+// re-points to the promoted one while the publisher keeps sending, unaware.
+func (r *Router) relay(ctx context.Context, app, name, remote string, a placement.Assignment) (*media.Publisher, func(), error) {
+	stream := app + "/" + name
+	pub, err := r.RelayHub.Publish(app, name, remote, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	player, err := r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Internal: true})
+	if err != nil {
+		pub.Close()
+		return nil, nil, err
+	}
+	sink, err := r.openRelaySink(ctx, app, name, a)
+	if err != nil {
+		player.Close()
+		pub.Close()
+		return nil, nil, err
+	}
+	r.Log.Info("publish relayed to master", zap.String("stream", stream), zap.String("master", a.Master))
+	lctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.runRelay(lctx, app, name, player, sink)
+	}()
+	finish := func() {
+		cancel()
+		<-done
+		pub.Close()
+	}
+	return pub, finish, nil
+}
+
+// relaySink is where a relay link delivers: the master's RTMP port, or this node's own
+// hub when placement made this node the master after all (all origins died).
+type relaySink interface {
+	write(tags []*flv.Tag) error
+	close()
+}
+
+type remoteSink struct{ c *rtmp.Client }
+
+func (s remoteSink) write(tags []*flv.Tag) error { return s.c.WriteTags(tags) }
+func (s remoteSink) close()                      { s.c.Close() }
+
+type localSink struct {
+	pub    *media.Publisher
+	finish func()
+}
+
+func (s localSink) write(tags []*flv.Tag) error {
+	for _, t := range tags {
+		s.pub.WriteAt(t.Type, t.Time, t.Data())
+	}
+	return nil
+}
+func (s localSink) close() { s.finish() }
+
+// openRelaySink connects to the stream's master, retrying connection failures (the
+// master may have just died and not yet been replaced) for a few seconds. A master that
+// refuses (a publisher is already there) ends it at once.
+func (r *Router) openRelaySink(ctx context.Context, app, name string, a placement.Assignment) (relaySink, error) {
+	stream := app + "/" + name
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		if a.Master == r.self() {
+			pub, err := r.Hub.Publish(app, name, "relay:"+stream, false)
+			if err != nil {
+				return nil, err
+			}
+			epoch := a.Epoch
+			return localSink{pub: pub, finish: func() { pub.Close(); r.release(stream, epoch) }}, nil
+		}
+		err := errors.New("master not alive")
+		if m, ok := r.links.member(a.Master); ok {
+			var c *rtmp.Client
+			c, err = rtmp.DialPublish(ctx, m.RTMP, app, name+r.auth.query(linkRelay, stream, r.self()), r.DialTimeout)
+			if err == nil {
+				return remoteSink{c}, nil
+			}
+			if refusedBusy(err) {
+				return nil, fmt.Errorf("master %s: %w", a.Master, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("relay to master %s: %w", a.Master, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+		if a, err = r.Cluster.Acquire(ctx, stream, r.self()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// refusedBusy tells a master's "stream is already being published" from refusals that
+// a retry may cure (its placement view lagging behind ours).
+func refusedBusy(err error) bool {
+	return errors.Is(err, rtmp.ErrRefused) && strings.Contains(err.Error(), media.ErrBusy.Error())
+}
+
+// runRelay delivers the private copy to the master, re-pointing on failure.
+func (r *Router) runRelay(ctx context.Context, app, name string, player *media.Player, sink relaySink) {
+	stream := app + "/" + name
+	for {
+		err := pump(ctx, player, sink)
+		sink.close()
+		player.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		r.Log.Warn("relay to master lost; re-pointing", zap.String("stream", stream), zap.Error(err))
+		for ctx.Err() == nil {
+			var a placement.Assignment
+			if a, err = r.Cluster.Acquire(ctx, stream, r.self()); err == nil {
+				// New frames only: the new master already has what the old one forwarded.
+				player, err = r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Internal: true, FromNextKeyframe: true})
+				if err == nil {
+					if sink, err = r.openRelaySink(ctx, app, name, a); err == nil {
+						r.Log.Info("relay re-pointed", zap.String("stream", stream), zap.String("master", a.Master))
+						break
+					}
+					player.Close()
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			r.Log.Info("relay re-point failed; retrying", zap.String("stream", stream), zap.Error(err))
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// pump copies a local stream to a sink until either side fails.
+func pump(ctx context.Context, p *media.Player, s relaySink) error {
+	var batch []*flv.Tag
+	for {
+		var err error
+		batch, err = p.Next(ctx, batch[:0])
+		if err != nil {
+			return err
+		}
+		err = s.write(batch)
+		clear(batch)
+		if err != nil {
+			return err
+		}
+	}
+}

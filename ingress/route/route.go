@@ -1,0 +1,166 @@
+// Package route decides, on every node, where a publish or a player goes and keeps the
+// node-to-node links the placement asks for: relays from an ingress to a stream's
+// master, forwards from the master to its replicas, and edge pulls. It is what replaces
+// the seed's haproxy/nginx tier and its hand-written forward/edge configuration.
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"peer/media"
+	"peer/placement"
+)
+
+// ErrLinkRefused refuses a node-to-node link whose signature or role does not hold.
+var ErrLinkRefused = errors.New("cluster link refused")
+
+// Router routes one node's publishes and players over the cluster.
+type Router struct {
+	Hub      *media.Hub
+	RelayHub *media.Hub // private copies of publishes relayed to another master
+	Cluster  *placement.Cluster
+	Key      string
+	Log      *zap.Logger
+	// DialTimeout bounds one node-to-node connection attempt.
+	DialTimeout time.Duration
+
+	auth  linkAuth
+	links *links
+	once  sync.Once
+}
+
+func (r *Router) init() {
+	r.once.Do(func() {
+		r.auth = linkAuth{key: []byte(r.Key)}
+		if r.DialTimeout == 0 {
+			r.DialTimeout = 3 * time.Second
+		}
+		r.links = newLinks(r)
+	})
+}
+
+// Run keeps the links in line with placement until ctx ends.
+func (r *Router) Run(ctx context.Context) {
+	r.init()
+	r.links.run(ctx)
+}
+
+func (r *Router) self() string { return r.Cluster.Self() }
+
+// Publish routes a publish of app/name arriving here. It returns the publisher the
+// session writes into and a finish func to call when the session ends.
+func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (*media.Publisher, func(), error) {
+	r.init()
+	stream := app + "/" + name
+	if claim, ok := r.auth.parse(stream, query); ok {
+		return r.acceptLink(app, name, remote, claim)
+	}
+	a, err := r.acquire(ctx, stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.Master == r.self() {
+		pub, err := r.Hub.Publish(app, name, remote, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.Log.Info("publish accepted as master", zap.String("stream", stream), zap.Uint64("epoch", a.Epoch))
+		r.links.trigger()
+		return pub, func() { pub.Close(); r.release(stream, a.Epoch) }, nil
+	}
+	return r.relay(ctx, app, name, remote, a)
+}
+
+// acquire asks placement for the stream's master, retrying briefly through a leader
+// election.
+func (r *Router) acquire(ctx context.Context, stream string) (placement.Assignment, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		a, err := r.Cluster.Acquire(ctx, stream, r.self())
+		if err == nil {
+			return a, nil
+		}
+		if ctx.Err() != nil {
+			return a, fmt.Errorf("placement: %w", err)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (r *Router) release(stream string, epoch uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Cluster.Release(ctx, stream, r.self(), epoch); err != nil && !errors.Is(err, placement.ErrStale) {
+		r.Log.Info("release of a stream failed", zap.String("stream", stream), zap.Error(err))
+	}
+}
+
+// acceptLink checks a node-to-node publish: a relay only reaches the current master, a
+// forward only a replica, from the current master.
+func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publisher, func(), error) {
+	stream := app + "/" + name
+	if !c.valid {
+		return nil, nil, fmt.Errorf("%w: bad signature from %q", ErrLinkRefused, c.from)
+	}
+	a, ok := r.Cluster.Lookup(stream)
+	self := r.self()
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("%w: %s is not placed", ErrLinkRefused, stream)
+	case c.kind == linkRelay && a.Master != self:
+		return nil, nil, fmt.Errorf("%w: relay from %s but the master is %s", ErrLinkRefused, c.from, a.Master)
+	case c.kind == linkForward && (a.Master != c.from || !contains(a.Replicas, self)):
+		return nil, nil, fmt.Errorf("%w: forward from %s, master %s, replicas %v", ErrLinkRefused, c.from, a.Master, a.Replicas)
+	case c.kind != linkRelay && c.kind != linkForward:
+		return nil, nil, fmt.Errorf("%w: %q is not a publishing link", ErrLinkRefused, c.kind)
+	}
+	pub, err := r.Hub.Publish(app, name, "node:"+c.from, c.kind == linkForward)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.links.trigger()
+	return pub, pub.Close, nil
+}
+
+// Play prepares this node to serve app/name: a stream it does not hold makes it join the
+// stream's edge set and pull it. Players are always served locally (they wait for the
+// pull or the publisher). internal marks another node's edge pull, which also gets HLS
+// cut markers.
+func (r *Router) Play(app, name, query string) (internal bool, err error) {
+	r.init()
+	stream := app + "/" + name
+	if claim, ok := r.auth.parse(stream, query); ok {
+		if !claim.valid || claim.kind != linkPull {
+			return false, fmt.Errorf("%w: bad pull from %q", ErrLinkRefused, claim.from)
+		}
+		return true, nil
+	}
+	r.links.trigger()
+	return false, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// splitStream splits "app/name".
+func splitStream(stream string) (string, string) {
+	app, name, _ := strings.Cut(stream, "/")
+	return app, name
+}
+
