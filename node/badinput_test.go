@@ -108,6 +108,6 @@ func TestBadInput(t *testing.T) {
 		expectClosed(t, c, "http garbage")
 		eventually(t, 5*time.Second, "http garbage logged", func() bool { return n.logged("without a valid request") })
 	})
-	checkPlayable(t, n.rtmpURL("live/good"), 0)
-	checkPlayable(t, n.httpURL("/live/good.flv"), 0)
+	avtest.CheckPlayable(t, n.rtmpURL("live/good"), 0)
+	avtest.CheckPlayable(t, n.httpURL("/live/good.flv"), 0)
 }

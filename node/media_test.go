@@ -13,41 +13,6 @@ import (
 	"peer/conf"
 )
 
-// checkPlayable probes url for H.264 320x240 + AAC and checks that a few seconds of its
-// packets advance without going backwards.
-func checkPlayable(t *testing.T, url string, minTime float64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	streams, err := avtest.Probe(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var video, audio bool
-	for _, s := range streams {
-		switch {
-		case s.CodecName == "h264" && s.Width == 320 && s.Height == 240:
-			video = true
-		case s.CodecName == "aac":
-			audio = true
-		}
-	}
-	if !video || !audio {
-		t.Fatalf("%s: want h264 320x240 + aac, got %+v", url, streams)
-	}
-	pkts, err := avtest.Packets(ctx, url, 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, a := avtest.TimelineOf(pkts, "video"), avtest.TimelineOf(pkts, "audio")
-	if v.Count < 30 || a.Count < 30 || v.Last-v.First < 1.5 || v.Backwards > 0 || a.Backwards > 0 {
-		t.Fatalf("%s: timestamps do not advance: video %+v audio %+v", url, v, a)
-	}
-	if v.First < minTime {
-		t.Fatalf("%s: first video time %.3f s, want >= %.3f s", url, v.First, minTime)
-	}
-}
-
 func publish(t *testing.T, url string, o avtest.PublishOptions) *avtest.Proc {
 	t.Helper()
 	p, err := avtest.Publish(url, o)
@@ -74,7 +39,7 @@ func TestSingleNode(t *testing.T) {
 	pub := publish(t, n.rtmpURL("live/test?token=abc"), avtest.PublishOptions{})
 	waitPublishing(t, n, "live/test")
 
-	t.Run("RTMP", func(t *testing.T) { checkPlayable(t, n.rtmpURL("live/test"), 0) })
+	t.Run("RTMP", func(t *testing.T) { avtest.CheckPlayable(t, n.rtmpURL("live/test"), 0) })
 	t.Run("HTTP-FLV", func(t *testing.T) {
 		resp, err := (&httpClient).Get(n.httpURL("/live/test.flv"))
 		if err != nil {
@@ -84,7 +49,7 @@ func TestSingleNode(t *testing.T) {
 		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Content-Type") != "video/x-flv" {
 			t.Fatalf("headers: %v", resp.Header)
 		}
-		checkPlayable(t, n.httpURL("/live/test.flv"), 0)
+		avtest.CheckPlayable(t, n.httpURL("/live/test.flv"), 0)
 	})
 	t.Run("HLS", func(t *testing.T) {
 		eventually(t, 20*time.Second, "a playlist with 3 segments", func() bool {
@@ -169,7 +134,7 @@ func TestSingleNode(t *testing.T) {
 			t.Fatalf("first publisher stopped: %v %s", pub.Err(), pub.Stderr)
 		default:
 		}
-		checkPlayable(t, n.rtmpURL("live/test"), 0)
+		avtest.CheckPlayable(t, n.rtmpURL("live/test"), 0)
 	})
 	t.Run("SlowPlayerDoesNotStallFast", func(t *testing.T) {
 		// A player that sends its request and never reads.
@@ -181,8 +146,8 @@ func TestSingleNode(t *testing.T) {
 		slow.(*net.TCPConn).SetReadBuffer(4096)
 		slow.Write([]byte("GET /live/test.flv HTTP/1.1\r\nHost: x\r\n\r\n"))
 		time.Sleep(time.Second)
-		checkPlayable(t, n.httpURL("/live/test.flv"), 0)
-		checkPlayable(t, n.rtmpURL("live/test"), 0)
+		avtest.CheckPlayable(t, n.httpURL("/live/test.flv"), 0)
+		avtest.CheckPlayable(t, n.rtmpURL("live/test"), 0)
 	})
 }
 
@@ -209,8 +174,8 @@ func TestExtendedTimestamps(t *testing.T) {
 	n := startNode(t, nil)
 	publish(t, n.rtmpURL("live/long"), avtest.PublishOptions{TSOffset: 17000 * time.Second})
 	waitPublishing(t, n, "live/long")
-	checkPlayable(t, n.rtmpURL("live/long"), 17000)
-	checkPlayable(t, n.httpURL("/live/long.flv"), 17000)
+	avtest.CheckPlayable(t, n.rtmpURL("live/long"), 17000)
+	avtest.CheckPlayable(t, n.httpURL("/live/long.flv"), 17000)
 }
 
 // TestMaxConnections refuses connections past the limit and serves again once a slot

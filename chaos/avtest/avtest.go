@@ -180,3 +180,39 @@ func TimelineOf(pkts []Packet, codecType string) Timeline {
 	}
 	return tl
 }
+
+// CheckPlayable probes url for H.264 320x240 + AAC and checks that a few seconds of its
+// packets advance without going backwards.
+func CheckPlayable(t testing.TB, url string, minTime float64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	streams, err := Probe(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var video, audio bool
+	for _, s := range streams {
+		switch {
+		case s.CodecName == "h264" && s.Width == 320 && s.Height == 240:
+			video = true
+		case s.CodecName == "aac":
+			audio = true
+		}
+	}
+	if !video || !audio {
+		t.Fatalf("%s: want h264 320x240 + aac, got %+v", url, streams)
+	}
+	pkts, err := Packets(ctx, url, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, a := TimelineOf(pkts, "video"), TimelineOf(pkts, "audio")
+	if v.Count < 30 || a.Count < 30 || v.Last-v.First < 1.5 || v.Backwards > 0 || a.Backwards > 0 {
+		t.Fatalf("%s: timestamps do not advance: video %+v audio %+v", url, v, a)
+	}
+	if v.First < minTime {
+		t.Fatalf("%s: first video time %.3f s, want >= %.3f s", url, v.First, minTime)
+	}
+}
+
