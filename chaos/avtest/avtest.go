@@ -215,4 +215,3 @@ func CheckPlayable(t testing.TB, url string, minTime float64) {
 		t.Fatalf("%s: first video time %.3f s, want >= %.3f s", url, v.First, minTime)
 	}
 }
-

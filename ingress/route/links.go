@@ -42,7 +42,7 @@ type link struct {
 }
 
 func (l *link) setUpstream(s string) { l.mu.Lock(); l.upstream = s; l.mu.Unlock() }
-func (l *link) current() string     { l.mu.Lock(); defer l.mu.Unlock(); return l.upstream }
+func (l *link) current() string      { l.mu.Lock(); defer l.mu.Unlock(); return l.upstream }
 
 func newLinks(r *Router) *links {
 	return &links{r: r, wake: make(chan struct{}, 1), active: map[string]*link{},

@@ -163,4 +163,3 @@ func splitStream(stream string) (string, string) {
 	app, name, _ := strings.Cut(stream, "/")
 	return app, name
 }
-
