@@ -121,7 +121,8 @@ func (h *Hub) Publish(app, name, remote string, feed bool) (*Publisher, error) {
 	if s.pub != nil {
 		return nil, ErrBusy
 	}
-	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s}
+	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s,
+		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime}}
 	s.pub = p
 	s.published++
 	if s.hls != nil {

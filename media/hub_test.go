@@ -233,3 +233,22 @@ func BenchmarkFanOut(b *testing.B) {
 		})
 	}
 }
+
+// TestConfigTagsDoNotRebase: a relay re-pointed to a new master sends the old metadata
+// and sequence headers (stamped at the stream's start) before new frames; they must not
+// shift the timeline.
+func TestConfigTagsDoNotRebase(t *testing.T) {
+	h := testHub(t, 64)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	pub, _ := h.Publish("live", "a", "x", false)
+	pub.Write(flv.TypeVideo, 5000, keyframe)
+	pub.Close()
+	pub2, _ := h.Publish("live", "a", "y", false)
+	pub2.Write(flv.TypeVideo, 0, avcSeq)
+	pub2.Write(flv.TypeVideo, 5040, keyframe)
+	got, _ := pl.Next(context.Background(), nil)
+	if len(got) != 3 || got[1].Time != 5000 || got[2].Time != 5040 {
+		t.Fatalf("got %v", describe(got))
+	}
+}

@@ -227,12 +227,24 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		}
 	}
 	s := p.stream
-	if !p.tl.started {
-		s.mu.Lock()
-		p.tl.start(timeMS, s.lastTime, s.hasTime, p.Feed, s.videoSeq != nil)
-		s.mu.Unlock()
-	}
 	t := flv.NewTag(typ, timeMS+p.tl.offset, data)
+	if !p.tl.started {
+		last, hasLast := p.tl.prevLast, p.tl.prevHas
+		if isConfig(t) {
+			// Metadata and sequence headers carry the publisher's start time, however
+			// long ago that was: they neither start the timeline nor move time back.
+			if hasLast && t.Time < last {
+				t = flv.NewTag(typ, last, data)
+			}
+			s.write(t, p.Feed)
+			return
+		}
+		s.mu.Lock()
+		video := s.videoSeq != nil
+		s.mu.Unlock()
+		p.tl.start(timeMS, last, hasLast, p.Feed, video)
+		t = flv.NewTag(typ, timeMS+p.tl.offset, data)
+	}
 	at, ok := p.tl.place(t)
 	if !ok {
 		return
@@ -248,6 +260,8 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 // on). A feed that switched upstream replays a little of what we already have: those
 // tags are dropped until the first keyframe after the stream's last tag.
 type timeline struct {
+	prevLast int64 // the stream's last time when the publisher attached
+	prevHas  bool
 	started  bool
 	offset   int64
 	catching bool  // dropping until a keyframe after catchUp

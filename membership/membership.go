@@ -49,6 +49,9 @@ type Load struct {
 	Players    int     `json:"p,omitempty"`
 	EgressMbps float64 `json:"e,omitempty"`
 	CPU        float64 `json:"c,omitempty"`
+	// MaxStreams is the node's own limit on the streams it masters (--max-streams);
+	// at the limit the leader places new streams elsewhere.
+	MaxStreams int `json:"m,omitempty"`
 }
 
 // Meta is what a node gossips about itself. It must stay under 512 bytes.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	sockaddr "github.com/hashicorp/go-sockaddr"
@@ -70,7 +72,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		GossipAddr: cfg.Gossip, GossipAdvertise: advertise(cfg.Gossip, cfg.Advertise),
 		RaftAddr: cfg.Raft, RaftAdvertise: advertise(cfg.Raft, cfg.Advertise),
 		RTMPAddr: advertise(n.RTMPAddr(), cfg.Advertise), HTTPAddr: advertise(n.HTTPAddr(), cfg.Advertise),
-		Replicas: cfg.Replicas, MaxStreamsPerNode: cfg.MaxStreams,
+		Replicas: cfg.Replicas,
 	}, log.Named("cluster"))
 	if err != nil {
 		n.rtmpLn.Close()
@@ -168,6 +170,17 @@ func (n *Node) Run(ctx context.Context) error {
 // joinAndReport joins the seeds (retrying with backoff until one answers), then gossips
 // this node's load until ctx ends.
 func (n *Node) joinAndReport(ctx context.Context) {
+	cpu := newCPUMeter()
+	report := func() {
+		streams, clients := n.hub.Snapshot()
+		var kbps float64
+		for _, s := range streams {
+			kbps += s.KbpsOut
+		}
+		n.cluster.SetLoad(membership.Load{Streams: len(streams), Players: len(clients) - len(streams),
+			EgressMbps: kbps / 1000, CPU: cpu.sample(), MaxStreams: n.cfg.MaxStreams})
+	}
+	report()
 	backoff := 200 * time.Millisecond
 	for len(n.seeds) > 0 {
 		err := n.cluster.Join(n.seeds)
@@ -190,12 +203,35 @@ func (n *Node) joinAndReport(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			report()
 		}
-		streams, clients := n.hub.Snapshot()
-		var kbps float64
-		for _, s := range streams {
-			kbps += s.KbpsOut
-		}
-		n.cluster.SetLoad(membership.Load{Streams: len(streams), Players: len(clients) - len(streams), EgressMbps: kbps / 1000})
 	}
+}
+
+// cpuMeter measures this process's CPU use as a fraction of the machine's cores.
+type cpuMeter struct {
+	last time.Time
+	used time.Duration
+}
+
+func newCPUMeter() *cpuMeter { return &cpuMeter{last: time.Now(), used: processCPU()} }
+
+func (c *cpuMeter) sample() float64 {
+	now, used := time.Now(), processCPU()
+	wall := now.Sub(c.last)
+	frac := 0.0
+	if wall > 0 {
+		frac = float64(used-c.used) / float64(wall) / float64(runtime.NumCPU())
+	}
+	c.last, c.used = now, used
+	return frac
+}
+
+// processCPU is user+system time of this process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -149,7 +149,7 @@ func (l *liveness) overloaded(name string) bool {
 	if l.cfg.Overloaded != nil {
 		return l.cfg.Overloaded(m, l.counts[name])
 	}
-	if m.Load.CPU >= 0.9 {
+	if m.Load.CPU >= 0.9 || (m.Load.MaxStreams > 0 && l.counts[name] >= m.Load.MaxStreams) {
 		return true
 	}
 	return l.cfg.MaxStreamsPerNode > 0 && l.counts[name] >= l.cfg.MaxStreamsPerNode
