@@ -26,6 +26,19 @@ func TestPlayAnywhere(t *testing.T) {
 		_, ok := assignment(c.Nodes[2], "live/any")
 		return ok
 	})
+	// HLS first, on a fresh cluster: a node that holds nothing must start pulling for a
+	// playlist request alone.
+	t.Run("HLS@n2", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		for ctx.Err() == nil {
+			if streams, err := avtest.Probe(ctx, hlsURL(c.Nodes[1], "live/any")); err == nil && len(streams) >= 2 {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Fatal("no HLS at n2")
+	})
 	for _, n := range c.Nodes[1:] {
 		t.Run("RTMP@"+n.Name, func(t *testing.T) { avtest.CheckPlayable(t, rtmpURL(n, "live/any"), 0) })
 		t.Run("FLV@"+n.Name, func(t *testing.T) { avtest.CheckPlayable(t, flvURL(n, "live/any"), 0) })

@@ -159,6 +159,20 @@ func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
 	return p, nil
 }
 
+// WatchHLS returns the stream for an HLS request, creating it if needed, and notes the
+// request: HLS players hold no connection, so this is how the node knows the stream is
+// wanted here.
+func (h *Hub) WatchHLS(app, name string) (*Stream, error) {
+	s, err := h.stream(app, name)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.hlsSeen = time.Now()
+	s.mu.Unlock()
+	return s, nil
+}
+
 // Kick detaches the stream's publisher (this node lost the stream) and reports whether
 // there was one.
 func (h *Hub) Kick(app, name string, reason error) bool {

@@ -37,6 +37,7 @@ type Stream struct {
 	vacantSince time.Time
 	info        Info
 	frames      uint64
+	hlsSeen     time.Time // last HLS request: HLS players hold no connection
 
 	hls      *hls.Muxer
 	bytesIn  atomic.Uint64
@@ -337,11 +338,15 @@ func (s *Stream) HasUserSource() bool {
 	return s.pub != nil && !s.pub.Feed
 }
 
-// UserPlayers counts players that are not cluster links.
-func (s *Stream) UserPlayers() int {
+// UserPlayers counts players that are not cluster links; HLS requests in the last
+// idle window count as one.
+func (s *Stream) UserPlayers(idle time.Duration) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
+	if !s.hlsSeen.IsZero() && time.Since(s.hlsSeen) < idle {
+		n++
+	}
 	for p := range s.players {
 		if !p.internal {
 			n++

@@ -159,7 +159,7 @@ func (l *links) demand(a placement.Assignment, s *media.Stream) bool {
 	self := l.r.self()
 	players := 0
 	if s != nil {
-		players = s.UserPlayers()
+		players = s.UserPlayers(edgeIdle)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -110,14 +110,25 @@ func corsHeaders(w http.ResponseWriter) {
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 }
 
+// hlsWait is how long a playlist request waits for a stream this node starts pulling
+// (or whose first segment is not complete yet) before answering 404.
+const hlsWait = 8 * time.Second
+
 func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name string) {
 	corsHeaders(w)
-	st := s.Hub.Lookup(app, name)
-	if st == nil {
-		http.Error(w, errNoStream.Error(), http.StatusNotFound)
+	st, err := s.Hub.WatchHLS(app, name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if s.Router != nil {
+		s.Router.Play(app, name, r.URL.RawQuery)
+	}
 	body, ok := st.HLS().Playlist()
+	for deadline := time.Now().Add(hlsWait); !ok && time.Now().Before(deadline) && r.Context().Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+		body, ok = st.HLS().Playlist()
+	}
 	if !ok {
 		http.Error(w, "playlist not ready", http.StatusNotFound)
 		return
@@ -129,9 +140,9 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 
 func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 	corsHeaders(w)
-	st := s.Hub.Lookup(r.PathValue("app"), r.PathValue("stream"))
-	if st == nil {
-		http.Error(w, errNoStream.Error(), http.StatusNotFound)
+	st, err := s.Hub.WatchHLS(r.PathValue("app"), r.PathValue("stream"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	body, ok := st.HLS().Segment(r.PathValue("segment"))
