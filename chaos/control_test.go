@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -131,4 +132,70 @@ func TestControlPlane(t *testing.T) {
 		}
 		t.Logf("FIGURE stale master fenced: %v after SIGCONT", time.Since(woke).Round(time.Millisecond))
 	})
+}
+
+// TestFiveNodes: five processes keep three voters (five from seven on); a dead voter is
+// replaced by a promoted nonvoter; `peer leave` hands a node's streams off and the node
+// shows as left.
+func TestFiveNodes(t *testing.T) {
+	avtest.RequireTools(t)
+	c, agree := startCluster(t, 5, nil)
+	t.Logf("FIGURE 5-node view agreed: %v", agree.Round(time.Millisecond))
+	roles := func(n *procs.Node) map[string]string {
+		v, err := n.View(context.Background())
+		if err != nil {
+			return nil
+		}
+		out := map[string]string{}
+		for _, m := range v.Members {
+			out[m.Name] = m.Raft + "/" + m.State
+		}
+		return out
+	}
+	countVoters := func(r map[string]string) int {
+		k := 0
+		for _, role := range r {
+			if role == "leader/alive" || role == "voter/alive" {
+				k++
+			}
+		}
+		return k
+	}
+	eventually(t, 15*time.Second, "3 voters and 2 nonvoters", func() bool { return countVoters(roles(c.Nodes[0])) == 3 })
+
+	// Kill a voter that is not the leader.
+	v, _ := c.Nodes[0].View(context.Background())
+	var victim *procs.Node
+	for _, m := range v.Members {
+		if m.Raft == "voter" {
+			victim = c.ByName(m.Name)
+			break
+		}
+	}
+	victim.Kill()
+	killed := time.Now()
+	survivor := c.Others(victim.Name)[0]
+	eventually(t, 20*time.Second, "the dead voter replaced", func() bool {
+		r := roles(survivor)
+		return countVoters(r) == 3 && r[victim.Name] != "voter/alive"
+	})
+	t.Logf("FIGURE dead voter replaced: %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
+
+	// Graceful leave of a node that masters a stream.
+	leaver := c.Others(victim.Name)[1]
+	pub := publish(t, rtmpURL(leaver, "live/leave"))
+	eventually(t, 15*time.Second, "stream mastered by the leaver", func() bool {
+		a, ok := assignment(survivor, "live/leave")
+		return ok && a.Master == leaver.Name
+	})
+	out, err := exec.Command(peerBin, "leave", "--api", "http://"+leaver.HTTP).CombinedOutput()
+	if err != nil {
+		t.Fatalf("peer leave: %v\n%s", err, out)
+	}
+	eventually(t, 10*time.Second, "the leaver shown as left and its stream handed off", func() bool {
+		a, ok := assignment(survivor, "live/leave")
+		return roles(survivor)[leaver.Name] == "none/left" && (!ok || a.Master != leaver.Name)
+	})
+	eventually(t, 10*time.Second, "the leaver's process to exit", func() bool { return !leaver.Running() })
+	pub.Stop()
 }
