@@ -138,7 +138,6 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	c.name = name
-	c.log = c.log.With(zap.String("node", name))
 
 	ln, err := net.Listen("tcp", c.cfg.RaftAddr)
 	if err != nil {
