@@ -225,3 +225,42 @@ func segments(playlist string) []string {
 	}
 	return out
 }
+
+// TestFullNodeRedirects: a node serving --max-players already sends new HTTP players to
+// another node of the stream with a 302, the same one for the same client.
+func TestFullNodeRedirects(t *testing.T) {
+	avtest.RequireTools(t)
+	c, _ := startCluster(t, 3, func(i int) []string {
+		if i == 1 {
+			return []string{"--max-players", "1"}
+		}
+		return nil
+	})
+	publish(t, rtmpURL(c.Nodes[0], "live/full"))
+	full := c.Nodes[1]
+	eventually(t, 15*time.Second, "the stream placed", func() bool { _, ok := assignment(full, "live/full"); return ok })
+	first, err := http.Get(flvURL(full, "live/full"))
+	if err != nil || first.StatusCode != 200 {
+		t.Fatalf("first player: %v %v", err, first)
+	}
+	defer first.Body.Close()
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var locations []string
+	for range 2 {
+		var resp *http.Response
+		eventually(t, 10*time.Second, "a redirect from the full node", func() bool {
+			var err error
+			resp, err = noFollow.Get(flvURL(full, "live/full"))
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusFound
+		})
+		locations = append(locations, resp.Header.Get("Location"))
+	}
+	if locations[0] == "" || locations[0] != locations[1] || strings.Contains(locations[0], full.HTTP) {
+		t.Fatalf("redirects not sticky to another node: %v", locations)
+	}
+	avtest.CheckPlayable(t, locations[0], 0)
+}

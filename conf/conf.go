@@ -32,6 +32,7 @@ type Node struct {
 	LogFile   string `help:"Log to this file instead of stderr." env:"PEER_LOG_FILE"`
 
 	MaxConnections int           `help:"Client connections allowed at once (SRS max_connections)." default:"1000" env:"PEER_MAX_CONNECTIONS"`
+	MaxPlayers     int           `help:"Players this node serves before it redirects new HTTP players to another node of the stream (0: no limit)." default:"0" env:"PEER_MAX_PLAYERS"`
 	HLSFragment    time.Duration `help:"Target HLS segment duration (SRS hls_fragment)." default:"2s" env:"PEER_HLS_FRAGMENT"`
 	HLSWindow      int           `help:"Segments in the live HLS playlist (SRS hls_window)." default:"6" env:"PEER_HLS_WINDOW"`
 	HLSDir         string        `help:"Also write HLS segments to this directory." env:"PEER_HLS_DIR"`

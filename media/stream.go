@@ -338,13 +338,13 @@ func (s *Stream) HasUserSource() bool {
 	return s.pub != nil && !s.pub.Feed
 }
 
-// UserPlayers counts players that are not cluster links; HLS requests in the last
-// idle window count as one.
+// UserPlayers counts players that are not cluster links; with idle > 0, HLS requests in
+// the last idle window count as one.
 func (s *Stream) UserPlayers(idle time.Duration) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	if !s.hlsSeen.IsZero() && time.Since(s.hlsSeen) < idle {
+	if idle > 0 && !s.hlsSeen.IsZero() && time.Since(s.hlsSeen) < idle {
 		n++
 	}
 	for p := range s.players {

@@ -79,7 +79,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		n.httpLn.Close()
 		return nil, err
 	}
-	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, Log: log.Named("route")}
+	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
 	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
 		WriteTimeout: cfg.WriteTimeout, Cluster: func() any { return n.cluster.View() }, Leave: n.Leave}

@@ -314,13 +314,16 @@ func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin 
 func (l *links) origins(a placement.Assignment) []string {
 	list := append([]string{a.Master}, a.Replicas...)
 	self := l.r.self()
-	score := func(n string) uint64 {
-		h := fnv.New64a()
-		h.Write([]byte(self + "\x00" + n))
-		return h.Sum64()
-	}
-	sort.SliceStable(list, func(i, j int) bool { return score(list[i]) > score(list[j]) })
+	sort.SliceStable(list, func(i, j int) bool { return rendezvous(self, list[i]) > rendezvous(self, list[j]) })
 	return list
+}
+
+// rendezvous scores node n for key: the highest score wins, and removing a node moves
+// only the keys it won.
+func rendezvous(key, n string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key + "\x00" + n))
+	return h.Sum64()
 }
 
 // retry runs attempt until ctx ends, with backoff between failures (reset after an

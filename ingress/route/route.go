@@ -30,6 +30,8 @@ type Router struct {
 	Log      *zap.Logger
 	// DialTimeout bounds one node-to-node connection attempt.
 	DialTimeout time.Duration
+	// MaxPlayers: past this many local players, new HTTP players are redirected.
+	MaxPlayers int
 
 	auth  linkAuth
 	links *links
@@ -162,4 +164,39 @@ func contains(list []string, s string) bool {
 func splitStream(stream string) (string, string) {
 	app, name, _ := strings.Cut(stream, "/")
 	return app, name
+}
+
+// Redirect picks another node for an HTTP player when this one serves MaxPlayers
+// already: one of the stream's master, replicas and edges, by rendezvous hash of the
+// client's IP so a client keeps landing on the same node (nginx's ip_hash, without
+// nginx). It returns that node's HTTP address.
+func (r *Router) Redirect(app, name, clientIP string) (string, bool) {
+	r.init()
+	if r.MaxPlayers <= 0 || r.userPlayers() < r.MaxPlayers {
+		return "", false
+	}
+	a, ok := r.Cluster.Lookup(app + "/" + name)
+	if !ok {
+		return "", false
+	}
+	self := r.self()
+	best, bestScore := "", uint64(0)
+	for _, n := range append(append([]string{a.Master}, a.Replicas...), a.Edges...) {
+		m, alive := r.links.member(n)
+		if n == self || !alive || m.HTTP == "" {
+			continue
+		}
+		if s := rendezvous(clientIP, n); best == "" || s > bestScore {
+			best, bestScore = m.HTTP, s
+		}
+	}
+	return best, best != ""
+}
+
+func (r *Router) userPlayers() int {
+	n := 0
+	for _, s := range r.Hub.Streams() {
+		n += s.UserPlayers(0)
+	}
+	return n
 }

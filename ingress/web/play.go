@@ -23,6 +23,9 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.redirect(w, r, app, name) {
+		return
+	}
 	switch ext {
 	case ".flv":
 		s.playFLV(w, r, app, name)
@@ -154,4 +157,22 @@ func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 	// A segment never changes once listed, so caches may keep it for the window's life.
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	w.Write(body)
+}
+
+// redirect sends the player to another node of the stream when this one is full.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, app, name string) bool {
+	if s.Router == nil {
+		return false
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	addr, ok := s.Router.Redirect(app, name, ip)
+	if !ok {
+		return false
+	}
+	u := *r.URL
+	u.Scheme, u.Host = "http", addr
+	corsHeaders(w)
+	s.Log.Info("player redirected: node full", zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("to", addr))
+	http.Redirect(w, r, u.String(), http.StatusFound)
+	return true
 }

@@ -42,6 +42,8 @@ type Server struct {
 // Router readies the node to serve a stream it may not hold (package route).
 type Router interface {
 	Play(app, name, query string) (internal bool, err error)
+	// Redirect names another node's HTTP address when this one is full.
+	Redirect(app, name, clientIP string) (string, bool)
 }
 
 // Handler is the node's HTTP routing.
