@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"peer/chaos/procs"
 	"peer/conf"
 )
 
@@ -33,7 +33,7 @@ func startNode(t *testing.T, mutate func(*conf.Node)) *testNode {
 	cfg := conf.Defaults()
 	cfg.Name = "t-" + strings.ReplaceAll(t.Name(), "/", "-")
 	cfg.RTMP, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Gossip, cfg.Raft = freeAddr(t), freeAddr(t)
+	cfg.Gossip, cfg.Raft = procs.FreeAddr(), procs.FreeAddr()
 	cfg.Data = t.TempDir()
 	if mutate != nil {
 		mutate(&cfg)
@@ -125,16 +125,4 @@ func httpGet(t *testing.T, url string) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	return resp, body
-}
-
-// freeAddr returns a loopback address that was free a moment ago (memberlist and raft
-// need their port before they bind).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

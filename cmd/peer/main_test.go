@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"peer/chaos/avtest"
+	"peer/chaos/procs"
 )
 
 // buildPeer compiles this command into a temp dir.
@@ -25,24 +25,14 @@ func buildPeer(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestSIGTERM: a node with a live publisher and player stops cleanly within 5 s.
 func TestSIGTERM(t *testing.T) {
 	avtest.RequireTools(t)
 	bin := buildPeer(t)
-	rtmpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	rtmpAddr, httpAddr := procs.FreeAddr(), procs.FreeAddr()
 	var logs syncBuffer
 	cmd := exec.Command(bin, "run", "--name", "sigterm", "--rtmp", rtmpAddr, "--http", httpAddr,
-		"--gossip", freeAddr(t), "--raft", freeAddr(t), "--data", t.TempDir())
+		"--gossip", procs.FreeAddr(), "--raft", procs.FreeAddr(), "--data", t.TempDir())
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
@@ -20,12 +18,7 @@ import (
 // cluster's links (relay to a master, forward to replicas, edge pull) use it; one
 // goroutine drives it.
 type Client struct {
-	conn    net.Conn
-	in      *bytecounter.Reader
-	r       *rawmessage.Reader
-	out     bytes.Buffer
-	bw      *bytecounter.Writer
-	w       *rawmessage.Writer
+	wire
 	timeout time.Duration
 	txID    float64
 }
@@ -50,7 +43,8 @@ func dial(ctx context.Context, addr, app, stream string, publish bool, timeout t
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{conn: conn, timeout: timeout}
+	c := &Client{timeout: timeout}
+	c.conn = conn
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if err := c.start(addr, app, stream, publish); err != nil {
@@ -69,11 +63,8 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 	if _, _, err := handshake.DoClient(c.conn, false, false); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	c.in = bytecounter.NewReader(c.conn)
-	c.r = rawmessage.NewReader(c.in, c.in, func(n uint32) error { return c.send(ack(n)) })
-	c.bw = bytecounter.NewWriter(&c.out)
-	c.w = rawmessage.NewWriter(c.bw, c.bw, false)
-	if err := c.send(setChunkSize(outChunkSize)); err != nil {
+	c.init(c.conn, c.timeout, func(n uint32) error { return c.write(ack(n)) })
+	if err := c.write(setChunkSize(outChunkSize)); err != nil {
 		return err
 	}
 	c.w.SetChunkSize(outChunkSize)
@@ -95,7 +86,7 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 	if err != nil {
 		return err
 	}
-	if err := c.send(msg); err != nil {
+	if err := c.write(msg); err != nil {
 		return err
 	}
 	for {
@@ -127,7 +118,7 @@ func (c *Client) call(csid byte, streamID uint32, name string, obj any, args ...
 	if err != nil {
 		return nil, err
 	}
-	if err := c.send(msg); err != nil {
+	if err := c.write(msg); err != nil {
 		return nil, err
 	}
 	for {
@@ -168,27 +159,11 @@ func (c *Client) read() (*rawmessage.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch msg.Type {
-		case typeSetChunkSize:
-			if len(msg.Body) < 4 {
-				return nil, errors.New("short SetChunkSize")
-			}
-			n := uint32(msg.Body[0]&0x7f)<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3])
-			if err := c.r.SetChunkSize(n); err != nil {
-				return nil, err
-			}
-		case typeWindowAckSize:
-			if len(msg.Body) >= 4 {
-				c.r.SetWindowAckSize(uint32(msg.Body[0])<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3]))
-			}
-		case typeUserControl:
-			if len(msg.Body) >= 6 && msg.Body[1] == userPingRequest {
-				if err := c.send(userControl(userPingResponse, uint32(msg.Body[2])<<24|uint32(msg.Body[3])<<16|uint32(msg.Body[4])<<8|uint32(msg.Body[5]))); err != nil {
-					return nil, err
-				}
-			}
-		case typeAck, typeSetPeerBW, typeAbort:
-		default:
+		handled, err := c.control(msg, func(m *rawmessage.Message) error { return c.write(m) })
+		if err != nil {
+			return nil, err
+		}
+		if !handled {
 			return msg, nil
 		}
 	}
@@ -223,25 +198,6 @@ func (c *Client) WriteTags(tags []*flv.Tag) error {
 		}
 	}
 	return c.flush()
-}
-
-func (c *Client) send(msgs ...*rawmessage.Message) error {
-	for _, m := range msgs {
-		if err := c.w.Write(m); err != nil {
-			return err
-		}
-	}
-	return c.flush()
-}
-
-func (c *Client) flush() error {
-	if c.out.Len() == 0 {
-		return nil
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	_, err := c.conn.Write(c.out.Bytes())
-	c.out.Reset()
-	return err
 }
 
 // BytesIn and BytesOut count the connection's traffic.

@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 	"go.uber.org/zap"
@@ -115,12 +113,8 @@ type session struct {
 	remote string
 	start  time.Time
 
-	in  *bytecounter.Reader
-	r   *rawmessage.Reader
-	wmu sync.Mutex
-	out bytes.Buffer
-	bw  *bytecounter.Writer
-	w   *rawmessage.Writer
+	wire
+	wmu sync.Mutex // guards the wire's writer
 
 	app, tcURL  string
 	name, query string
@@ -155,10 +149,7 @@ func (ss *session) run(ctx context.Context) (err error) {
 		return errors.New("handshake: encrypted RTMP (RTMPE) is not supported")
 	}
 	ss.conn.SetDeadline(time.Time{})
-	ss.in = bytecounter.NewReader(ss.conn)
-	ss.r = rawmessage.NewReader(ss.in, ss.in, func(n uint32) error { return ss.send(ack(n)) })
-	ss.bw = bytecounter.NewWriter(&ss.out)
-	ss.w = rawmessage.NewWriter(ss.bw, ss.bw, false)
+	ss.init(ss.conn, ss.srv.WriteTimeout, func(n uint32) error { return ss.send(ack(n)) })
 	for {
 		timeout := ss.srv.IOTimeout
 		if ss.playDone != nil {
@@ -185,28 +176,10 @@ func (ss *session) run(ctx context.Context) (err error) {
 
 // dispatch handles one message; done ends the session normally.
 func (ss *session) dispatch(ctx context.Context, msg *rawmessage.Message) (done bool, err error) {
+	if handled, err := ss.control(msg, func(m *rawmessage.Message) error { return ss.send(m) }); handled {
+		return false, err
+	}
 	switch msg.Type {
-	case typeSetChunkSize:
-		if len(msg.Body) < 4 {
-			return false, errors.New("short SetChunkSize")
-		}
-		n := uint32(msg.Body[0]&0x7f)<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3])
-		if n < 1 || n > maxChunkSize {
-			return false, fmt.Errorf("chunk size %d out of range", n)
-		}
-		return false, ss.r.SetChunkSize(n)
-	case typeAbort:
-		if len(msg.Body) >= 4 {
-			ss.r.AbortChunkStream(uint32(msg.Body[3]))
-		}
-	case typeWindowAckSize:
-		if len(msg.Body) >= 4 {
-			ss.r.SetWindowAckSize(uint32(msg.Body[0])<<24 | uint32(msg.Body[1])<<16 | uint32(msg.Body[2])<<8 | uint32(msg.Body[3]))
-		}
-	case typeUserControl:
-		if len(msg.Body) >= 6 && msg.Body[1] == userPingRequest {
-			return false, ss.send(userControl(userPingResponse, uint32(msg.Body[2])<<24|uint32(msg.Body[3])<<16|uint32(msg.Body[4])<<8|uint32(msg.Body[5])))
-		}
 	case typeCommandAMF0, typeCommandAMF3:
 		cmd, err := decodeCommand(msg.Type, msg.Body)
 		if err != nil {
@@ -386,7 +359,7 @@ func (ss *session) deliver(ctx context.Context, p *media.Player) error {
 			}
 		}
 		if err == nil {
-			err = ss.flushLocked()
+			err = ss.flush()
 		}
 		sent := int(ss.bw.Count() - before)
 		ss.wmu.Unlock()
@@ -410,22 +383,7 @@ func (ss *session) reply(cmd *Command, values ...any) error {
 func (ss *session) send(msgs ...*rawmessage.Message) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
-	for _, m := range msgs {
-		if err := ss.w.Write(m); err != nil {
-			return err
-		}
-	}
-	return ss.flushLocked()
-}
-
-func (ss *session) flushLocked() error {
-	if ss.out.Len() == 0 {
-		return nil
-	}
-	ss.conn.SetWriteDeadline(time.Now().Add(ss.srv.WriteTimeout))
-	_, err := ss.conn.Write(ss.out.Bytes())
-	ss.out.Reset()
-	return err
+	return ss.write(msgs...)
 }
 
 // finish logs the session's end and releases what it held.
@@ -443,10 +401,7 @@ func (ss *session) finish(err error) {
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
 	if ss.in != nil {
-		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()))
-	}
-	if ss.bw != nil {
-		fields = append(fields, zap.Uint64("bytes_out", ss.bw.Count()))
+		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()), zap.Uint64("bytes_out", ss.bw.Count()))
 	}
 	kind := "connection"
 	switch {

@@ -4,7 +4,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -176,5 +175,3 @@ func splitMedia(file string) (string, string) {
 	}
 	return file[:i], file[i:]
 }
-
-var errNoStream = errors.New("no such stream")
