@@ -4,7 +4,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
 
-.PHONY: run build test race lint bench chaos tools clean
+.PHONY: run build test race lint bench chaos figures sim tools clean
 
 run:
 	$(GO) run ./cmd/peer run
@@ -30,6 +30,15 @@ bench: tools
 
 chaos: tools build
 	$(GO) test -count=1 -timeout 30m -run TestChaos ./chaos -chaos.long
+
+# The control-plane figures (view agreement, leader failover, master promotion, dead
+# voter replacement, fencing) measured on real processes, three runs.
+figures: tools
+	$(GO) test -count=3 -v -run 'TestControlPlane|TestFiveNodes' ./chaos | grep FIGURE
+
+# The placement simulation: 50 nodes, 1000 streams in one process.
+sim:
+	$(GO) test -count=1 -v -run 'TestSimulation$$' ./placement -sim
 
 # Installs what the tests need when it is missing (Debian).
 tools:
