@@ -124,12 +124,8 @@ func (h *Hub) Publish(app, name, remote string, feed bool) (*Publisher, error) {
 	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s,
 		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime}}
 	s.pub = p
-	s.published++
 	if s.hls != nil {
 		s.hls.SetFollow(feed)
-		if s.published > 1 && !feed {
-			s.hls.Discontinuity()
-		}
 	}
 	s.vacantSince = time.Time{}
 	return p, nil

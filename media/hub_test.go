@@ -252,3 +252,25 @@ func TestConfigTagsDoNotRebase(t *testing.T) {
 		t.Fatalf("got %v", describe(got))
 	}
 }
+
+// TestQueueGrowsInOrder: a player's ring starts small and grows, keeping order, up to
+// its limit.
+func TestQueueGrowsInOrder(t *testing.T) {
+	h := testHub(t, 300)
+	pub, _ := h.Publish("live", "a", "x", false)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	for i := 1; i < 250; i++ {
+		pub.Write(flv.TypeVideo, uint32(i), interFr)
+	}
+	got, _ := pl.Next(context.Background(), nil)
+	if len(got) != 250 {
+		t.Fatalf("got %d tags, want 250", len(got))
+	}
+	for i, tag := range got {
+		if tag.Time != int64(i) {
+			t.Fatalf("tag %d has time %d", i, tag.Time)
+		}
+	}
+}

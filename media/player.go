@@ -25,7 +25,8 @@ type Player struct {
 	stream   *Stream
 
 	mu        sync.Mutex
-	queue     []*flv.Tag
+	queue     []*flv.Tag // ring; grows on demand up to limit
+	limit     int
 	head      int
 	size      int
 	skipping  bool // dropped a backlog: wait for the next keyframe
@@ -35,9 +36,15 @@ type Player struct {
 	bytesOut  uint64
 }
 
+// initialQueue is a player's ring before it needs more: a player that keeps up holds a
+// few tags at a time, so most never grow (memory per player is what a node's fan-out
+// capacity is made of).
+const initialQueue = 64
+
 func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
 	return &Player{Kind: o.Kind, Remote: o.Remote, internal: o.Internal, stream: s,
-		queue: make([]*flv.Tag, capacity), wake: make(chan struct{}, 1), skipping: o.FromNextKeyframe}
+		queue: make([]*flv.Tag, min(initialQueue, capacity)), limit: capacity, wake: make(chan struct{}, 1),
+		skipping: o.FromNextKeyframe}
 }
 
 // push queues t. When the queue is full the backlog is dropped and the player resumes
@@ -55,6 +62,9 @@ func (p *Player) push(t *flv.Tag, maxOverflows int) (dropped bool) {
 		if t.IsKeyframe() {
 			p.skipping = false
 		}
+	}
+	if p.size == len(p.queue) && len(p.queue) < p.limit {
+		p.growLocked()
 	}
 	if p.size == len(p.queue) {
 		p.overflows++
@@ -77,6 +87,15 @@ func (p *Player) push(t *flv.Tag, maxOverflows int) (dropped bool) {
 
 // isConfig: metadata, sequence headers and cut markers reach a skipping player too.
 func isConfig(t *flv.Tag) bool { return t.Type == flv.TypeScript || t.IsSequenceHeader() }
+
+// growLocked doubles the ring (up to the limit), unrolling it to start at 0.
+func (p *Player) growLocked() {
+	q := make([]*flv.Tag, min(2*len(p.queue), p.limit))
+	for i := range p.size {
+		q[i] = p.queue[(p.head+i)%len(p.queue)]
+	}
+	p.queue, p.head = q, 0
+}
 
 func (p *Player) clearLocked() {
 	for i := range p.queue {

@@ -20,17 +20,16 @@ type Stream struct {
 	log       *zap.Logger
 	created   time.Time
 
-	mu        sync.Mutex
-	pub       *Publisher
-	published int // publishers so far; a second one starts an HLS discontinuity
-	meta      *flv.Tag
-	videoSeq  *flv.Tag
-	audioSeq  *flv.Tag
-	gop       []*flv.Tag
-	gopBytes  int
-	players   map[*Player]struct{}
-	lastTime  int64
-	hasTime   bool
+	mu       sync.Mutex
+	pub      *Publisher
+	meta     *flv.Tag
+	videoSeq *flv.Tag
+	audioSeq *flv.Tag
+	gop      []*flv.Tag
+	gopBytes int
+	players  map[*Player]struct{}
+	lastTime int64
+	hasTime  bool
 	// vacantSince is when the publisher left (or the stream appeared without one); a
 	// stream vacant for the hub's IdleTimeout is dropped with its waiting players. Until
 	// then its HLS window and numbering survive a publisher restart.
@@ -88,6 +87,9 @@ func (s *Stream) write(t *flv.Tag, feed bool) {
 		}
 		if *cached != nil && bytes.Equal((*cached).Data(), t.Data()) {
 			return // a new upstream repeating the same config: players need nothing
+		}
+		if *cached != nil && s.hls != nil && !feed {
+			s.hls.Discontinuity() // the codec configuration changed mid-stream
 		}
 		*cached = t
 		if t.Type == flv.TypeVideo {
@@ -244,6 +246,9 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		video := s.videoSeq != nil
 		s.mu.Unlock()
 		p.tl.start(timeMS, last, hasLast, p.Feed, video)
+		if p.tl.offset != 0 && s.hls != nil && !p.Feed {
+			s.hls.Discontinuity() // a new timeline: the publisher restarted
+		}
 		t = flv.NewTag(typ, timeMS+p.tl.offset, data)
 	}
 	at, ok := p.tl.place(t)

@@ -212,3 +212,28 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatal(resp.Status)
 	}
 }
+
+// TestOtherCodecsPassThrough: MP3 audio is not H.264/AAC; RTMP and HTTP-FLV players get
+// it untouched and HLS says why it leaves it out.
+func TestOtherCodecsPassThrough(t *testing.T) {
+	avtest.RequireTools(t)
+	n := startNode(t, nil)
+	publish(t, n.rtmpURL("live/mp3"), avtest.PublishOptions{Extra: []string{"-c:a", "libmp3lame", "-ar", "44100"}})
+	waitPublishing(t, n, "live/mp3")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, url := range []string{n.rtmpURL("live/mp3"), n.httpURL("/live/mp3.flv")} {
+		streams, err := avtest.Probe(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mp3 bool
+		for _, s := range streams {
+			mp3 = mp3 || s.CodecName == "mp3"
+		}
+		if !mp3 {
+			t.Fatalf("%s: no mp3 stream in %+v", url, streams)
+		}
+	}
+	eventually(t, 10*time.Second, "HLS to log the skipped codec", func() bool { return n.logged("track not packaged", "MP3") })
+}
