@@ -47,6 +47,10 @@ func (r *Router) relay(ctx context.Context, app, name, remote string, a placemen
 		cancel()
 		<-done
 		pub.Close()
+		// The publisher left: the stream ends wherever its master now is.
+		if cur, ok := r.Cluster.Lookup(stream); ok {
+			r.release(stream, cur.Epoch)
+		}
 	}
 	return pub, finish, nil
 }
