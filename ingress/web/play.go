@@ -43,7 +43,9 @@ const flvResponseHead = "HTTP/1.1 200 OK\r\n" +
 	"Connection: close\r\n\r\n"
 
 // playFLV takes the connection over from net/http so tags go out with writev straight
-// from the shared tag buffers: no chunked-encoding copy per player.
+// from the shared tag buffers (no chunked-encoding copy per player), and hands it to a
+// goroutine of its own: net/http's connection state and its grown stack are freed, which
+// is most of what a player would otherwise cost in memory.
 func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name string) {
 	rc := http.NewResponseController(w)
 	conn, brw, err := rc.Hijack()
@@ -59,17 +61,23 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 		conn.Close()
 		return
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
-	defer conn.Close()
-	defer player.Close()
+	if brw.Reader.Buffered() > 0 {
+		player.Close()
+		conn.Close() // a client that pipelines after a live stream request is not a player
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
 	log := s.Log.With(zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play"))
 	log.Info("play start")
-	start := time.Now()
-	conn.SetReadDeadline(time.Time{})
-	brw.Reader.Reset(nil)
-	err = s.deliverFLV(r.Context(), conn, player)
-	log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer conn.Close()
+		defer player.Close()
+		start := time.Now()
+		err := s.deliverFLV(s.ctx, conn, player)
+		log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
+	}()
 }
 
 func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player) error {

@@ -35,6 +35,7 @@ type Server struct {
 	Leave func(context.Context) error
 
 	started time.Time
+	ctx     context.Context // Serve's: ends the players' connections
 	wg      sync.WaitGroup
 }
 
@@ -72,6 +73,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.started = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.ctx = ctx
 	hs := &http.Server{
 		Handler:           markServed(s.Handler()),
 		ConnContext:       func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
