@@ -234,7 +234,7 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 	stream := app + "/" + name
 	return func(ctx context.Context, lk *link) {
 		log := l.r.Log.With(zap.String("stream", stream), zap.String("replica", replica))
-		retry(ctx, func() error {
+		retry(ctx, log, func() error {
 			m, ok := l.member(replica)
 			if !ok {
 				return errors.New("replica not alive")
@@ -263,7 +263,7 @@ func (l *links) pull(app, name string) func(context.Context, *link) {
 	stream := app + "/" + name
 	return func(ctx context.Context, lk *link) {
 		log := l.r.Log.With(zap.String("stream", stream))
-		retry(ctx, func() error {
+		retry(ctx, log, func() error {
 			defer lk.setUpstream("")
 			a, ok := l.r.Cluster.Lookup(stream)
 			if !ok {
@@ -327,13 +327,21 @@ func rendezvous(key, n string) uint64 {
 }
 
 // retry runs attempt until ctx ends, with backoff between failures (reset after an
-// attempt that lasted a while).
-func retry(ctx context.Context, attempt func() error) {
+// attempt that lasted a while). A panic in an attempt is logged and retried like an error.
+func retry(ctx context.Context, log *zap.Logger, attempt func() error) {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
+	safe := func() {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("cluster link panicked", zap.Any("panic", r), zap.Stack("stack"))
+			}
+		}()
+		attempt()
+	}
 	for ctx.Err() == nil {
 		start := time.Now()
-		attempt()
+		safe()
 		if time.Since(start) > 5*time.Second {
 			backoff = minBackoff
 		}

@@ -343,10 +343,14 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 
 // deliver is the player's writer: it drains the queue in batches and writes each batch
 // with one syscall.
-func (ss *session) deliver(ctx context.Context, p *media.Player) error {
+func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic delivering to an RTMP player: %v", r)
+		}
+	}()
 	var batch []*flv.Tag
 	for {
-		var err error
 		batch, err = p.Next(ctx, batch[:0])
 		if err != nil {
 			return err

@@ -80,7 +80,12 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 	}()
 }
 
-func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player) error {
+func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic delivering to an HTTP-FLV player: %v", r)
+		}
+	}()
 	// The client sends nothing after its request; a read returns only when it hangs up.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,7 +95,8 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		cancel()
 	}()
 	conn.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
-	n, err := conn.Write(append([]byte(flvResponseHead), flv.FileHeader...))
+	var n int
+	n, err = conn.Write(append([]byte(flvResponseHead), flv.FileHeader...))
 	p.Sent(n)
 	if err != nil {
 		return err
