@@ -21,6 +21,8 @@ type Client struct {
 	wire
 	timeout time.Duration
 	txID    float64
+	iov     [][]byte // reused by WriteTags
+	scratch []byte
 }
 
 // ErrRefused wraps an error status the server answered with (e.g. a busy stream).
@@ -190,21 +192,18 @@ func (c *Client) ReadMedia() (*rawmessage.Message, error) {
 	}
 }
 
-// WriteTags publishes tags and flushes them in one write.
+// WriteTags publishes tags with one write, straight from their shared bytes.
 func (c *Client) WriteTags(tags []*flv.Tag) error {
-	for _, t := range tags {
-		if err := c.w.Write(tagMessage(t)); err != nil {
-			return err
-		}
-	}
-	return c.flush()
+	var err error
+	_, c.iov, c.scratch, err = c.writeTags(tags, c.iov, c.scratch)
+	return err
 }
 
 // BytesIn and BytesOut count the connection's traffic.
 func (c *Client) BytesIn() uint64 { return c.in.Count() }
 
 // BytesOut counts bytes written.
-func (c *Client) BytesOut() uint64 { return c.bw.Count() }
+func (c *Client) BytesOut() uint64 { return c.bw.Count() + c.mediaOut }
 
 // Close ends the connection.
 func (c *Client) Close() error { return c.conn.Close() }

@@ -6,12 +6,9 @@ package rtmp
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-
-	"peer/media/flv"
 )
 
 // RTMP message types used here.
@@ -122,18 +119,4 @@ func (c *Command) Arg(i int) (string, bool) {
 	}
 	s, ok := c.Args[i].(string)
 	return s, ok
-}
-
-// tagMessage wraps a shared tag as an RTMP message on the media stream; the body is the
-// tag's own bytes, not a copy.
-func tagMessage(t *flv.Tag) *rawmessage.Message {
-	csid := byte(6)
-	switch t.Type {
-	case flv.TypeAudio:
-		csid = 4
-	case flv.TypeScript:
-		csid = 5
-	}
-	return &rawmessage.Message{ChunkStreamID: csid, Timestamp: time.Duration(t.Time) * time.Millisecond,
-		Type: t.Type, MessageStreamID: mediaStreamID, Body: t.Data()}
 }

@@ -350,28 +350,22 @@ func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
 		}
 	}()
 	var batch []*flv.Tag
+	var iov [][]byte
+	var scratch []byte
 	for {
 		batch, err = p.Next(ctx, batch[:0])
 		if err != nil {
 			return err
 		}
+		var n int64
 		ss.wmu.Lock()
-		before := ss.bw.Count()
-		for _, t := range batch {
-			if err = ss.w.Write(tagMessage(t)); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = ss.flush()
-		}
-		sent := int(ss.bw.Count() - before)
+		n, iov, scratch, err = ss.writeTags(batch, iov, scratch)
 		ss.wmu.Unlock()
 		clear(batch)
+		p.Sent(int(n))
 		if err != nil {
 			return err
 		}
-		p.Sent(sent)
 	}
 }
 
@@ -405,7 +399,7 @@ func (ss *session) finish(err error) {
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
 	if ss.in != nil {
-		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()), zap.Uint64("bytes_out", ss.bw.Count()))
+		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()), zap.Uint64("bytes_out", ss.bw.Count()+ss.mediaOut))
 	}
 	kind := "connection"
 	switch {

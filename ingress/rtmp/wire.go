@@ -10,6 +10,8 @@ import (
 
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+
+	"peer/media/flv"
 )
 
 // wire is one RTMP connection after the handshake: gortmplib's chunk reader, and its
@@ -23,6 +25,7 @@ type wire struct {
 	bw           *bytecounter.Writer
 	w            *rawmessage.Writer
 	writeTimeout time.Duration
+	mediaOut     uint64 // bytes sent by writeTags
 }
 
 // init sets up the chunk layers; ack sends an acknowledgement when the peer's window
@@ -86,4 +89,71 @@ func (c *wire) control(msg *rawmessage.Message, send func(*rawmessage.Message) e
 		return false, nil
 	}
 	return true, nil
+}
+
+// Chunk streams of media written by writeTags. They are not shared with the messages
+// that go through gortmplib's writer, whose header compression keeps per-stream state.
+const (
+	csidAudio = 4
+	csidVideo = 6
+	csidData  = 8
+)
+
+// writeTags sends tags as RTMP messages on the media stream with one writev. Each message
+// is a type-0 chunk header and type-3 continuation headers around slices of the tag's
+// own bytes: the payload shared by every player is never copied.
+func (c *wire) writeTags(tags []*flv.Tag, iov [][]byte, scratch []byte) (int64, [][]byte, []byte, error) {
+	if err := c.flush(); err != nil {
+		return 0, iov, scratch, err
+	}
+	iov, scratch = iov[:0], scratch[:0]
+	for _, t := range tags {
+		iov, scratch = appendChunks(iov, scratch, t, outChunkSize)
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	bufs := net.Buffers(iov)
+	n, err := bufs.WriteTo(c.conn)
+	c.mediaOut += uint64(n)
+	return n, iov, scratch, err
+}
+
+// appendChunks appends the chunks of one tag: headers go into scratch, payload slices
+// point into the tag.
+func appendChunks(iov [][]byte, scratch []byte, t *flv.Tag, chunkSize int) ([][]byte, []byte) {
+	csid := byte(csidVideo)
+	switch t.Type {
+	case flv.TypeAudio:
+		csid = csidAudio
+	case flv.TypeScript:
+		csid = csidData
+	}
+	body := t.Data()
+	ts := uint32(t.Time)
+	ext := ts >= 0xffffff
+	start := len(scratch)
+	scratch = append(scratch, csid) // fmt 0
+	if ext {
+		scratch = append(scratch, 0xff, 0xff, 0xff)
+	} else {
+		scratch = append(scratch, byte(ts>>16), byte(ts>>8), byte(ts))
+	}
+	n := len(body)
+	scratch = append(scratch, byte(n>>16), byte(n>>8), byte(n), t.Type)
+	scratch = binary.LittleEndian.AppendUint32(scratch, mediaStreamID)
+	if ext {
+		scratch = binary.BigEndian.AppendUint32(scratch, ts)
+	}
+	iov = append(iov, scratch[start:len(scratch):len(scratch)])
+	for off := 0; off < n; off += chunkSize {
+		if off > 0 {
+			start = len(scratch)
+			scratch = append(scratch, 0xc0|csid) // fmt 3
+			if ext {
+				scratch = binary.BigEndian.AppendUint32(scratch, ts)
+			}
+			iov = append(iov, scratch[start:len(scratch):len(scratch)])
+		}
+		iov = append(iov, body[off:min(off+chunkSize, n)])
+	}
+	return iov, scratch
 }
