@@ -25,7 +25,7 @@ lint:
 
 # Benchmarks: micro-benchmarks of the hot path, then the fan-out/latency driver.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem ./media/...
+	$(GO) test -run '^$$' -bench . -benchmem ./media/... ./ingress/...
 	sh scripts/bench.sh
 
 chaos: tools build

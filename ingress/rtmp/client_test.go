@@ -99,3 +99,15 @@ func TestClientSecondPublisherRefused(t *testing.T) {
 		t.Fatalf("second publisher: %v", err)
 	}
 }
+
+// BenchmarkAppendChunks is the per-player cost of framing one 10 KB video message for
+// RTMP: headers only, the payload is referenced, not copied.
+func BenchmarkAppendChunks(b *testing.B) {
+	tag := flv.NewTag(flv.TypeVideo, 1<<25, make([]byte, 10000))
+	var iov [][]byte
+	var scratch []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		iov, scratch = appendChunks(iov[:0], scratch[:0], tag, outChunkSize)
+	}
+}
