@@ -28,8 +28,9 @@ bench: tools
 	$(GO) test -run '^$$' -bench . -benchmem ./media/... ./ingress/...
 	sh scripts/bench.sh
 
-chaos: tools build
-	$(GO) test -count=1 -timeout 30m -run TestChaos ./chaos -chaos.long
+# The long fault-injection run: CHAOS_DURATION=60s CHAOS_SEED=42 make chaos
+chaos: tools
+	$(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./chaos -chaos.long
 
 # The control-plane figures (view agreement, leader failover, master promotion, dead
 # voter replacement, fencing) measured on real processes, three runs.

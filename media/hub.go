@@ -169,19 +169,25 @@ func (h *Hub) WatchHLS(app, name string) (*Stream, error) {
 	return s, nil
 }
 
-// Kick detaches the stream's publisher (this node lost the stream) and reports whether
-// there was one.
-func (h *Hub) Kick(app, name string, reason error) bool {
+// Kick detaches the stream's publisher if match accepts it (nil: any) and reports
+// whether it did: fencing kicks a master's own publisher, a change of master kicks the
+// copy the old master was forwarding, which may hang on a dead connection.
+func (h *Hub) Kick(app, name string, match func(*Publisher) bool, reason error) bool {
 	s := h.Lookup(app, name)
 	if s == nil {
 		return false
 	}
 	s.mu.Lock()
 	p := s.pub
-	s.mu.Unlock()
-	if p == nil {
+	if p == nil || (match != nil && !match(p)) {
+		s.mu.Unlock()
 		return false
 	}
+	// Detach now, not when the connection's goroutine gets round to it: the stream is
+	// free for its next publisher at once.
+	p.detached.Store(true)
+	s.pub, s.vacantSince = nil, time.Now()
+	s.mu.Unlock()
 	p.kick(reason)
 	return true
 }

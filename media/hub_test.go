@@ -274,3 +274,33 @@ func TestQueueGrowsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestKickFreesTheStreamAtOnce: a kicked publisher's stream takes its next publisher
+// immediately, and late writes of the kicked one are dropped.
+func TestKickFreesTheStreamAtOnce(t *testing.T) {
+	h := testHub(t, 64)
+	old, _ := h.Publish("live", "a", "node:n1", true)
+	kicked := make(chan error, 1)
+	old.OnKick(func(err error) { kicked <- err })
+	if h.Kick("live", "a", func(p *Publisher) bool { return !p.Feed }, nil) {
+		t.Fatal("kicked a feed with a user-only match")
+	}
+	if !h.Kick("live", "a", nil, ErrStreamClosed) {
+		t.Fatal("no kick")
+	}
+	if err := <-kicked; err != ErrStreamClosed {
+		t.Fatalf("kick reason %v", err)
+	}
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	next, err := h.Publish("live", "a", "node:n2", true)
+	if err != nil {
+		t.Fatalf("stream still busy after a kick: %v", err)
+	}
+	old.Write(flv.TypeVideo, 40, keyframe)
+	next.Write(flv.TypeVideo, 80, keyframe)
+	got, _ := pl.Next(context.Background(), nil)
+	if len(got) != 1 || got[0].Time != 80 {
+		t.Fatalf("got %v", describe(got))
+	}
+}

@@ -192,8 +192,9 @@ type Publisher struct {
 	clock  flv.Unwrapper
 	tl     timeline
 
-	kickMu sync.Mutex
-	onKick func(error)
+	kickMu   sync.Mutex
+	onKick   func(error)
+	detached atomic.Bool // kicked: its writes are dropped
 }
 
 // Stream is the stream being published.
@@ -223,6 +224,9 @@ func (p *Publisher) Write(typ uint8, ts uint32, data []byte) {
 
 // WriteAt publishes a message whose time is already 64-bit.
 func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
+	if p.detached.Load() {
+		return
+	}
 	if typ == flv.TypeScript && !hls.IsCutMarkerData(data) {
 		var ok bool
 		if data, ok = metadataBody(data); !ok {

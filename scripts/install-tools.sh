@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Installs the real media clients the tests drive (ffmpeg, ffprobe) when missing.
+# Installs what the tests drive when missing: the real media clients (ffmpeg, ffprobe)
+# and iptables, with which the chaos harness cuts a node off (partition faults).
 set -euo pipefail
-if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
+missing=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v iptables >/dev/null || missing+=(iptables)
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then
-  echo "ffmpeg/ffprobe missing and no apt-get here: install ffmpeg yourself" >&2
+  echo "missing ${missing[*]} and no apt-get here: install them yourself" >&2
   exit 1
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq ffmpeg >/dev/null
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

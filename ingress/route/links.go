@@ -16,8 +16,17 @@ import (
 	"peer/placement"
 )
 
-// errLostStream kicks a publisher off a node that is no longer the stream's master.
-var errLostStream = errors.New("this node is no longer the stream's master")
+// errLostStream kicks a publisher off a node that is no longer the stream's master;
+// errMasterMoved drops the old master's forward when the stream changes master.
+var (
+	errLostStream  = errors.New("this node is no longer the stream's master")
+	errMasterMoved = errors.New("the stream has another master")
+)
+
+// feedFrom matches a feed received from node.
+func feedFrom(node string) func(*media.Publisher) bool {
+	return func(p *media.Publisher) bool { return p.Feed && p.Remote == "node:"+node }
+}
 
 // edgeIdle is how long an edge keeps pulling a stream nobody plays here.
 const edgeIdle = 30 * time.Second
@@ -82,7 +91,7 @@ func (l *links) fence(ch placement.Change) {
 	self := l.r.self()
 	kick := func(stream string, why string) {
 		app, name := splitStream(stream)
-		if l.r.Hub.Kick(app, name, errLostStream) {
+		if l.r.Hub.Kick(app, name, nil, errLostStream) {
 			l.r.Log.Warn("publisher fenced off", zap.String("stream", stream), zap.String("why", why))
 		}
 	}
@@ -96,6 +105,14 @@ func (l *links) fence(ch placement.Change) {
 	case placement.ChangeUpdate, placement.ChangeDelete:
 		if ch.Old != nil && ch.Old.Master == self && (ch.New == nil || ch.New.Master != self) {
 			kick(ch.Stream, "placement moved the stream")
+		}
+		if ch.Old != nil && ch.New != nil && ch.Old.Master != ch.New.Master {
+			// The old master's forward may hang on a dead connection (a frozen or cut-off
+			// node): drop it so the new master's copy is taken at once.
+			app, name := splitStream(ch.Stream)
+			if l.r.Hub.Kick(app, name, feedFrom(ch.Old.Master), errMasterMoved) {
+				l.r.Log.Info("dropped the old master's forward", zap.String("stream", ch.Stream), zap.String("old", ch.Old.Master))
+			}
 		}
 		if ch.Old == nil || ch.New == nil || ch.Old.Master != ch.New.Master || ch.Old.Epoch != ch.New.Epoch {
 			l.r.Log.Info("placement change", zap.String("stream", ch.Stream), zap.Any("old", ch.Old), zap.Any("new", ch.New))
@@ -249,8 +266,9 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 				return err
 			}
 			defer c.Close()
+			defer context.AfterFunc(ctx, func() { c.Close() })() // unblocks a write to a frozen replica
 			log.Info("forward link up")
-			err = pump(ctx, player, remoteSink{c})
+			err = pump(ctx, player, remoteSink{c: c, master: replica})
 			log.Info("forward link down", zap.Error(err))
 			return err
 		})

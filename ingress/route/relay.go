@@ -60,17 +60,25 @@ func (r *Router) relay(ctx context.Context, app, name, remote string, a placemen
 type relaySink interface {
 	write(tags []*flv.Tag) error
 	close()
+	node() string // the master it delivers to
 }
 
-type remoteSink struct{ c *rtmp.Client }
+type remoteSink struct {
+	c      *rtmp.Client
+	master string
+}
 
 func (s remoteSink) write(tags []*flv.Tag) error { return s.c.WriteTags(tags) }
 func (s remoteSink) close()                      { s.c.Close() }
+func (s remoteSink) node() string                { return s.master }
 
 type localSink struct {
 	pub    *media.Publisher
 	finish func()
+	self   string
 }
+
+func (s localSink) node() string { return s.self }
 
 func (s localSink) write(tags []*flv.Tag) error {
 	for _, t := range tags {
@@ -95,14 +103,14 @@ func (r *Router) openRelaySink(ctx context.Context, app, name string, a placemen
 				return nil, err
 			}
 			epoch := a.Epoch
-			return localSink{pub: pub, finish: func() { pub.Close(); r.release(stream, epoch) }}, nil
+			return localSink{pub: pub, finish: func() { pub.Close(); r.release(stream, epoch) }, self: r.self()}, nil
 		}
 		err := errors.New("master not alive")
 		if m, ok := r.links.member(a.Master); ok {
 			var c *rtmp.Client
 			c, err = rtmp.DialPublish(ctx, m.RTMP, app, name+r.auth.query(linkRelay, stream, r.self()), r.DialTimeout)
 			if err == nil {
-				return remoteSink{c}, nil
+				return remoteSink{c: c, master: a.Master}, nil
 			}
 			if refusedBusy(err) {
 				return nil, fmt.Errorf("master %s: %w", a.Master, err)
@@ -130,7 +138,9 @@ func refusedBusy(err error) bool {
 func (r *Router) runRelay(ctx context.Context, app, name string, player *media.Player, sink relaySink) {
 	stream := app + "/" + name
 	for {
+		stopWatch := r.watchMaster(ctx, stream, sink)
 		err := pump(ctx, player, sink)
+		stopWatch()
 		sink.close()
 		player.Close()
 		if ctx.Err() != nil {
@@ -174,4 +184,32 @@ func pump(ctx context.Context, p *media.Player, s relaySink) error {
 			return err
 		}
 	}
+}
+
+// watchMaster closes the sink as soon as placement names another master: a frozen or
+// cut-off master never fails our writes quickly, so waiting for an error would stall
+// the stream for the whole fault.
+func (r *Router) watchMaster(ctx context.Context, stream string, sink relaySink) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				sink.close() // also unblocks a write stuck on a frozen master
+				return
+			case <-t.C:
+			}
+			if a, ok := r.Cluster.Lookup(stream); ok && a.Master != sink.node() {
+				r.Log.Info("relay: the stream's master moved; re-pointing", zap.String("stream", stream),
+					zap.String("from", sink.node()), zap.String("to", a.Master))
+				sink.close()
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

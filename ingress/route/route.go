@@ -126,7 +126,11 @@ func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publi
 	case c.kind != linkRelay && c.kind != linkForward:
 		return nil, nil, fmt.Errorf("%w: %q is not a publishing link", ErrLinkRefused, c.kind)
 	}
-	pub, err := r.Hub.Publish(app, name, "node:"+c.from, c.kind == linkForward)
+	feed := c.kind == linkForward
+	pub, err := r.Hub.Publish(app, name, "node:"+c.from, feed)
+	if errors.Is(err, media.ErrBusy) && r.Hub.Kick(app, name, staleFeed(c.from), errMasterMoved) {
+		pub, err = r.Hub.Publish(app, name, "node:"+c.from, feed)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -199,4 +203,11 @@ func (r *Router) userPlayers() int {
 		n += s.UserPlayers(0)
 	}
 	return n
+}
+
+// staleFeed matches a feed that a checked link from node supersedes: any copy this
+// node holds from elsewhere (an old master's forward, an edge pull of a node that just
+// became a replica or the master).
+func staleFeed(node string) func(*media.Publisher) bool {
+	return func(p *media.Publisher) bool { return p.Feed && p.Remote != "node:"+node }
 }
