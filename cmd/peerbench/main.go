@@ -1,20 +1,25 @@
-// Command peerbench is the single-node fan-out benchmark (make bench; not a test).
+// Command peerbench benchmarks peer against nginx-rtmp in one run (make bench; not a
+// test) and prints one table: a row per figure, columns peer | nginx-rtmp | ratio.
 //
-// It pre-encodes a 60 s 640x360 25 fps H.264 (~1.9 Mbit/s) + AAC 96k clip with ffmpeg,
-// starts one peer node on free loopback ports in 20000-29999, publishes the clip in a
-// loop with `ffmpeg -re -stream_loop -1 -c copy` (no encoding during the run), and then:
+// Parts (--only, default all):
 //
-//   - measures the loopback TCP ceiling (Go sender → receiver, 64 KiB writes, 3 s);
-//   - probes time to first frame: 20 sequential single-player connects over RTMP and
-//     over HTTP-FLV (in-process client);
-//   - for each N in --players, runs peerload as a subprocess with N HTTP-FLV players for
-//     --duration and samples the server's CPU (utime+stime, /proc/PID/stat), RSS
-//     (VmRSS, /proc/PID/status) and go_memstats_mallocs_total (/metrics).
+//   - tcp: the loopback TCP ceiling (Go sender → receiver, 64 KiB writes);
+//   - fanout: one node (peer; nginx-rtmp with one worker) serves a pre-encoded ~2 Mbit/s
+//     clip published with `ffmpeg -re -stream_loop -1 -c copy`; for each N in --players,
+//     peerload runs N players (peer: HTTP-FLV, then RTMP; nginx: RTMP) while the server's
+//     CPU (utime+stime of every process, /proc) and RSS (VmRSS) are sampled;
+//   - latency: a synthetic H.264-shaped stream with the send wall clock embedded in each
+//     frame, published by an in-repo RTMP client, played direct (same node) and through
+//     one hop (peer: 2-node cluster with --replicas 0, n2 pulls from n1; nginx: an edge
+//     that pulls from the origin);
+//   - ttff: sequential single-player connects over RTMP, HTTP-FLV (peer) and HLS
+//     (playlist request → first segment's bytes);
+//   - failover: SIGKILL the stream's master under a player on a surviving node (peer:
+//     fresh 3-node clusters, relayed publisher and publisher-node-is-master cases; nginx:
+//     the static origin/replica/edge topology, origin killed).
 //
-// Binaries: --peer and --peerload name prebuilt binaries; when empty, peerbench builds
-// ./cmd/peer and ./cmd/peerload of the enclosing module with `go build` into its temp
-// directory.
-//
+// nginx runs from the Debian packages nginx-light (or nginx) + libnginx-mod-rtmp with
+// generated nginx.conf files in the temp dir (`nginx -c FILE -p DIR`, daemon off).
 // Every process it starts runs in its own process group and is stopped by PID on exit,
 // including after SIGINT/SIGTERM.
 package main
@@ -37,23 +42,56 @@ import (
 	"peer/cmd/peerload/loadclient"
 )
 
+var allParts = []string{"tcp", "fanout", "latency", "ttff", "failover"}
+
 type cli struct {
-	Peer         string        `help:"peer binary; empty: go build ./cmd/peer into the temp dir."`
-	Peerload     string        `help:"peerload binary; empty: go build ./cmd/peerload into the temp dir."`
-	Players      []int         `help:"Player counts, one load step each." default:"100,500,1000"`
-	Duration     time.Duration `help:"Length of each load step." default:"20s"`
-	Ramp         time.Duration `help:"Player start ramp within each step." default:"2s"`
-	Settle       time.Duration `help:"Pause between steps so the server drops the previous players." default:"3s"`
-	TTFFConnects int           `name:"ttff-connects" help:"Sequential single-player connects per protocol for TTFF." default:"20"`
-	TCPTime      time.Duration `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
-	Clip         string        `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
-	Keep         bool          `help:"Keep the temp dir (logs, clip) after the run."`
-	JSON         string        `name:"json" help:"Also write all results as JSON to this file."`
+	Peer            string        `help:"peer binary; empty: go build ./cmd/peer into the temp dir."`
+	Peerload        string        `help:"peerload binary; empty: go build ./cmd/peerload into the temp dir."`
+	Only            []string      `help:"Parts to run: tcp,fanout,latency,ttff,failover (default all)."`
+	Servers         []string      `help:"Servers to measure: peer,nginx." default:"peer,nginx"`
+	Players         []int         `help:"Player counts, one load step each (same for every server and protocol)." default:"200,500,1000"`
+	Duration        time.Duration `help:"Length of each load step." default:"12s"`
+	Ramp            time.Duration `help:"Player start ramp within each step." default:"2s"`
+	Settle          time.Duration `help:"Pause before each step so the server drops the previous players." default:"2s"`
+	TTFFConnects    int           `name:"ttff-connects" help:"Sequential single-player connects per protocol for TTFF." default:"20"`
+	TTFFJitter      time.Duration `name:"ttff-jitter" help:"Random extra pause (0..this) between RTMP/HTTP-FLV TTFF connects, so they land at random points of the 2 s GOP." default:"2s"`
+	TCPTime         time.Duration `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
+	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player)." default:"10s"`
+	LatWarmup       time.Duration `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
+	FailoverRuns    int           `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
+	FailoverObserve time.Duration `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
+	NginxWorkers    int           `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push)." default:"1"`
+	PeerLogLevel    string        `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
+	Clip            string        `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
+	Keep            bool          `help:"Keep the temp dir (logs, clip, nginx.conf files) after the run."`
+	JSON            string        `name:"json" help:"Also write all results as JSON to this file."`
+	Markdown        string        `name:"markdown" help:"Write the table with the command line, date and machine to this file (empty: do not)."`
+}
+
+func (c *cli) part(p string) bool {
+	if len(c.Only) == 0 {
+		return true
+	}
+	for _, o := range c.Only {
+		if strings.EqualFold(strings.TrimSpace(o), p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *cli) has(server string) bool {
+	for _, s := range c.Servers {
+		if strings.EqualFold(strings.TrimSpace(s), server) {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
 	var c cli
-	kong.Parse(&c, kong.Name("peerbench"), kong.Description("Single-node fan-out benchmark of peer (HTTP-FLV players, RTMP/HTTP-FLV TTFF)."))
+	kong.Parse(&c, kong.Name("peerbench"), kong.Description("peer vs nginx-rtmp: fan-out, latency, TTFF and failover in one run, one table."))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, &c)
 	stop()
@@ -89,37 +127,56 @@ type stepResult struct {
 	DeliveredMsgs      float64            `json:"delivered_messages_window_est"`
 	AllocsPerMsg       float64            `json:"allocs_per_delivered_message"`
 	ClientCPUSec       float64            `json:"client_cpu_seconds"`
+	HostCPUPct         float64            `json:"host_cpu_busy_percent_window"` // all cores busy = 100`
 	TCPFraction        float64            `json:"fraction_of_tcp_ceiling"`
 	Note               string             `json:"note,omitempty"`
 }
 
 type report struct {
-	TCPGbps         float64      `json:"tcp_ceiling_gbps"`
-	ClipMbps        float64      `json:"clip_mbps"`
-	ClipTagsPerSec  float64      `json:"clip_tags_per_second"`
-	BaselineRSSKiB  float64      `json:"baseline_rss_kib"`
-	TTFFRTMP        []float64    `json:"ttff_rtmp_ms"`
-	TTFFHTTP        []float64    `json:"ttff_httpflv_ms"`
-	TTFFRTMPFailed  int          `json:"ttff_rtmp_failed"`
-	TTFFHTTPFailed  int          `json:"ttff_httpflv_failed"`
-	Steps           []stepResult `json:"steps"`
-	GoalPlayers     int          `json:"goal_players"`
-	GoalFullRate    bool         `json:"goal_full_rate"`
-	GoalRSS         bool         `json:"goal_rss_under_64kib"`
-	PublisherAlive  bool         `json:"publisher_alive_at_end"`
-	TotalRunSeconds float64      `json:"total_run_seconds"`
+	Command         string          `json:"command"`
+	Date            string          `json:"date"`
+	Machine         string          `json:"machine"`
+	NginxVersion    string          `json:"nginx_version"`
+	TCPGbps         float64         `json:"tcp_ceiling_gbps"`
+	ClipMbps        float64         `json:"clip_mbps"`
+	ClipTagsPerSec  float64         `json:"clip_tags_per_second"`
+	Fanout          []fanoutSeries  `json:"fanout"`
+	Latency         []latencyResult `json:"latency"`
+	PeerLatTopology string          `json:"peer_latency_topology"`
+	TTFF            []ttffResult    `json:"ttff"`
+	PeerFailover    []failoverRun   `json:"peer_failover"`
+	NginxFailover   *failoverRun    `json:"nginx_failover,omitempty"`
+	Errors          []string        `json:"errors,omitempty"`
+	TotalRunSeconds float64         `json:"total_run_seconds"`
+	// BackgroundCPUPct is the host's CPU busy share over 2 s before anything started:
+	// other work on the machine competes with every figure.
+	BackgroundCPUPct float64 `json:"background_host_cpu_busy_percent"`
+	LoadAvg          string  `json:"loadavg_at_start"`
 }
+
+// bins are the binaries the run uses.
+type bins struct{ peer, load string }
 
 func run(ctx context.Context, c *cli) (err error) {
 	began := time.Now()
 	if c.Duration < c.Ramp+5*time.Second {
 		return fmt.Errorf("--duration must be at least --ramp + 5s")
 	}
+	for _, p := range c.Only {
+		if !slicesContains(allParts, strings.ToLower(strings.TrimSpace(p))) {
+			return fmt.Errorf("unknown part %q (want %s)", p, strings.Join(allParts, ","))
+		}
+	}
 	for _, n := range c.Players {
 		if n <= 0 || n > loadclient.MaxPlayers {
 			return fmt.Errorf("player count %d out of range", n)
 		}
 	}
+	peerLogLevel = c.PeerLogLevel
+	c.FailoverRuns = max(0, min(c.FailoverRuns, 20))
+	c.TTFFConnects = max(1, min(c.TTFFConnects, 500))
+	c.LatDuration = min(max(c.LatDuration, 3*time.Second), 5*time.Minute)
+	c.FailoverObserve = min(max(c.FailoverObserve, 2*time.Second), time.Minute)
 	dir, err := os.MkdirTemp("", "peerbench-")
 	if err != nil {
 		return err
@@ -134,28 +191,41 @@ func run(ctx context.Context, c *cli) (err error) {
 	ps := &procs{}
 	defer ps.stopAll()
 
+	rep := &report{Command: commandLine(), Date: time.Now().Format("2006-01-02 15:04:05 MST"), Machine: machine()}
+	if c.has("nginx") {
+		if bin, err := nginxBinary(); err == nil {
+			out, _ := exec.Command(bin, "-v").CombinedOutput()
+			rep.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
+			if _, err := nginxModule(); err != nil {
+				return err
+			}
+		} else {
+			return err
+		}
+	}
+
 	// Binaries.
-	peerBin, loadBin := c.Peer, c.Peerload
-	if peerBin == "" || loadBin == "" {
+	b := &bins{peer: c.Peer, load: c.Peerload}
+	if b.peer == "" || b.load == "" {
 		root, err := moduleRoot(ctx)
 		if err != nil {
 			return err
 		}
-		if peerBin == "" {
-			peerBin = filepath.Join(dir, "peer")
-			if err := goBuild(ctx, root, peerBin, "./cmd/peer"); err != nil {
+		if b.peer == "" {
+			b.peer = filepath.Join(dir, "peer")
+			if err := goBuild(ctx, root, b.peer, "./cmd/peer"); err != nil {
 				return err
 			}
 		}
-		if loadBin == "" {
-			loadBin = filepath.Join(dir, "peerload")
-			if err := goBuild(ctx, root, loadBin, "./cmd/peerload"); err != nil {
+		if b.load == "" {
+			b.load = filepath.Join(dir, "peerload")
+			if err := goBuild(ctx, root, b.load, "./cmd/peerload"); err != nil {
 				return err
 			}
 		}
 	}
 
-	// Clip.
+	// Clip (fan-out and TTFF publish it; its AVC sequence header heads the synthetic stream).
 	clipPath := c.Clip
 	if clipPath == "" {
 		clipPath = filepath.Join(dir, "clip.flv")
@@ -169,116 +239,76 @@ func run(ctx context.Context, c *cli) (err error) {
 		logf("clip encoded in %.1f s", clip.encodeSec)
 	}
 	logf("clip: %.1f s, %.2f Mbit/s, %.1f A/V tags/s", clip.seconds, clip.mbps, clip.tagsPerS)
+	rep.ClipMbps, rep.ClipTagsPerSec = clip.mbps, clip.tagsPerS
+	avcc := clipAVCC(clip.path)
 
-	rep := &report{ClipMbps: clip.mbps, ClipTagsPerSec: clip.tagsPerS}
+	// Background load: other work on the machine competes with every figure.
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	hb0, ht0 := hostCPU()
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	if hb1, ht1 := hostCPU(); ht1 > ht0 {
+		rep.BackgroundCPUPct = 100 * (hb1 - hb0) / (ht1 - ht0)
+	}
+	logf("host CPU busy before the run: %.0f%% (loadavg %s)", rep.BackgroundCPUPct, rep.LoadAvg)
 
 	// Loopback ceiling first, before any other process competes for the CPUs.
-	logf("measuring loopback TCP ceiling for %v", c.TCPTime)
-	if rep.TCPGbps, err = tcpCeiling(ctx, c.TCPTime); err != nil {
-		return fmt.Errorf("tcp ceiling: %w", err)
-	}
-	logf("loopback TCP ceiling: %.1f Gbit/s", rep.TCPGbps)
-
-	// Server.
-	ports, err := freePorts(4)
-	if err != nil {
-		return err
-	}
-	rtmpAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	maxN := 0
-	for _, n := range c.Players {
-		maxN = max(maxN, n)
-	}
-	server, err := ps.start("peer", filepath.Join(dir, "peer.log"), nil, peerBin, "run",
-		"--name", "b1", "--rtmp", rtmpAddr, "--http", httpAddr,
-		"--gossip", fmt.Sprintf("127.0.0.1:%d", ports[2]), "--raft", fmt.Sprintf("127.0.0.1:%d", ports[3]),
-		"--data", filepath.Join(dir, "data"),
-		"--max-connections", fmt.Sprint(maxN+200), "--log-level", "warn")
-	if err != nil {
-		return err
-	}
-	base := "http://" + httpAddr
-	if err := waitFor(ctx, 15*time.Second, "peer HTTP API", func() bool {
-		if !server.running() {
-			return true
+	if c.part("tcp") || c.part("fanout") {
+		logf("measuring loopback TCP ceiling for %v", c.TCPTime)
+		if rep.TCPGbps, err = tcpCeiling(ctx, c.TCPTime); err != nil {
+			return fmt.Errorf("tcp ceiling: %w", err)
 		}
-		resp, err := httpc.Get(base + "/api/v1/versions")
-		if err != nil {
-			return false
+		logf("loopback TCP ceiling: %.1f Gbit/s", rep.TCPGbps)
+	}
+	note := func(what string, err error) error {
+		if err == nil {
+			return nil
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}); err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		logf("%s failed: %v", what, err)
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", what, err))
+		return nil
 	}
-	if !server.running() {
-		return fmt.Errorf("peer exited at start: %v (see %s)", server.err, filepath.Join(dir, "peer.log"))
+	if c.part("fanout") {
+		if err := note("fan-out", runFanout(ctx, c, ps, b, dir, clip, rep)); err != nil {
+			return err
+		}
 	}
-	logf("peer pid %d: rtmp %s, http %s", server.pid(), rtmpAddr, httpAddr)
-
-	// Publisher.
-	pub, err := ps.start("ffmpeg", filepath.Join(dir, "ffmpeg.log"), nil, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-		"-re", "-stream_loop", "-1", "-i", clipPath, "-c", "copy", "-f", "flv", "rtmp://"+rtmpAddr+"/live/bench")
-	if err != nil {
-		return err
-	}
-	if err := waitFor(ctx, 15*time.Second, "the stream to be published", func() bool {
-		return !pub.running() || publishing(base, "live/bench")
-	}); err != nil {
-		return err
-	}
-	if !pub.running() {
-		return fmt.Errorf("ffmpeg publisher exited: %v (see %s)", pub.err, filepath.Join(dir, "ffmpeg.log"))
-	}
-	logf("publisher pid %d; waiting 3 s for a full GOP", pub.pid())
-	if err := sleep(ctx, 3*time.Second); err != nil {
-		return err
-	}
-
-	// TTFF probes.
-	rtmpURL := "rtmp://" + rtmpAddr + "/live/bench"
-	flvURL := base + "/live/bench.flv"
-	var lastErr string
-	logf("TTFF: %d sequential RTMP connects", c.TTFFConnects)
-	rep.TTFFRTMP, rep.TTFFRTMPFailed, lastErr = ttffProbe(ctx, rtmpURL, c.TTFFConnects)
-	if lastErr != "" {
-		logf("  last RTMP probe error: %s", lastErr)
-	}
-	logf("TTFF: %d sequential HTTP-FLV connects", c.TTFFConnects)
-	rep.TTFFHTTP, rep.TTFFHTTPFailed, lastErr = ttffProbe(ctx, flvURL, c.TTFFConnects)
-	if lastErr != "" {
-		logf("  last HTTP-FLV probe error: %s", lastErr)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
-	// Baseline with zero players.
-	if err := sleep(ctx, time.Second); err != nil {
-		return err
-	}
-	if rep.BaselineRSSKiB, err = rssKiB(server.pid()); err != nil {
-		return err
-	}
-	logf("baseline server RSS with 0 players: %.0f KiB", rep.BaselineRSSKiB)
-
-	for i, n := range c.Players {
-		if i > 0 {
-			if err := sleep(ctx, c.Settle); err != nil {
+	if c.part("latency") || c.part("ttff") {
+		if c.has("peer") {
+			if err := note("peer latency/ttff", runPeerTopology(ctx, c, ps, b, dir, clip, avcc, rep)); err != nil {
 				return err
 			}
 		}
-		st, err := loadStep(ctx, c, ps, server, pub, loadBin, flvURL, base, n, rep, dir)
-		if err != nil {
+	}
+	if c.part("latency") || c.part("ttff") || c.part("failover") {
+		if c.has("nginx") {
+			if err := note("nginx topology", runNginxTopology(ctx, c, ps, dir, clip, avcc, rep)); err != nil {
+				return err
+			}
+		}
+	}
+	if c.part("failover") && c.has("peer") {
+		if err := note("peer failover", runPeerFailover(ctx, c, ps, b, dir, avcc, rep)); err != nil {
 			return err
 		}
-		rep.Steps = append(rep.Steps, st)
-		logf("step %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
 	}
-	rep.PublisherAlive = pub.running()
 	rep.TotalRunSeconds = time.Since(began).Seconds()
-	printReport(os.Stdout, rep, clip)
+	var md strings.Builder
+	writeMarkdown(&md, c, rep)
+	fmt.Println()
+	fmt.Print(md.String())
+	if c.Markdown != "" {
+		if err := os.WriteFile(c.Markdown, []byte(md.String()), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", c.Markdown)
+	}
 	if c.JSON != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(c.JSON, b, 0o644); err != nil {
@@ -288,96 +318,48 @@ func run(ctx context.Context, c *cli) (err error) {
 	return nil
 }
 
-// loadStep runs peerload with n players and samples the server around it. The steady
-// window starts 2 s after the ramp ends and stops 1 s before the step does, so connect
-// bursts and teardown stay out of the per-player-minute and allocation figures.
-func loadStep(ctx context.Context, c *cli, ps *procs, server, pub *proc, loadBin, url, base string, n int, rep *report, dir string) (stepResult, error) {
-	st := stepResult{Players: n}
-	pid := server.pid()
-	logf("step: %d HTTP-FLV players for %v (ramp %v)", n, c.Duration, c.Ramp)
-	cpuStart, err := cpuSeconds(pid)
-	if err != nil {
-		return st, err
-	}
-	var out strings.Builder
-	start := time.Now()
-	load, err := ps.start("peerload", filepath.Join(dir, fmt.Sprintf("peerload-%d.log", n)), &out, loadBin,
-		"--url", url, "-n", fmt.Sprint(n), "--duration", c.Duration.String(), "--ramp", c.Ramp.String(), "--json")
-	if err != nil {
-		return st, err
-	}
-	t0, t1 := start.Add(c.Ramp+2*time.Second), start.Add(c.Duration-time.Second)
-	if err := sleepUntil(ctx, t0); err != nil {
-		return st, err
-	}
-	cpu0, err0 := cpuSeconds(pid)
-	m0, errm0 := metric(base, "go_memstats_mallocs_total")
-	w0 := time.Now()
-	// RSS is sampled once a second through the window: one instant is noisy because the
-	// Go heap breathes with the GC cycle.
-	var rssSamples []float64
-	for next := w0.Add(time.Second); next.Before(t1); next = next.Add(time.Second) {
-		if err := sleepUntil(ctx, next); err != nil {
-			return st, err
-		}
-		if v, err := rssKiB(pid); err == nil {
-			rssSamples = append(rssSamples, v)
+func slicesContains(v []string, s string) bool {
+	for _, x := range v {
+		if x == s {
+			return true
 		}
 	}
-	if err := sleepUntil(ctx, t1); err != nil {
-		return st, err
+	return false
+}
+
+func commandLine() string {
+	if v := os.Getenv("PEERBENCH_COMMAND"); v != "" {
+		return v
 	}
-	cpu1, err1 := cpuSeconds(pid)
-	m1, errm1 := metric(base, "go_memstats_mallocs_total")
-	w1 := time.Now()
-	rss, errr := rssKiB(pid)
-	rssSamples = append(rssSamples, rss)
-	if err := firstErr(err0, err1, errr); err != nil {
-		return st, fmt.Errorf("sampling the server (did it exit?): %w", err)
+	return strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " ")
+}
+
+// machine describes the host: nproc, CPU model, kernel, memory.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
 	}
-	// peerload ends itself at --duration; give it time to print, then stop it.
-	select {
-	case <-load.done:
-	case <-time.After(c.Duration + 30*time.Second - time.Since(start)):
-		load.stop(3 * time.Second)
-		st.Note = "peerload overran and was stopped"
-	case <-ctx.Done():
-		load.stop(3 * time.Second)
-		return st, ctx.Err()
+	kernel := "unknown kernel"
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = "Linux " + strings.TrimSpace(string(b))
 	}
-	cpuEnd, _ := cpuSeconds(pid)
-	if ps := load.cmd.ProcessState; ps != nil {
-		st.ClientCPUSec = (ps.UserTime() + ps.SystemTime()).Seconds()
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				var kb float64
+				fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+				mem = fmt.Sprintf(", %.1f GiB RAM", kb/1024/1024)
+			}
+		}
 	}
-	if err := json.Unmarshal([]byte(out.String()), &st.Load); err != nil {
-		return st, fmt.Errorf("peerload output (%v): %w; see %s", load.err, err, filepath.Join(dir, fmt.Sprintf("peerload-%d.log", n)))
-	}
-	players := float64(max(st.Load.Connected, 1))
-	st.WindowSec = w1.Sub(w0).Seconds()
-	st.ServerCPUSec = cpu1 - cpu0
-	st.ServerCPUStep = cpuEnd - cpuStart
-	st.ServerCPUPct = 100 * st.ServerCPUSec / st.WindowSec
-	st.CPUPerPlayerMin = st.ServerCPUSec / (players * st.WindowSec / 60)
-	st.CPUPerPlayerAll = st.ServerCPUStep / (players * c.Duration.Seconds() / 60)
-	st.RSSKiB = loadclient.Percentile(rssSamples, 50)
-	st.RSSMaxKiB = loadclient.Percentile(rssSamples, 100)
-	st.RSSPerPlayerKiB = (st.RSSKiB - rep.BaselineRSSKiB) / players
-	st.RSSMaxPerPlayerKiB = (st.RSSMaxKiB - rep.BaselineRSSKiB) / players
-	if errm0 == nil && errm1 == nil {
-		st.Mallocs = m1 - m0
-		// Every connected player should receive every tag published in the window.
-		st.DeliveredMsgs = players * rep.ClipTagsPerSec * st.WindowSec
-		st.AllocsPerMsg = st.Mallocs / st.DeliveredMsgs
-	} else {
-		st.AllocsPerMsg = -1
-	}
-	if rep.TCPGbps > 0 {
-		st.TCPFraction = st.Load.Mbps / (rep.TCPGbps * 1000)
-	}
-	if !pub.running() {
-		st.Note = strings.TrimSpace(st.Note + " publisher died")
-	}
-	return st, nil
+	return fmt.Sprintf("nproc %d (%s), %s%s", runtimeNumCPU(), model, kernel, mem)
 }
 
 func firstErr(errs ...error) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -138,8 +139,10 @@ func encodeClip(ctx context.Context, path string) (clipInfo, error) {
 }
 
 // ttffProbe connects n single players one after another and returns each one's time
-// to first video frame in ms (failed connects are counted, not timed).
-func ttffProbe(ctx context.Context, url string, n int) (ms []float64, failed int, lastErr string) {
+// to first video frame in ms (failed connects are counted, not timed). Between connects
+// it waits 50 ms plus a random part of jitter: without it every connect of a server
+// that waits for the next keyframe would start right after one and wait a whole GOP.
+func ttffProbe(ctx context.Context, url string, n int, jitter time.Duration) (ms []float64, failed int, lastErr string) {
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		res, err := loadclient.Run(ctx, loadclient.Config{URL: url, Players: 1, Duration: 10 * time.Second,
 			FirstFrameOnly: true, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second})
@@ -155,7 +158,11 @@ func ttffProbe(ctx context.Context, url string, n int) (ms []float64, failed int
 				lastErr = res.Players[0].Err
 			}
 		}
-		sleep(ctx, 50*time.Millisecond)
+		d := 50 * time.Millisecond
+		if jitter > 0 {
+			d += rand.N(jitter)
+		}
+		sleep(ctx, d)
 	}
 	return ms, failed, lastErr
 }

@@ -24,6 +24,8 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// stopFn, when set, replaces the SIGTERM/SIGKILL stop (nginx: SIGQUIT by pid file).
+	stopFn func()
 }
 
 // procs tracks every child so cleanup can stop them all, also after SIGINT.
@@ -87,6 +89,10 @@ func (p *proc) running() bool {
 // stop sends SIGTERM to the process (by PID only), waits up to grace, then SIGKILLs it.
 func (p *proc) stop(grace time.Duration) {
 	if !p.running() {
+		return
+	}
+	if p.stopFn != nil {
+		p.stopFn()
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
@@ -235,3 +241,84 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // sleepUntil waits until at or ctx ends.
 func sleepUntil(ctx context.Context, at time.Time) error { return sleep(ctx, time.Until(at)) }
+
+// canDial reports whether a TCP connect to addr succeeds now.
+func canDial(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// treeCPU sums utime+stime over pids (processes that vanished count 0).
+func treeCPU(pids []int) (float64, error) {
+	var sum float64
+	var firstErr error
+	ok := false
+	for _, p := range pids {
+		v, err := cpuSeconds(p)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		ok = true
+		sum += v
+	}
+	if !ok {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("no processes")
+		}
+		return 0, firstErr
+	}
+	return sum, nil
+}
+
+// treeRSS sums VmRSS over pids.
+func treeRSS(pids []int) (float64, error) {
+	var sum float64
+	ok := false
+	var firstErr error
+	for _, p := range pids {
+		v, err := rssKiB(p)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		ok = true
+		sum += v
+	}
+	if !ok {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("no processes")
+		}
+		return 0, firstErr
+	}
+	return sum, nil
+}
+
+// hostCPU returns busy and total jiffies of the whole machine from /proc/stat.
+func hostCPU() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		x, _ := strconv.ParseFloat(v, 64)
+		total += x
+		if i != 3 && i != 4 { // idle, iowait
+			busy += x
+		}
+	}
+	return busy, total
+}

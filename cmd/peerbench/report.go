@@ -3,112 +3,490 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
+	"sort"
 	"strings"
 
 	"peer/cmd/peerload/loadclient"
 )
 
-func printReport(w io.Writer, rep *report, clip clipInfo) {
-	fmt.Fprintf(w, "\npeer fan-out benchmark: one node, one %.2f Mbit/s stream (%.0f A/V tags/s), HTTP-FLV players\n",
-		clip.mbps, clip.tagsPerS)
-	fmt.Fprintf(w, "loopback TCP ceiling (Go, 64 KiB writes): %.1f Gbit/s;  baseline server RSS (0 players): %.0f KiB\n\n",
-		rep.TCPGbps, rep.BaselineRSSKiB)
-	hdr := []string{"players", "conn", "full-rate", "Mbit/s", "%TCP", "srv CPU%", "CPU s/pl-min", "(whole step)",
-		"RSS KiB/pl med/max", "allocs/msg", "TTFF p50/p99 ms", "gap p99 ms", "disc", "client CPU s"}
-	rows := [][]string{hdr}
-	for _, s := range rep.Steps {
-		allocs := "n/a"
-		if s.AllocsPerMsg >= 0 {
-			allocs = fmt.Sprintf("%.3f", s.AllocsPerMsg)
-		}
-		rows = append(rows, []string{
-			fmt.Sprint(s.Players),
-			fmt.Sprint(s.Load.Connected),
-			fmt.Sprint(s.Load.FullRate),
-			fmt.Sprintf("%.0f", s.Load.Mbps),
-			fmt.Sprintf("%.1f%%", 100*s.TCPFraction),
-			fmt.Sprintf("%.0f%%", s.ServerCPUPct),
-			fmt.Sprintf("%.4f", s.CPUPerPlayerMin),
-			fmt.Sprintf("%.4f", s.CPUPerPlayerAll),
-			fmt.Sprintf("%.1f/%.1f", s.RSSPerPlayerKiB, s.RSSMaxPerPlayerKiB),
-			allocs,
-			fmt.Sprintf("%.0f/%.0f", s.Load.TTFFp50Ms, s.Load.TTFFp99Ms),
-			fmt.Sprintf("%.0f", s.Load.MaxGapP99Ms),
-			fmt.Sprint(s.Load.Disconnects),
-			fmt.Sprintf("%.1f", s.ClientCPUSec),
-		})
-	}
-	printTable(w, rows)
-	for _, s := range rep.Steps {
-		if s.Note != "" || len(s.Load.Errors) > 0 || s.Load.Backwards > 0 || s.Load.Skipped > 0 {
-			fmt.Fprintf(w, "  %d players: %s errors=%v ts-backwards=%d skipped-ahead=%d\n", s.Players, s.Note, s.Load.Errors, s.Load.Backwards, s.Load.Skipped)
-		}
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "  full-rate: media time received >= 90% of wall time since the player's first frame.")
-	fmt.Fprintln(w, "  srv CPU%, CPU s/pl-min, allocs/msg: steady window (ramp end + 2 s to step end - 1 s); (whole step): connects included.")
-	fmt.Fprintln(w, "  RSS KiB/pl: (VmRSS - baseline) / connected players; median and max of 1 s samples in the steady window.")
-	fmt.Fprintln(w, "  allocs/msg: delta go_memstats_mallocs_total / (connected players x clip tag rate x window): approximate,")
-	fmt.Fprintln(w, "  includes the publisher's ingest and /metrics scrapes.")
-	fmt.Fprintln(w)
-	ttff := func(name string, v []float64, failed int) {
-		if len(v) == 0 {
-			fmt.Fprintf(w, "TTFF %-9s no successful connects (%d failed)\n", name, failed)
-			return
-		}
-		fmt.Fprintf(w, "TTFF %-9s %d sequential connects: p50 %.1f ms  p99 %.1f ms  (%d failed)\n", name, len(v),
-			loadclient.Percentile(v, 50), loadclient.Percentile(v, 99), failed)
-	}
-	ttff("RTMP", rep.TTFFRTMP, rep.TTFFRTMPFailed)
-	ttff("HTTP-FLV", rep.TTFFHTTP, rep.TTFFHTTPFailed)
-	if !rep.PublisherAlive {
-		fmt.Fprintln(w, "WARNING: the ffmpeg publisher was not running at the end; results are suspect.")
-	}
+func runtimeNumCPU() int { return runtime.NumCPU() }
 
-	// Goal: 1000 players at full rate with under 64 KiB of server RSS each.
-	var goal *stepResult
-	for i := range rep.Steps {
-		if rep.Steps[i].Players == 1000 {
-			goal = &rep.Steps[i]
-		}
+func pctl(v []float64, p float64) float64 { return loadclient.Percentile(v, p) }
+
+type row struct{ fig, peer, nginx, ratio string }
+
+func ratio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "–"
 	}
-	if goal == nil && len(rep.Steps) > 0 {
-		goal = &rep.Steps[len(rep.Steps)-1]
-		fmt.Fprintf(w, "(no 1000-player step; goal checked on the %d-player step)\n", goal.Players)
+	if a/b < 0.1 {
+		return fmt.Sprintf("%.3f", a/b)
 	}
-	if goal != nil {
-		rep.GoalPlayers = goal.Players
-		rep.GoalFullRate = goal.Load.FullRate == goal.Players
-		rep.GoalRSS = goal.RSSPerPlayerKiB < 64
-		fmt.Fprintf(w, "GOAL %s: %d/%d players at full rate (%s), RSS %.1f KiB/player median (< 64 KiB: %s)\n",
-			passFail(rep.GoalFullRate && rep.GoalRSS), goal.Load.FullRate, goal.Players, passFail(rep.GoalFullRate),
-			goal.RSSPerPlayerKiB, passFail(rep.GoalRSS))
-	}
-	fmt.Fprintf(w, "(run took %.0f s)\n", rep.TotalRunSeconds)
+	return fmt.Sprintf("%.2f", a/b)
 }
 
-func passFail(ok bool) string {
-	if ok {
-		return "PASS"
+// firstMiss describes the smallest step above the largest full-rate N that missed full
+// rate, with the host's CPU load then (a busy host means the 2 shared cores, not the
+// server, set the limit).
+func firstMiss(s *fanoutSeries, best int) string {
+	if s == nil {
+		return ""
 	}
-	return "FAIL"
-}
-
-func printTable(w io.Writer, rows [][]string) {
-	width := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			width[i] = max(width[i], len(c))
-		}
-	}
-	for _, r := range rows {
-		var b strings.Builder
-		for i, c := range r {
-			if i > 0 {
-				b.WriteString("  ")
+	for _, st := range s.Steps {
+		if st.Players > best && !fullRateOK(st) {
+			note := fmt.Sprintf(" (N=%d: %d/%d at full rate, server CPU %.0f%%, host CPU busy %.0f%%", st.Players, st.Load.FullRate, st.Players, st.ServerCPUPct, st.HostCPUPct)
+			if st.HostCPUPct >= 95 {
+				note += ": host saturated"
 			}
-			fmt.Fprintf(&b, "%*s", width[i], c)
+			return note + ")"
 		}
-		fmt.Fprintln(w, b.String())
 	}
+	return ""
+}
+
+func (r *report) series(server, proto string) *fanoutSeries {
+	for i := range r.Fanout {
+		if r.Fanout[i].Server == server && r.Fanout[i].Proto == proto && len(r.Fanout[i].Steps) > 0 {
+			return &r.Fanout[i]
+		}
+	}
+	return nil
+}
+
+func (r *report) latency(server, path, proto string) *latencyResult {
+	for i := range r.Latency {
+		l := &r.Latency[i]
+		if l.Server == server && l.Path == path && l.Proto == proto && l.N > 0 {
+			return l
+		}
+	}
+	return nil
+}
+
+func (r *report) ttff(server, proto string) *ttffResult {
+	for i := range r.TTFF {
+		if r.TTFF[i].Server == server && r.TTFF[i].Proto == proto {
+			return &r.TTFF[i]
+		}
+	}
+	return nil
+}
+
+// commonN is the largest step at which every given series has all players at full rate;
+// failing that, the smallest step they all ran.
+func commonN(ss ...*fanoutSeries) int {
+	var ns []int
+	for _, s := range ss {
+		if s == nil {
+			continue
+		}
+		for _, st := range s.Steps {
+			ns = append(ns, st.Players)
+		}
+	}
+	sort.Ints(ns)
+	best, smallest := 0, 0
+	for _, n := range ns {
+		all, ran := true, true
+		for _, s := range ss {
+			if s == nil {
+				continue
+			}
+			st := s.step(n)
+			if st == nil {
+				ran, all = false, false
+				break
+			}
+			all = all && fullRateOK(*st)
+		}
+		if ran && smallest == 0 {
+			smallest = n
+		}
+		if all {
+			best = n
+		}
+	}
+	if best == 0 {
+		return smallest
+	}
+	return best
+}
+
+// playersPerCPUSec: players served per CPU second per second (= N / cores busy).
+func playersPerCPUSec(st *stepResult) float64 {
+	if st == nil || st.ServerCPUSec <= 0 || st.WindowSec <= 0 {
+		return 0
+	}
+	return float64(st.Load.Connected) / (st.ServerCPUSec / st.WindowSec)
+}
+
+func (r *report) rows(c *cli) []row {
+	var rows []row
+	na := "n/a"
+	if r.TCPGbps > 0 {
+		rows = append(rows, row{"loopback TCP ceiling (Go, 64 KiB writes, same run)", fmt.Sprintf("%.1f Gbit/s", r.TCPGbps), fmt.Sprintf("%.1f Gbit/s", r.TCPGbps), "–"})
+	}
+
+	// 1. Fan-out.
+	pf, pr, nr := r.series("peer", "http-flv"), r.series("peer", "rtmp"), r.series("nginx", "rtmp")
+	steps := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(c.Players)), "/"), "[]")
+	if pf != nil || pr != nil || nr != nil {
+		maxN := func(s *fanoutSeries) (string, float64, *stepResult) {
+			if s == nil {
+				return na, 0, nil
+			}
+			n := s.maxFullRate()
+			if n == 0 {
+				return fmt.Sprintf("< %d", s.Steps[0].Players) + firstMiss(s, 0), 0, nil
+			}
+			return fmt.Sprint(n) + firstMiss(s, n), float64(n), s.step(n)
+		}
+		pfs, _, pfst := maxN(pf)
+		prs, prn, prst := maxN(pr)
+		nrs, nrn, nrst := maxN(nr)
+		rows = append(rows, row{"fan-out: largest N at full rate, HTTP-FLV (N " + steps + ")", pfs, "n/a (no HTTP-FLV)", "–"})
+		rows = append(rows, row{"fan-out: largest N at full rate, RTMP (N " + steps + ")", prs, nrs, ratio(prn, nrn)})
+		thr := func(st *stepResult) string {
+			if st == nil {
+				return na
+			}
+			return fmt.Sprintf("%.0f Mbit/s = %.2f%% of TCP", st.Load.Mbps, 100*st.TCPFraction)
+		}
+		mb := func(st *stepResult) float64 {
+			if st == nil {
+				return 0
+			}
+			return st.Load.Mbps
+		}
+		rows = append(rows, row{"  delivered at that N, HTTP-FLV (fraction of TCP ceiling)", thr(pfst), na, "–"})
+		rows = append(rows, row{"  delivered at that N, RTMP (fraction of TCP ceiling)", thr(prst), thr(nrst), ratio(mb(prst), mb(nrst))})
+		// Peak delivered over all steps, as a fraction of the ceiling.
+		peak := func(s *fanoutSeries) (string, float64) {
+			if s == nil {
+				return na, 0
+			}
+			var best *stepResult
+			for i := range s.Steps {
+				if best == nil || s.Steps[i].Load.Mbps > best.Load.Mbps {
+					best = &s.Steps[i]
+				}
+			}
+			return fmt.Sprintf("%.0f Mbit/s = %.2f%% of TCP (N=%d)", best.Load.Mbps, 100*best.TCPFraction, best.Players), best.Load.Mbps
+		}
+		a, av := peak(pf)
+		rows = append(rows, row{"  peak delivered, HTTP-FLV", a, na, "–"})
+		a, av = peak(pr)
+		bs, bv := peak(nr)
+		rows = append(rows, row{"  peak delivered, RTMP", a, bs, ratio(av, bv)})
+		n := commonN(pf, pr, nr)
+		at := func(s *fanoutSeries) *stepResult {
+			if s == nil {
+				return nil
+			}
+			return s.step(n)
+		}
+		pfc, prc, nrc := at(pf), at(pr), at(nr)
+		cpu := func(st *stepResult) (string, float64) {
+			if st == nil {
+				return na, 0
+			}
+			return fmt.Sprintf("%.4f (%.0f%% CPU)", st.CPUPerPlayerMin, st.ServerCPUPct), st.CPUPerPlayerMin
+		}
+		x, xv := cpu(prc)
+		y, yv := cpu(nrc)
+		rows = append(rows, row{fmt.Sprintf("CPU s per player-minute @N=%d, RTMP", n), x, y, ratio(xv, yv)})
+		x, xv = cpu(pfc)
+		rows = append(rows, row{fmt.Sprintf("CPU s per player-minute @N=%d, peer HTTP-FLV vs nginx RTMP", n), x, y, ratio(xv, yv)})
+		ppc := func(st *stepResult) (string, float64) {
+			v := playersPerCPUSec(st)
+			if v == 0 {
+				return na, 0
+			}
+			return fmt.Sprintf("%.0f", v), v
+		}
+		goal := func(a, b float64) string {
+			if a <= 0 || b <= 0 {
+				return "–"
+			}
+			ok := "PASS"
+			if a/b < 1.5 {
+				ok = "FAIL"
+			}
+			return fmt.Sprintf("%.2f (goal >= 1.5: %s)", a/b, ok)
+		}
+		x, xv = ppc(prc)
+		y, yv = ppc(nrc)
+		rows = append(rows, row{fmt.Sprintf("players per CPU second @N=%d, RTMP", n), x, y, goal(xv, yv)})
+		x, xv = ppc(pfc)
+		rows = append(rows, row{fmt.Sprintf("players per CPU second @N=%d, peer HTTP-FLV vs nginx RTMP", n), x, y, goal(xv, yv)})
+		rss := func(st *stepResult) (string, float64) {
+			if st == nil {
+				return na, 0
+			}
+			return fmt.Sprintf("%.1f KiB", st.RSSPerPlayerKiB), st.RSSPerPlayerKiB
+		}
+		x, xv = rss(prc)
+		y, yv = rss(nrc)
+		rows = append(rows, row{fmt.Sprintf("RSS per player @N=%d, RTMP", n), x, y, ratio(xv, yv)})
+		x, xv = rss(pfc)
+		rows = append(rows, row{fmt.Sprintf("RSS per player @N=%d, peer HTTP-FLV vs nginx RTMP", n), x, y, ratio(xv, yv)})
+	}
+
+	// 2. Latency.
+	if len(r.Latency) > 0 {
+		pp := func(l *latencyResult) string {
+			if l == nil {
+				return na
+			}
+			return fmt.Sprintf("%.1f / %.1f", l.P50, l.P99)
+		}
+		rr := func(a, b *latencyResult) string {
+			if a == nil || b == nil {
+				return "–"
+			}
+			return ratio(a.P50, b.P50) + " / " + ratio(a.P99, b.P99)
+		}
+		for _, path := range []string{"direct", "hop", "replica"} {
+			what := "direct (publish and play at one node)"
+			switch path {
+			case "hop":
+				what = "one hop, edge pulls (peer master -> edge; nginx origin -> pulling edge)"
+			case "replica":
+				what = "one hop, pushed copy (peer master -> replica; nginx: not measured)"
+			}
+			a, b := r.latency("peer", path, "rtmp"), r.latency("nginx", path, "rtmp")
+			rows = append(rows, row{"glass-to-glass p50 / p99 ms, RTMP, " + what, pp(a), pp(b), rr(a, b)})
+			a = r.latency("peer", path, "http-flv")
+			rows = append(rows, row{"glass-to-glass p50 / p99 ms, HTTP-FLV, " + what, pp(a), "n/a (no HTTP-FLV)", "–"})
+		}
+		extra := func(server, proto, path string) (string, float64) {
+			d, h := r.latency(server, "direct", proto), r.latency(server, path, proto)
+			if d == nil || h == nil {
+				return na, -1
+			}
+			return fmt.Sprintf("%+.1f / %+.1f", h.P50-d.P50, h.P99-d.P99), h.P99 - d.P99
+		}
+		goal := func(v float64) string {
+			if v < 0 && v != -1 {
+				return "p99 goal < 20 ms: PASS"
+			}
+			if v == -1 {
+				return "–"
+			}
+			if v < 20 {
+				return "p99 goal < 20 ms: PASS"
+			}
+			return "p99 goal < 20 ms: FAIL"
+		}
+		a, av := extra("peer", "rtmp", "hop")
+		b, _ := extra("nginx", "rtmp", "hop")
+		rows = append(rows, row{"extra latency of one hop, edge (hop - direct) p50 / p99 ms, RTMP", a, b, goal(av)})
+		a, av = extra("peer", "http-flv", "hop")
+		rows = append(rows, row{"extra latency of one hop, edge (hop - direct) p50 / p99 ms, HTTP-FLV", a, na, goal(av)})
+		a, av = extra("peer", "rtmp", "replica")
+		rows = append(rows, row{"extra latency of one hop, replica (hop - direct) p50 / p99 ms, RTMP", a, na, goal(av)})
+		a, av = extra("peer", "http-flv", "replica")
+		rows = append(rows, row{"extra latency of one hop, replica (hop - direct) p50 / p99 ms, HTTP-FLV", a, na, goal(av)})
+	}
+
+	// 3. TTFF.
+	if len(r.TTFF) > 0 {
+		tt := func(t *ttffResult) (string, float64, float64) {
+			if t == nil {
+				return na, 0, 0
+			}
+			if len(t.Samples) == 0 {
+				return fmt.Sprintf("failed (%d): %s", t.Failed, t.LastErr), 0, 0
+			}
+			s := fmt.Sprintf("%.0f / %.0f", t.p(50), t.p(99))
+			if t.Failed > 0 {
+				s += fmt.Sprintf(" (%d failed)", t.Failed)
+			}
+			return s, t.p(50), t.p(99)
+		}
+		for _, proto := range []string{"rtmp", "http-flv", "hls"} {
+			a, a50, a99 := tt(r.ttff("peer", proto))
+			b, b50, b99 := tt(r.ttff("nginx", proto))
+			rt := "–"
+			if a50 > 0 && b50 > 0 {
+				rt = ratio(a50, b50) + " / " + ratio(a99, b99)
+			}
+			if proto == "http-flv" {
+				b = "n/a (no HTTP-FLV)"
+			}
+			rows = append(rows, row{fmt.Sprintf("TTFF p50 / p99 ms, %s (%d sequential connects)", strings.ToUpper(proto), c.TTFFConnects), a, b, rt})
+		}
+	}
+
+	// 4. Failover.
+	if len(r.PeerFailover) > 0 || r.NginxFailover != nil {
+		ng := na
+		if f := r.NginxFailover; f != nil && len(f.Players) > 0 {
+			p := f.Players[0]
+			switch {
+			case p.Recovered:
+				ng = fmt.Sprintf("recovered after %.0f ms", p.StallMs)
+			case p.Disconnects > 0:
+				ng = fmt.Sprintf("edge player disconnected at +%.0f ms (%s), no frames for the %v watched (%d reconnects got none)", p.DisconnAtMs, p.DisconnErr, c.FailoverObserve, p.Disconnects-1)
+			default:
+				ng = fmt.Sprintf("edge player stays connected, no frames for the %v watched", c.FailoverObserve)
+			}
+		}
+		for _, cs := range []struct{ key, what string }{
+			{"relayed-publisher", "publisher relayed via a non-master ingress"},
+			{"publisher-node-is-master", "publisher's node is the master, publisher reconnects via n2"},
+		} {
+			p50, mx, n, rec, disc, pub := stallStats(r.PeerFailover, cs.key)
+			s := na
+			if n > 0 {
+				s = fmt.Sprintf("%.0f / %.0f (%d/%d players recovered, %d disconnects)", p50, mx, rec, n, disc)
+			}
+			rows = append(rows, row{fmt.Sprintf("failover: player stall p50 / max ms after master SIGKILL, %s (%d runs x RTMP+HTTP-FLV)", cs.what, c.FailoverRuns), s, ng, "–"})
+			if len(pub) > 0 {
+				rows = append(rows, row{"  publisher reconnect accepted after SIGKILL, p50 / max ms", fmt.Sprintf("%.0f / %.0f", pctl(pub, 50), pctl(pub, 100)), "–", "–"})
+			}
+		}
+	}
+	return rows
+}
+
+func writeMarkdown(w io.Writer, c *cli, r *report) {
+	fmt.Fprintf(w, "# peer vs nginx-rtmp benchmark\n\n")
+	fmt.Fprintf(w, "- command: `%s`\n- date: %s\n- machine: %s\n- nginx: %s with libnginx-mod-rtmp (Debian), worker_processes %d\n",
+		r.Command, r.Date, r.Machine, orNA(r.NginxVersion), c.NginxWorkers)
+	fmt.Fprintf(w, "- stream: fan-out and TTFF use a pre-encoded %.2f Mbit/s H.264+AAC clip (%.0f tags/s), `ffmpeg -re -stream_loop -1 -c copy`; latency and failover use a synthetic 25 fps H.264-shaped stream (~1.9 Mbit/s) carrying its send time\n",
+		r.ClipMbps, r.ClipTagsPerSec)
+	fmt.Fprintf(w, "- host CPU busy before the run (other processes on the machine): %.0f%% of all cores, loadavg %s\n", r.BackgroundCPUPct, r.LoadAvg)
+	fmt.Fprintf(w, "- run took %.0f s\n\n", r.TotalRunSeconds)
+	rows := r.rows(c)
+	fmt.Fprintln(w, "| figure | peer | nginx-rtmp | ratio (peer/nginx) |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, rw := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", rw.fig, rw.peer, rw.nginx, rw.ratio)
+	}
+	if r.PeerLatTopology != "" {
+		fmt.Fprintf(w, "\nLatency topology (peer, as /api/v1/cluster reported it): %s.\n", r.PeerLatTopology)
+	}
+	if len(r.Fanout) > 0 {
+		fmt.Fprint(w, "\n## Fan-out steps\n\n")
+		fmt.Fprintln(w, "| server | proto | N | connected | full rate | Mbit/s | % of TCP | server CPU % | CPU s/player-min | RSS KiB/player (med/max) | allocs/msg | TTFF p50/p99 ms | max gap p99 ms | disconnects | client CPU s | host CPU busy |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, s := range r.Fanout {
+			if s.Err != "" {
+				fmt.Fprintf(w, "| %s | %s | error: %s |||||||||||||\n", s.Server, s.Proto, s.Err)
+			}
+			for _, st := range s.Steps {
+				allocs := "n/a"
+				if st.AllocsPerMsg >= 0 {
+					allocs = fmt.Sprintf("%.3f", st.AllocsPerMsg)
+				}
+				fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %.0f | %.2f%% | %.0f%% | %.4f | %.1f / %.1f | %s | %.0f / %.0f | %.0f | %d | %.1f | %.0f%% |\n",
+					s.Server, s.Proto, st.Players, st.Load.Connected, st.Load.FullRate, st.Load.Mbps, 100*st.TCPFraction, st.ServerCPUPct,
+					st.CPUPerPlayerMin, st.RSSPerPlayerKiB, st.RSSMaxPerPlayerKiB, allocs, st.Load.TTFFp50Ms, st.Load.TTFFp99Ms,
+					st.Load.MaxGapP99Ms, st.Load.Disconnects, st.ClientCPUSec, st.HostCPUPct)
+			}
+			if !s.PublisherAlive && len(s.Steps) > 0 {
+				fmt.Fprintf(w, "\nWARNING: the %s publisher was not running at the end of its series.\n", s.Server)
+			}
+		}
+		for _, s := range r.Fanout {
+			for _, st := range s.Steps {
+				if st.Note != "" || len(st.Load.Errors) > 0 {
+					fmt.Fprintf(w, "\n- %s %s N=%d: %s errors: %s", s.Server, s.Proto, st.Players, st.Note, summarizeErrors(st.Load.Errors))
+				}
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Latency) > 0 {
+		fmt.Fprint(w, "\n## Latency series\n\n")
+		fmt.Fprintln(w, "| server | path | proto | node | samples | p50 ms | p99 ms | max ms | disconnects | error |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+		for _, l := range r.Latency {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %.1f | %.1f | %.1f | %d | %s |\n", l.Server, l.Path, l.Proto, l.Node, l.N, l.P50, l.P99, l.Max, l.Discon, l.Err)
+		}
+	}
+	if len(r.PeerFailover) > 0 || r.NginxFailover != nil {
+		fmt.Fprint(w, "\n## Failover runs\n\n")
+		fmt.Fprintln(w, "| server | case | run | master | ingress | watcher | player | stall ms | recovered (first new frame) | frames lost | disconnects | publisher | error |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		all := append([]failoverRun(nil), r.PeerFailover...)
+		if r.NginxFailover != nil {
+			all = append(all, *r.NginxFailover)
+		}
+		for i, f := range all {
+			server := "peer"
+			if r.NginxFailover != nil && i == len(all)-1 {
+				server = "nginx"
+			}
+			pub := f.PubNote
+			if f.PubReconn > 0 {
+				pub += fmt.Sprintf(" (+%.0f ms)", f.PubReconn)
+			}
+			if len(f.Players) == 0 {
+				fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | – | – | – | – | – | %s | %s |\n", server, f.Case, f.Run, f.Master, f.Ingress, f.Watcher, pub, f.Err)
+			}
+			for _, p := range f.Players {
+				rec := "no"
+				if p.Recovered {
+					rec = fmt.Sprintf("yes (+%.0f ms)", p.FirstNewMs)
+				}
+				disc := fmt.Sprint(p.Disconnects)
+				if p.Disconnects > 0 {
+					disc += fmt.Sprintf(" (first +%.0f ms: %s)", p.DisconnAtMs, p.DisconnErr)
+				}
+				fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %.0f | %s | %d | %s | %s | %s |\n", server, f.Case, f.Run, f.Master, f.Ingress, f.Watcher,
+					p.Proto, p.StallMs, rec, p.Lost, disc, pub, f.Err)
+			}
+		}
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprint(w, "\n## Errors\n\n")
+		for _, e := range r.Errors {
+			fmt.Fprintf(w, "- %s\n", e)
+		}
+	}
+	fmt.Fprint(w, "\n## How the figures are measured\n\n")
+	for _, l := range []string{
+		"full rate: a player's received media time >= 90% of the wall time since its first frame; \"largest N at full rate\" needs >= 99% of the N players at full rate and no disconnects.",
+		"CPU: utime+stime of every server process (peer: the node; nginx: master + workers) from /proc over the steady window (ramp end + 2 s to step end - 1 s); players per CPU second = connected players / (CPU seconds per second).",
+		"RSS per player: (median VmRSS over 1 s samples in the window - RSS with 0 players) / connected players.",
+		"The players (peerload) run on the same 2 cores as the server: at high N the client competes for CPU, and \"full rate\" can fail on the client side; client CPU s is in the step table.",
+		"glass-to-glass: receive wall time - send wall time embedded in each synthetic frame (in-repo RTMP publisher and players, no decoding); frames sent in the first 1.5 s after a player started are not counted (GOP burst).",
+		"TTFF: RTMP/HTTP-FLV from dial to the first video frame; HLS from the playlist request to the last byte of the first segment listed (new connection each time).",
+		"failover stall: longest wall gap between two frames that advance the sequence number, from 1 s before the SIGKILL to the end of the watch window (no fresh frame at all: the whole window).",
+	} {
+		fmt.Fprintf(w, "- %s\n", l)
+	}
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return "n/a"
+	}
+	return s
+}
+
+// summarizeErrors folds per-connection error strings (they carry local ports) into
+// counts per reason.
+func summarizeErrors(m map[string]int) string {
+	agg := map[string]int{}
+	for k, v := range m {
+		r := k
+		if i := strings.LastIndex(k, ": "); i >= 0 && strings.Contains(k, "127.0.0.1:") {
+			r = k[i+2:]
+		}
+		agg[r] += v
+	}
+	keys := make([]string, 0, len(agg))
+	for k := range agg {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return agg[keys[i]] > agg[keys[j]] })
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d x %s", agg[k], k))
+	}
+	return strings.Join(parts, "; ")
 }
