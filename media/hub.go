@@ -108,10 +108,23 @@ func (h *Hub) Lookup(app, name string) *Stream {
 	return h.streams[app+"/"+name]
 }
 
-// Publish attaches the stream's source, refusing a second one with ErrBusy. A user
-// publisher (OBS, ffmpeg, or one relayed from another node's ingress) makes this node
-// the stream's HLS leader; a feed (a copy from the cluster) makes it a follower.
-func (h *Hub) Publish(app, name, remote string, feed bool) (*Publisher, error) {
+// Source says what a publisher is to its stream.
+type Source int
+
+const (
+	// User is a user's publish (OBS, ffmpeg, or relayed from another node's ingress): it
+	// makes this node the stream's HLS leader and may start a new timeline.
+	User Source = iota
+	// Repointed is a user's publish that a relay moved here after a change of master: it
+	// continues the stream's timeline.
+	Repointed
+	// Feed is a copy from the cluster (forward, edge pull): it continues the timeline and
+	// the HLS packager follows its cut markers.
+	Feed
+)
+
+// Publish attaches the stream's source, refusing a second one with ErrBusy.
+func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) {
 	s, err := h.stream(app, name)
 	if err != nil {
 		return nil, err
@@ -121,8 +134,9 @@ func (h *Hub) Publish(app, name, remote string, feed bool) (*Publisher, error) {
 	if s.pub != nil {
 		return nil, ErrBusy
 	}
+	feed := src == Feed
 	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s,
-		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime}}
+		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime, continues: src != User}}
 	s.pub = p
 	if s.hls != nil {
 		s.hls.SetFollow(feed)
@@ -137,9 +151,6 @@ type PlayOptions struct {
 	Remote string
 	// Internal players are the cluster's own links: they also receive HLS cut markers.
 	Internal bool
-	// FromNextKeyframe skips the cached GOP: a relay re-pointing to a new master
-	// continues with new frames instead of replaying ones the master already has.
-	FromNextKeyframe bool
 }
 
 // Play subscribes a player; it receives the stream's start tags, then live tags. A

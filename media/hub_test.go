@@ -42,15 +42,15 @@ func TestValidateName(t *testing.T) {
 
 func TestSecondPublisherRefused(t *testing.T) {
 	h := testHub(t, 16)
-	p1, err := h.Publish("live", "a", "x", false)
+	p1, err := h.Publish("live", "a", "x", User)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Publish("live", "a", "y", false); !errors.Is(err, ErrBusy) {
+	if _, err := h.Publish("live", "a", "y", User); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second publisher: %v", err)
 	}
 	p1.Close()
-	if _, err := h.Publish("live", "a", "y", false); err != nil {
+	if _, err := h.Publish("live", "a", "y", User); err != nil {
 		t.Fatalf("publisher after the first left: %v", err)
 	}
 }
@@ -59,7 +59,7 @@ func TestSecondPublisherRefused(t *testing.T) {
 // keyframe, sharing the publisher's bytes.
 func TestStartFromGOP(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x", false)
+	pub, _ := h.Publish("live", "a", "x", User)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	pub.Write(flv.TypeVideo, 40, interFr)
@@ -89,7 +89,7 @@ func TestStartFromGOP(t *testing.T) {
 // reading player gets everything.
 func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 	h := testHub(t, 8)
-	pub, _ := h.Publish("live", "a", "x", false)
+	pub, _ := h.Publish("live", "a", "x", User)
 	slow, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "slow"})
 	defer slow.Close()
 	fast, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "fast"})
@@ -139,7 +139,7 @@ func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 
 func TestSkipResumesAtKeyframe(t *testing.T) {
 	h := testHub(t, 4)
-	pub, _ := h.Publish("live", "a", "x", false)
+	pub, _ := h.Publish("live", "a", "x", User)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
 	pub.Write(flv.TypeVideo, 0, keyframe)
@@ -163,10 +163,10 @@ func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
 	h := testHub(t, 64)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x", false)
+	pub, _ := h.Publish("live", "a", "x", User)
 	pub.Write(flv.TypeVideo, 5000, keyframe)
 	pub.Close()
-	pub2, _ := h.Publish("live", "a", "y", false)
+	pub2, _ := h.Publish("live", "a", "y", User)
 	pub2.Write(flv.TypeVideo, 0, keyframe)
 	pub2.Write(flv.TypeVideo, 0x7fffffff, interFr)
 	pub2.Write(flv.TypeVideo, 0xfffffff0, interFr)
@@ -206,7 +206,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, players := range []int{1, 1000} {
 		b.Run(map[int]string{1: "players=1", 1000: "players=1000"}[players], func(b *testing.B) {
 			h := testHub(b, 1<<16)
-			pub, _ := h.Publish("live", "a", "x", false)
+			pub, _ := h.Publish("live", "a", "x", User)
 			var ps []*Player
 			for range players {
 				p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
@@ -241,10 +241,10 @@ func TestConfigTagsDoNotRebase(t *testing.T) {
 	h := testHub(t, 64)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x", false)
+	pub, _ := h.Publish("live", "a", "x", User)
 	pub.Write(flv.TypeVideo, 5000, keyframe)
 	pub.Close()
-	pub2, _ := h.Publish("live", "a", "y", false)
+	pub2, _ := h.Publish("live", "a", "y", User)
 	pub2.Write(flv.TypeVideo, 0, avcSeq)
 	pub2.Write(flv.TypeVideo, 5040, keyframe)
 	got, _ := pl.Next(context.Background(), nil)
@@ -257,7 +257,7 @@ func TestConfigTagsDoNotRebase(t *testing.T) {
 // its limit.
 func TestQueueGrowsInOrder(t *testing.T) {
 	h := testHub(t, 300)
-	pub, _ := h.Publish("live", "a", "x", false)
+	pub, _ := h.Publish("live", "a", "x", User)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
 	pub.Write(flv.TypeVideo, 0, keyframe)
@@ -279,7 +279,7 @@ func TestQueueGrowsInOrder(t *testing.T) {
 // immediately, and late writes of the kicked one are dropped.
 func TestKickFreesTheStreamAtOnce(t *testing.T) {
 	h := testHub(t, 64)
-	old, _ := h.Publish("live", "a", "node:n1", true)
+	old, _ := h.Publish("live", "a", "node:n1", Feed)
 	kicked := make(chan error, 1)
 	old.OnKick(func(err error) { kicked <- err })
 	if h.Kick("live", "a", func(p *Publisher) bool { return !p.Feed }, nil) {
@@ -293,7 +293,7 @@ func TestKickFreesTheStreamAtOnce(t *testing.T) {
 	}
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	next, err := h.Publish("live", "a", "node:n2", true)
+	next, err := h.Publish("live", "a", "node:n2", Feed)
 	if err != nil {
 		t.Fatalf("stream still busy after a kick: %v", err)
 	}
@@ -302,5 +302,29 @@ func TestKickFreesTheStreamAtOnce(t *testing.T) {
 	got, _ := pl.Next(context.Background(), nil)
 	if len(got) != 1 || got[0].Time != 80 {
 		t.Fatalf("got %v", describe(got))
+	}
+}
+
+// TestContinuingPublisherResumesAfterLastTag: a feed or a re-pointed relay replays its
+// GOP; what the stream already has is dropped and the first later tag goes out even if
+// it is not a keyframe (players hold the frames it refers to). A new user publisher
+// with an older clock is shifted instead.
+func TestContinuingPublisherResumesAfterLastTag(t *testing.T) {
+	for _, src := range []Source{Feed, Repointed} {
+		h := testHub(t, 64)
+		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+		old, _ := h.Publish("live", "a", "x", User)
+		old.Write(flv.TypeVideo, 1000, keyframe)
+		old.Write(flv.TypeVideo, 1040, interFr)
+		old.Close()
+		next, _ := h.Publish("live", "a", "y", src)
+		next.Write(flv.TypeVideo, 1000, keyframe) // replayed GOP
+		next.Write(flv.TypeVideo, 1040, interFr)
+		next.Write(flv.TypeVideo, 1080, interFr) // new
+		got, _ := pl.Next(context.Background(), nil)
+		if len(got) != 3 || got[2].Time != 1080 || got[2].IsKeyframe() {
+			t.Fatalf("source %d: got %v", src, describe(got))
+		}
+		pl.Close()
 	}
 }

@@ -43,13 +43,18 @@ const initialQueue = 64
 
 func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
 	return &Player{Kind: o.Kind, Remote: o.Remote, internal: o.Internal, stream: s,
-		queue: make([]*flv.Tag, min(initialQueue, capacity)), limit: capacity, wake: make(chan struct{}, 1),
-		skipping: o.FromNextKeyframe}
+		queue: make([]*flv.Tag, min(initialQueue, capacity)), limit: capacity, wake: make(chan struct{}, 1)}
 }
 
+// lazyWakeTags: a player woken lazily still wakes once this many tags wait.
+const lazyWakeTags = 8
+
 // push queues t. When the queue is full the backlog is dropped and the player resumes
-// at the next keyframe; after maxOverflows such skips the player is closed.
-func (p *Player) push(t *flv.Tag, maxOverflows int) (dropped bool) {
+// at the next keyframe; after maxOverflows such skips the player is closed. With lazy,
+// the player's writer is not woken for t alone: audio of a stream with video rides
+// with the next video frame (at most one frame interval later), which saves every
+// player about two thirds of its wake-ups and writes.
+func (p *Player) push(t *flv.Tag, maxOverflows int, lazy bool) (dropped bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil || (!p.internal && hls.IsCutMarker(t)) {
@@ -81,7 +86,9 @@ func (p *Player) push(t *flv.Tag, maxOverflows int) (dropped bool) {
 	}
 	p.queue[(p.head+p.size)%len(p.queue)] = t
 	p.size++
-	p.signal()
+	if !lazy || p.size >= lazyWakeTags {
+		p.signal()
+	}
 	return false
 }
 

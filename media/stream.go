@@ -117,8 +117,9 @@ func (s *Stream) writeMarker(m *flv.Tag) {
 }
 
 func (s *Stream) fanOutLocked(t *flv.Tag) {
+	lazy := t.Type == flv.TypeAudio && s.videoSeq != nil
 	for p := range s.players {
-		if p.push(t, s.hub.cfg.MaxOverflows) {
+		if p.push(t, s.hub.cfg.MaxOverflows, lazy) {
 			s.hub.log.Warn("player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
 		}
@@ -168,7 +169,7 @@ func (s *Stream) subscribe(p *Player) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.startTagsLocked() {
-		p.push(t, s.hub.cfg.MaxOverflows)
+		p.push(t, s.hub.cfg.MaxOverflows, false)
 	}
 	s.players[p] = struct{}{}
 }
@@ -236,20 +237,16 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 	s := p.stream
 	t := flv.NewTag(typ, timeMS+p.tl.offset, data)
 	if !p.tl.started {
-		last, hasLast := p.tl.prevLast, p.tl.prevHas
 		if isConfig(t) {
 			// Metadata and sequence headers carry the publisher's start time, however
 			// long ago that was: they neither start the timeline nor move time back.
-			if hasLast && t.Time < last {
-				t = flv.NewTag(typ, last, data)
+			if p.tl.prevHas && t.Time < p.tl.prevLast {
+				t = flv.NewTag(typ, p.tl.prevLast, data)
 			}
 			s.write(t, p.Feed)
 			return
 		}
-		s.mu.Lock()
-		video := s.videoSeq != nil
-		s.mu.Unlock()
-		p.tl.start(timeMS, last, hasLast, p.Feed, video)
+		p.tl.start(timeMS)
 		if p.tl.offset != 0 && s.hls != nil && !p.Feed {
 			s.hls.Discontinuity() // a new timeline: the publisher restarted
 		}
@@ -265,53 +262,51 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 	s.write(t, p.Feed)
 }
 
-// timeline keeps a stream's time growing across publishers. A user publisher whose
+// timeline keeps a stream's time growing across publishers. A new user publisher whose
 // clock starts behind the stream is shifted past it (players that stayed see time go
-// on). A feed that switched upstream replays a little of what we already have: those
-// tags are dropped until the first keyframe after the stream's last tag.
+// on). A publisher that continues the stream (a feed after an upstream switch, a relay
+// re-pointed to a new master) replays a little of what the stream already has, from its
+// GOP cache: those tags are dropped and it resumes with the first tag after the stream's
+// last one, which the players can decode since they have everything before it.
 type timeline struct {
-	prevLast int64 // the stream's last time when the publisher attached
-	prevHas  bool
-	started  bool
-	offset   int64
-	catching bool  // dropping until a keyframe after catchUp
-	catchUp  int64 // the stream's last time when this publisher attached
-	video    bool
+	prevLast  int64 // the stream's last time when the publisher attached
+	prevHas   bool
+	continues bool
+	started   bool
+	offset    int64
+	catching  bool  // dropping what the stream already has
+	catchUp   int64 // the stream's last time
 }
 
-// maxReplay is the longest overlap a feed may replay; further back is another timeline.
+// maxReplay is the longest overlap a continuing publisher may replay; further back is
+// another timeline.
 const maxReplay = 60_000
 
-func (tl *timeline) start(first, last int64, hasLast, feed, video bool) {
-	tl.started, tl.video = true, video
-	if !hasLast || first > last {
+func (tl *timeline) start(first int64) {
+	tl.started = true
+	if !tl.prevHas || first > tl.prevLast {
 		return
 	}
-	if feed && last-first < maxReplay {
-		tl.catching, tl.catchUp = true, last
+	if tl.continues && tl.prevLast-first < maxReplay {
+		tl.catching, tl.catchUp = true, tl.prevLast
 		return
 	}
-	tl.offset = last + 1 - first
+	tl.offset = tl.prevLast + 1 - first
 }
 
 // place returns the stream time of t (already offset), or false to drop it.
 func (tl *timeline) place(t *flv.Tag) (int64, bool) {
 	at := t.Time
-	if !tl.catching {
-		return at, true
-	}
 	switch {
-	case t.Type == flv.TypeScript || t.IsSequenceHeader():
-		return max(at, tl.catchUp), true
+	case !tl.catching:
+	case isConfig(t):
+		at = max(at, tl.catchUp)
 	case at <= tl.catchUp:
 		return 0, false
-	case t.IsKeyframe() || !tl.video:
+	default:
 		tl.catching = false
-		return at, true
-	case t.Type == flv.TypeAudio:
-		return at, true
 	}
-	return 0, false
+	return at, true
 }
 
 // Close detaches the publisher; players stay subscribed and wait for the next one.

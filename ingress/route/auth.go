@@ -24,15 +24,21 @@ func (a linkAuth) sig(kind, stream, from string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// query is the stream-name suffix a link sends.
-func (a linkAuth) query(kind, stream, from string) string {
-	return "?" + url.Values{"peer_link": {kind}, "peer_from": {from}, "peer_sig": {a.sig(kind, stream, from)}}.Encode()
+// query is the stream-name suffix a link sends; cont marks a relay re-pointed to a new
+// master, which continues the stream rather than starting it.
+func (a linkAuth) query(kind, stream, from string, cont bool) string {
+	v := url.Values{"peer_link": {kind}, "peer_from": {from}, "peer_sig": {a.sig(kind, stream, from)}}
+	if cont {
+		v.Set("peer_cont", "1")
+	}
+	return "?" + v.Encode()
 }
 
 // link reads a link's claim from a query: ok is false when the query is not a link's;
 // valid reports whether its signature holds.
 type linkClaim struct {
 	kind, from string
+	cont       bool
 	valid      bool
 }
 
@@ -41,7 +47,7 @@ func (a linkAuth) parse(stream, query string) (linkClaim, bool) {
 	if err != nil || v.Get("peer_link") == "" {
 		return linkClaim{}, false
 	}
-	c := linkClaim{kind: v.Get("peer_link"), from: v.Get("peer_from")}
+	c := linkClaim{kind: v.Get("peer_link"), from: v.Get("peer_from"), cont: v.Get("peer_cont") == "1"}
 	c.valid = hmac.Equal([]byte(a.sig(c.kind, stream, c.from)), []byte(v.Get("peer_sig")))
 	return c, true
 }

@@ -261,7 +261,7 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 				return err
 			}
 			defer player.Close()
-			c, err := rtmp.DialPublish(ctx, m.RTMP, app, name+l.r.auth.query(linkForward, stream, l.r.self()), l.r.DialTimeout)
+			c, err := rtmp.DialPublish(ctx, m.RTMP, app, name+l.r.auth.query(linkForward, stream, l.r.self(), false), l.r.DialTimeout)
 			if err != nil {
 				return err
 			}
@@ -293,7 +293,7 @@ func (l *links) pull(app, name string) func(context.Context, *link) {
 				if !ok {
 					continue
 				}
-				c, err := rtmp.DialPlay(ctx, m.RTMP, app, name+l.r.auth.query(linkPull, stream, l.r.self()), l.r.DialTimeout)
+				c, err := rtmp.DialPlay(ctx, m.RTMP, app, name+l.r.auth.query(linkPull, stream, l.r.self(), false), l.r.DialTimeout)
 				if err != nil {
 					lastErr = err
 					continue
@@ -310,7 +310,7 @@ func (l *links) pull(app, name string) func(context.Context, *link) {
 }
 
 func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin string) error {
-	pub, err := l.r.Hub.Publish(app, name, "node:"+origin, true)
+	pub, err := l.r.Hub.Publish(app, name, "node:"+origin, media.Feed)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 // re-points to the promoted one while the publisher keeps sending, unaware.
 func (r *Router) relay(ctx context.Context, app, name, remote string, a placement.Assignment) (*media.Publisher, func(), error) {
 	stream := app + "/" + name
-	pub, err := r.RelayHub.Publish(app, name, remote, false)
+	pub, err := r.RelayHub.Publish(app, name, remote, media.User)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -30,7 +30,7 @@ func (r *Router) relay(ctx context.Context, app, name, remote string, a placemen
 		pub.Close()
 		return nil, nil, err
 	}
-	sink, err := r.openRelaySink(ctx, app, name, a)
+	sink, err := r.openRelaySink(ctx, app, name, a, false)
 	if err != nil {
 		player.Close()
 		pub.Close()
@@ -90,15 +90,20 @@ func (s localSink) close() { s.finish() }
 
 // openRelaySink connects to the stream's master, retrying connection failures (the
 // master may have just died and not yet been replaced) for a few seconds. A master that
-// refuses (a publisher is already there) ends it at once.
-func (r *Router) openRelaySink(ctx context.Context, app, name string, a placement.Assignment) (relaySink, error) {
+// refuses (a publisher is already there) ends it at once. cont marks a re-point: the
+// new master continues the stream's timeline from what it has.
+func (r *Router) openRelaySink(ctx context.Context, app, name string, a placement.Assignment, cont bool) (relaySink, error) {
+	src := media.User
+	if cont {
+		src = media.Repointed
+	}
 	stream := app + "/" + name
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	for {
 		if a.Master == r.self() {
-			pub, err := r.Hub.Publish(app, name, "relay:"+stream, false)
+			pub, err := r.Hub.Publish(app, name, "relay:"+stream, src)
 			if err != nil {
 				return nil, err
 			}
@@ -108,7 +113,7 @@ func (r *Router) openRelaySink(ctx context.Context, app, name string, a placemen
 		err := errors.New("master not alive")
 		if m, ok := r.links.member(a.Master); ok {
 			var c *rtmp.Client
-			c, err = rtmp.DialPublish(ctx, m.RTMP, app, name+r.auth.query(linkRelay, stream, r.self()), r.DialTimeout)
+			c, err = rtmp.DialPublish(ctx, m.RTMP, app, name+r.auth.query(linkRelay, stream, r.self(), cont), r.DialTimeout)
 			if err == nil {
 				return remoteSink{c: c, master: a.Master}, nil
 			}
@@ -150,10 +155,11 @@ func (r *Router) runRelay(ctx context.Context, app, name string, player *media.P
 		for ctx.Err() == nil {
 			var a placement.Assignment
 			if a, err = r.Cluster.Acquire(ctx, stream, r.self()); err == nil {
-				// New frames only: the new master already has what the old one forwarded.
-				player, err = r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Internal: true, FromNextKeyframe: true})
+				// The GOP goes again: the new master keeps what follows its last tag, so no
+				// frame the old master failed to forward is lost and none is doubled.
+				player, err = r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Internal: true})
 				if err == nil {
-					if sink, err = r.openRelaySink(ctx, app, name, a); err == nil {
+					if sink, err = r.openRelaySink(ctx, app, name, a, true); err == nil {
 						r.Log.Info("relay re-pointed", zap.String("stream", stream), zap.String("master", a.Master))
 						break
 					}

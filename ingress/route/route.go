@@ -69,7 +69,7 @@ func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (
 		return nil, nil, err
 	}
 	if a.Master == r.self() {
-		pub, err := r.Hub.Publish(app, name, remote, false)
+		pub, err := r.Hub.Publish(app, name, remote, media.User)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -126,10 +126,16 @@ func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publi
 	case c.kind != linkRelay && c.kind != linkForward:
 		return nil, nil, fmt.Errorf("%w: %q is not a publishing link", ErrLinkRefused, c.kind)
 	}
-	feed := c.kind == linkForward
-	pub, err := r.Hub.Publish(app, name, "node:"+c.from, feed)
+	src := media.User
+	switch {
+	case c.kind == linkForward:
+		src = media.Feed
+	case c.cont:
+		src = media.Repointed
+	}
+	pub, err := r.Hub.Publish(app, name, "node:"+c.from, src)
 	if errors.Is(err, media.ErrBusy) && r.Hub.Kick(app, name, staleFeed(c.from), errMasterMoved) {
-		pub, err = r.Hub.Publish(app, name, "node:"+c.from, feed)
+		pub, err = r.Hub.Publish(app, name, "node:"+c.from, src)
 	}
 	if err != nil {
 		return nil, nil, err

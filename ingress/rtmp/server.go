@@ -45,7 +45,7 @@ type Server struct {
 type hubRouter struct{ hub *media.Hub }
 
 func (h hubRouter) Publish(_ context.Context, app, name, _, remote string) (*media.Publisher, func(), error) {
-	pub, err := h.hub.Publish(app, name, remote, false)
+	pub, err := h.hub.Publish(app, name, remote, media.User)
 	if err != nil {
 		return nil, nil, err
 	}
