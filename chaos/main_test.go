@@ -15,7 +15,11 @@ import (
 
 var peerBin string
 
+// TestMain builds the peer binary once, or takes PEER_BIN (e.g. a -race build).
 func TestMain(m *testing.M) {
+	if peerBin = os.Getenv("PEER_BIN"); peerBin != "" {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "peer-chaos-bin")
 	if err != nil {
 		panic(err)
@@ -36,6 +40,11 @@ func startCluster(t *testing.T, n int, extra func(i int) []string) (*procs.Clust
 	t.Helper()
 	c := &procs.Cluster{Bin: peerBin, Key: "test-key", Dir: t.TempDir()}
 	t.Cleanup(func() {
+		for _, nd := range c.Nodes {
+			if log := nd.Logs(); strings.Contains(log, "DATA RACE") || strings.Contains(log, "panic:") {
+				t.Errorf("%s logged a data race or a panic", nd.Name)
+			}
+		}
 		if t.Failed() {
 			for _, nd := range c.Nodes {
 				t.Logf("---- log of %s (last 6000 bytes):\n%s", nd.Name, tail(nd.Logs(), 6000))
