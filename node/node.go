@@ -57,9 +57,9 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
 	relay := mc
 	relay.NoHLS = true
-	// A relay re-pointed to a new master replays what it keeps: three GOPs cover a
+	// A relay re-pointed to a new master replays what it keeps: two GOPs cover a
 	// failover slower than one GOP without losing frames.
-	relay.KeepGOPs = 3
+	relay.KeepGOPs = 2
 	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
 		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{})}
 	var err error
@@ -75,7 +75,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		GossipAddr: cfg.Gossip, GossipAdvertise: advertise(cfg.Gossip, cfg.Advertise),
 		RaftAddr: cfg.Raft, RaftAdvertise: advertise(cfg.Raft, cfg.Advertise),
 		RTMPAddr: advertise(n.RTMPAddr(), cfg.Advertise), HTTPAddr: advertise(n.HTTPAddr(), cfg.Advertise),
-		Replicas: cfg.Replicas,
+		Replicas: cfg.Replicas, MaxStreams: cfg.MaxStreams,
 	}, log.Named("cluster"))
 	if err != nil {
 		n.rtmpLn.Close()

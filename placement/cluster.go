@@ -243,7 +243,8 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	c.mem, err = membership.New(membership.Config{
 		Name: name, BindAddr: c.cfg.GossipAddr, AdvertiseAddr: c.cfg.GossipAdvertise,
 		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip,
-		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version},
+		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version,
+			Load: membership.Load{MaxStreams: c.cfg.MaxStreams}},
 	}, c.log)
 	if err != nil {
 		return err

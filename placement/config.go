@@ -26,6 +26,9 @@ type Config struct {
 	MaxVoters         int // default 5
 	MinQuorum         int // never remove a failed voter below this many healthy voters (default 3)
 	MaxStreamsPerNode int // 0 = unlimited; a node at the limit counts as overloaded
+	// MaxStreams is this node's own limit, gossiped from its first announcement on (the
+	// node may lower or raise it later through its load).
+	MaxStreams int
 	// Overloaded overrides the overload test (default: CPU >= 0.9 or MaxStreamsPerNode reached).
 	Overloaded func(m membership.Member, mastered int) bool
 
