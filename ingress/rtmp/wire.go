@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
+	"peer/ingress/deadline"
 	"peer/media/flv"
 )
 
@@ -25,13 +26,15 @@ type wire struct {
 	bw           *bytecounter.Writer
 	w            *rawmessage.Writer
 	writeTimeout time.Duration
-	mediaOut     uint64 // bytes sent by writeTags
+	mediaOut     uint64          // bytes sent by writeTags
+	mediaWrites  deadline.Writes // writeTags's deadlines
 }
 
 // init sets up the chunk layers; ack sends an acknowledgement when the peer's window
 // fills (it must take whatever lock guards writes).
 func (c *wire) init(conn net.Conn, writeTimeout time.Duration, ack func(uint32) error) {
 	c.conn, c.writeTimeout = conn, writeTimeout
+	c.mediaWrites.Timeout = writeTimeout
 	c.in = bytecounter.NewReader(conn)
 	c.r = rawmessage.NewReader(c.in, c.in, ack)
 	c.bw = bytecounter.NewWriter(&c.out)
@@ -110,7 +113,7 @@ func (c *wire) writeTags(tags []*flv.Tag, iov [][]byte, scratch []byte) (int64, 
 	for _, t := range tags {
 		iov, scratch = appendChunks(iov, scratch, t, outChunkSize)
 	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	c.mediaWrites.Arm(c.conn)
 	bufs := net.Buffers(iov)
 	n, err := bufs.WriteTo(c.conn)
 	c.mediaOut += uint64(n)

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"peer/ingress/deadline"
 	"peer/media"
 	"peer/media/flv"
 )
@@ -103,6 +104,7 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 	}
 	var batch []*flv.Tag
 	var bufs [][]byte
+	writes := deadline.Writes{Timeout: s.WriteTimeout}
 	for {
 		batch, err = p.Next(ctx, batch[:0])
 		if err != nil {
@@ -113,7 +115,7 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 			bufs = append(bufs, t.Raw)
 		}
 		clear(batch)
-		conn.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+		writes.Arm(conn)
 		nb := net.Buffers(bufs)
 		written, err := nb.WriteTo(conn)
 		p.Sent(int(written))
