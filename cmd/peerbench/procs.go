@@ -253,53 +253,35 @@ func canDial(addr string) bool {
 }
 
 // treeCPU sums utime+stime over pids (processes that vanished count 0).
-func treeCPU(pids []int) (float64, error) {
-	var sum float64
-	var firstErr error
-	ok := false
-	for _, p := range pids {
-		v, err := cpuSeconds(p)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		ok = true
-		sum += v
-	}
-	if !ok {
-		if firstErr == nil {
-			firstErr = fmt.Errorf("no processes")
-		}
-		return 0, firstErr
-	}
-	return sum, nil
-}
+func treeCPU(pids []int) (float64, error) { return sumOver(pids, cpuSeconds) }
 
 // treeRSS sums VmRSS over pids.
-func treeRSS(pids []int) (float64, error) {
+func treeRSS(pids []int) (float64, error) { return sumOver(pids, rssKiB) }
+
+// sumOver adds read(pid) over pids, skipping processes it cannot read; it fails only
+// when it can read none.
+func sumOver(pids []int, read func(int) (float64, error)) (float64, error) {
 	var sum float64
-	ok := false
 	var firstErr error
+	n := 0
 	for _, p := range pids {
-		v, err := rssKiB(p)
+		v, err := read(p)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
 		}
-		ok = true
+		n++
 		sum += v
 	}
-	if !ok {
-		if firstErr == nil {
-			firstErr = fmt.Errorf("no processes")
-		}
-		return 0, firstErr
+	switch {
+	case n > 0:
+		return sum, nil
+	case firstErr == nil:
+		return 0, fmt.Errorf("no processes")
 	}
-	return sum, nil
+	return 0, firstErr
 }
 
 // hostCPU returns busy and total jiffies of the whole machine from /proc/stat.
