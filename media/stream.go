@@ -20,17 +20,18 @@ type Stream struct {
 	log       *zap.Logger
 	created   time.Time
 
-	mu        sync.Mutex
-	pub       *Publisher
-	meta      *flv.Tag
-	videoSeq  *flv.Tag
-	audioSeq  *flv.Tag
-	gop       []*flv.Tag
-	gopStarts []int // index in gop of each cached GOP's first tag
-	gopBytes  int
-	players   map[*Player]struct{}
-	lastTime  int64
-	hasTime   bool
+	mu         sync.Mutex
+	pub        *Publisher
+	meta       *flv.Tag
+	videoSeq   *flv.Tag
+	audioSeq   *flv.Tag
+	gop        []*flv.Tag
+	gopStarts  []int    // index in gop of each cached GOP's first tag
+	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
+	gopBytes   int
+	players    map[*Player]struct{}
+	lastTime   int64
+	hasTime    bool
 	// vacantSince is when the publisher left (or the stream appeared without one); a
 	// stream vacant for the hub's IdleTimeout is dropped with its waiting players. Until
 	// then its HLS window and numbering survive a publisher restart.
@@ -113,6 +114,7 @@ func (s *Stream) write(t *flv.Tag, feed bool) {
 func (s *Stream) writeMarker(m *flv.Tag) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastMarker = m
 	s.cacheGOP(m)
 	s.fanOutLocked(m)
 }
@@ -176,12 +178,18 @@ func (s *Stream) dropGOPsBefore(cut int) {
 }
 
 // startTags is what a new player receives first: metadata, sequence headers, the GOP.
+// A cluster link also gets the marker of the HLS segment in progress when the GOP does
+// not start with it: a follower that joins or switches upstream mid-segment keeps the
+// numbering (its copy of that one segment starts later) instead of skipping it.
 func (s *Stream) startTagsLocked() []*flv.Tag {
-	out := make([]*flv.Tag, 0, 3+len(s.gop))
+	out := make([]*flv.Tag, 0, 4+len(s.gop))
 	for _, t := range []*flv.Tag{s.meta, s.videoSeq, s.audioSeq} {
 		if t != nil {
 			out = append(out, t)
 		}
+	}
+	if s.lastMarker != nil && (len(s.gop) == 0 || s.gop[0] != s.lastMarker) {
+		out = append(out, s.lastMarker)
 	}
 	return append(out, s.gop...)
 }

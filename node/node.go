@@ -219,13 +219,16 @@ type cpuMeter struct {
 
 func newCPUMeter() *cpuMeter { return &cpuMeter{last: time.Now(), used: processCPU()} }
 
+// sample returns the CPU share since the last sample; over less than half a second
+// (the first report at start-up) it says 0 rather than a meaningless ratio, which
+// would make placement treat a starting node as overloaded.
 func (c *cpuMeter) sample() float64 {
 	now, used := time.Now(), processCPU()
 	wall := now.Sub(c.last)
-	frac := 0.0
-	if wall > 0 {
-		frac = float64(used-c.used) / float64(wall) / float64(runtime.NumCPU())
+	if wall < 500*time.Millisecond {
+		return 0
 	}
+	frac := float64(used-c.used) / float64(wall) / float64(runtime.NumCPU())
 	c.last, c.used = now, used
 	return frac
 }
