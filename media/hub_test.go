@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
+	"peer/media/hls"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -348,5 +349,28 @@ func TestKeepGOPs(t *testing.T) {
 	got, _ := pl.Next(context.Background(), nil)
 	if len(got) != 4 || got[0].Time != 80 || !got[0].IsKeyframe() || !got[2].IsKeyframe() {
 		t.Fatalf("got %v", describe(got))
+	}
+}
+
+// TestLinkGetsMarkerOfSegmentInProgress: a cluster link joining mid-segment gets the
+// segment's HLS marker ahead of the GOP; a user player never sees markers.
+func TestLinkGetsMarkerOfSegmentInProgress(t *testing.T) {
+	h := testHub(t, 64)
+	pub, _ := h.Publish("live", "a", "node:n1", Feed)
+	marker := hls.CutMarker(hls.Cut{Seq: 5}, 0)
+	pub.WriteAt(flv.TypeScript, 0, marker.Data())
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	pub.Write(flv.TypeVideo, 40, interFr)
+	pub.Write(flv.TypeVideo, 80, keyframe) // a new GOP inside segment 5
+	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Internal: true})
+	defer link.Close()
+	user, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer user.Close()
+	got, _ := link.Next(context.Background(), nil)
+	if len(got) != 2 || !hls.IsCutMarker(got[0]) || got[1].Time != 80 {
+		t.Fatalf("link got %v", describe(got))
+	}
+	if got, _ := user.Next(context.Background(), nil); len(got) != 1 || hls.IsCutMarker(got[0]) {
+		t.Fatalf("user got %v", describe(got))
 	}
 }
