@@ -25,8 +25,7 @@ var ErrBusy = errors.New("stream is already being published")
 type Config struct {
 	QueueTags    int           // tags a player may have queued before it skips to a keyframe
 	MaxOverflows int           // skips tolerated before a slow player is disconnected
-	GOPMaxBytes  int           // most bytes of GOPs cached for fast start
-	KeepGOPs     int           // GOPs a new player starts from (1: the latest)
+	GOPMaxBytes  int           // largest GOP cached for fast start
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
 	HLS          hls.Config
 	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
@@ -34,7 +33,7 @@ type Config struct {
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
 func DefaultConfig() Config {
-	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, KeepGOPs: 1, IdleTimeout: 30 * time.Second,
+	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, IdleTimeout: 30 * time.Second,
 		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}}
 }
 

@@ -330,28 +330,6 @@ func TestContinuingPublisherResumesAfterLastTag(t *testing.T) {
 	}
 }
 
-// TestKeepGOPs: a hub keeping two GOPs starts players at the older of the last two
-// keyframes (a relay's copy replays that much to a new master).
-func TestKeepGOPs(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.KeepGOPs = 2
-	h := NewHub(cfg, zap.NewNop())
-	pub, _ := h.Publish("live", "a", "x", User)
-	for i := range 6 {
-		frame := interFr
-		if i%2 == 0 {
-			frame = keyframe
-		}
-		pub.Write(flv.TypeVideo, uint32(i*40), frame)
-	}
-	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
-	defer pl.Close()
-	got, _ := pl.Next(context.Background(), nil)
-	if len(got) != 4 || got[0].Time != 80 || !got[0].IsKeyframe() || !got[2].IsKeyframe() {
-		t.Fatalf("got %v", describe(got))
-	}
-}
-
 // TestLinkGetsMarkerOfSegmentInProgress: a cluster link joining mid-segment gets the
 // segment's HLS marker ahead of the GOP; a user player never sees markers.
 func TestLinkGetsMarkerOfSegmentInProgress(t *testing.T) {

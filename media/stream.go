@@ -26,7 +26,6 @@ type Stream struct {
 	videoSeq   *flv.Tag
 	audioSeq   *flv.Tag
 	gop        []*flv.Tag
-	gopStarts  []int    // index in gop of each cached GOP's first tag
 	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
 	gopBytes   int
 	players    map[*Player]struct{}
@@ -129,52 +128,32 @@ func (s *Stream) fanOutLocked(t *flv.Tag) {
 	}
 }
 
-// cacheGOP keeps the tags since the latest keyframe (the hub's KeepGOPs latest ones),
-// bounded in bytes: a stream whose GOP outgrows the bound is served from its next
-// keyframe instead.
+// cacheGOP keeps the tags since the latest keyframe, bounded in bytes: a stream whose
+// GOP outgrows the bound is served from its next keyframe instead.
 func (s *Stream) cacheGOP(t *flv.Tag) {
 	switch {
 	case t.IsKeyframe():
-		// A cut marker right before the keyframe belongs to its GOP.
-		start := len(s.gop)
-		if start > 0 && hls.IsCutMarker(s.gop[start-1]) {
-			start--
+		// A cut marker right before the keyframe stays: it starts the new GOP.
+		var marker *flv.Tag
+		if n := len(s.gop); n > 0 && hls.IsCutMarker(s.gop[n-1]) {
+			marker = s.gop[n-1]
 		}
-		s.gopStarts = append(s.gopStarts, start)
-		if len(s.gopStarts) > s.hub.cfg.KeepGOPs {
-			s.dropGOPsBefore(s.gopStarts[len(s.gopStarts)-s.hub.cfg.KeepGOPs])
+		clear(s.gop)
+		s.gop, s.gopBytes = s.gop[:0], 0
+		if marker != nil {
+			s.gop, s.gopBytes = append(s.gop, marker), len(marker.Raw)
 		}
 	case hls.IsCutMarker(t):
 	case len(s.gop) == 0 && s.videoSeq != nil:
 		return // video stream: wait for a keyframe before caching anything
 	}
-	for s.gopBytes+len(t.Raw) > s.hub.cfg.GOPMaxBytes && len(s.gop) > 0 {
-		if len(s.gopStarts) > 1 {
-			s.dropGOPsBefore(s.gopStarts[1])
-		} else {
-			s.dropGOPsBefore(len(s.gop))
-			return
-		}
+	if s.gopBytes+len(t.Raw) > s.hub.cfg.GOPMaxBytes {
+		clear(s.gop)
+		s.gop, s.gopBytes = s.gop[:0], 0
+		return
 	}
 	s.gop = append(s.gop, t)
 	s.gopBytes += len(t.Raw)
-}
-
-// dropGOPsBefore removes the cached tags before index cut.
-func (s *Stream) dropGOPsBefore(cut int) {
-	for _, d := range s.gop[:cut] {
-		s.gopBytes -= len(d.Raw)
-	}
-	n := copy(s.gop, s.gop[cut:])
-	clear(s.gop[n:])
-	s.gop = s.gop[:n]
-	starts := s.gopStarts[:0]
-	for _, st := range s.gopStarts {
-		if st >= cut {
-			starts = append(starts, st-cut)
-		}
-	}
-	s.gopStarts = starts
 }
 
 // startTags is what a new player receives first: metadata, sequence headers, the GOP.

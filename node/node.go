@@ -57,9 +57,6 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
 	relay := mc
 	relay.NoHLS = true
-	// A relay re-pointed to a new master replays what it keeps: two GOPs cover a
-	// failover slower than one GOP without losing frames.
-	relay.KeepGOPs = 2
 	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
 		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{})}
 	var err error
