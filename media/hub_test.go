@@ -161,13 +161,8 @@ func TestSkipResumesAtKeyframe(t *testing.T) {
 // TestPublisherRestartKeepsTimeGrowing: players that stay across publishers see time go
 // on, and 32-bit wraps are unwrapped.
 func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
-	h := testHub(t, 64)
-	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	pl, pub2 := restartedAt5s(t)
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x", User)
-	pub.Write(flv.TypeVideo, 5000, keyframe)
-	pub.Close()
-	pub2, _ := h.Publish("live", "a", "y", User)
 	pub2.Write(flv.TypeVideo, 0, keyframe)
 	pub2.Write(flv.TypeVideo, 0x7fffffff, interFr)
 	pub2.Write(flv.TypeVideo, 0xfffffff0, interFr)
@@ -184,6 +179,21 @@ func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
 	if got[4].Time < 1<<32 {
 		t.Fatalf("wrap not unwrapped: %v", describe(got))
 	}
+}
+
+// restartedAt5s: a player stays while a publisher sends a keyframe at 5 s and leaves;
+// it returns the player and the second user publisher of the stream.
+func restartedAt5s(t *testing.T) (*Player, *Publisher) {
+	h := testHub(t, 64)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeVideo, 5000, keyframe)
+	pub.Close()
+	pub2, err := h.Publish("live", "a", "y", User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl, pub2
 }
 
 func describe(tags []*flv.Tag) []string {
@@ -239,13 +249,8 @@ func BenchmarkFanOut(b *testing.B) {
 // and sequence headers (stamped at the stream's start) before new frames; they must not
 // shift the timeline.
 func TestConfigTagsDoNotRebase(t *testing.T) {
-	h := testHub(t, 64)
-	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	pl, pub2 := restartedAt5s(t)
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x", User)
-	pub.Write(flv.TypeVideo, 5000, keyframe)
-	pub.Close()
-	pub2, _ := h.Publish("live", "a", "y", User)
 	pub2.Write(flv.TypeVideo, 0, avcSeq)
 	pub2.Write(flv.TypeVideo, 5040, keyframe)
 	got, _ := pl.Next(context.Background(), nil)

@@ -270,15 +270,7 @@ func TestWrongClusterKeyRefused(t *testing.T) {
 
 func TestDecisions(t *testing.T) {
 	h := newHarness(t, "k")
-	nodes := h.cluster(4)
-	waitFor(t, 15*time.Second, "agreement", h.agreed)
-	var follower *Cluster
-	for _, c := range nodes {
-		if !c.IsLeader() {
-			follower = c
-			break
-		}
-	}
+	nodes, follower := h.agreedFollower(4)
 	ch, cancel := follower.Watch()
 	defer cancel()
 	ctx := ctxT(t, 20*time.Second)
@@ -372,15 +364,7 @@ func TestDecisions(t *testing.T) {
 
 func TestMasterPromotionOnCrash(t *testing.T) {
 	h := newHarness(t, "k")
-	nodes := h.cluster(4)
-	waitFor(t, 15*time.Second, "agreement", h.agreed)
-	var master *Cluster
-	for _, c := range nodes {
-		if !c.IsLeader() {
-			master = c
-			break
-		}
-	}
+	_, master := h.agreedFollower(4)
 	ctx := ctxT(t, 10*time.Second)
 	a, err := master.Acquire(ctx, "live/p", master.Self())
 	if err != nil || a.Master != master.Self() {
@@ -409,15 +393,7 @@ func TestMasterPromotionOnCrash(t *testing.T) {
 
 func TestStaleMasterFencing(t *testing.T) {
 	h := newHarness(t, "k")
-	nodes := h.cluster(4)
-	waitFor(t, 15*time.Second, "agreement", h.agreed)
-	var master *Cluster
-	for _, c := range nodes {
-		if !c.IsLeader() {
-			master = c
-			break
-		}
-	}
+	_, master := h.agreedFollower(4)
 	ctx := ctxT(t, 20*time.Second)
 	a, err := master.Acquire(ctx, "live/f", master.Self())
 	if err != nil {

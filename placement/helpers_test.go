@@ -239,3 +239,18 @@ func (h *harness) fsmAgreed() bool {
 }
 
 func (a Assignment) equalVal(b Assignment) bool { return a.equal(&b) }
+
+// agreedFollower starts n nodes, waits until they agree, and returns them and one
+// that is not the raft leader.
+func (h *harness) agreedFollower(n int) ([]*Cluster, *Cluster) {
+	h.t.Helper()
+	nodes := h.cluster(n)
+	waitFor(h.t, 15*time.Second, "agreement", h.agreed)
+	for _, c := range nodes {
+		if !c.IsLeader() {
+			return nodes, c
+		}
+	}
+	h.t.Fatal("no follower")
+	return nil, nil
+}
