@@ -49,6 +49,21 @@ type latPlayer struct {
 // measureLatency runs the players for d against an already running synthetic
 // publisher and turns what they received into latency series. Frames sent within the
 // first warmup after a player started are left out: they include the GOP burst.
+// runLatency measures, then stops the synthetic publisher and players (stop, then wait
+// for pubDone and each player) and logs the results.
+func runLatency(ctx context.Context, server string, players []latPlayer, d, warmup time.Duration, stop context.CancelFunc, pubDone <-chan struct{}) []latencyResult {
+	res := measureLatency(ctx, server, players, d, warmup)
+	stop()
+	<-pubDone
+	for _, lp := range players {
+		<-lp.p.done
+	}
+	for _, r := range res {
+		logf("  %s %s %s at %s: p50 %.1f ms p99 %.1f ms (%d samples) %s", server, r.Path, r.Proto, r.Node, r.P50, r.P99, r.N, r.Err)
+	}
+	return res
+}
+
 func measureLatency(ctx context.Context, server string, players []latPlayer, d, warmup time.Duration) []latencyResult {
 	sleep(ctx, d)
 	var out []latencyResult
@@ -133,16 +148,7 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 				rep.PeerLatTopology += fmt.Sprintf(" (WARNING: %s is not listed as an edge)", edge.nodeName)
 			}
 		}
-		res := measureLatency(ctx, "peer", players, c.LatDuration-2*time.Second, c.LatWarmup)
-		cancel()
-		<-pub.done
-		for _, lp := range players {
-			<-lp.p.done
-		}
-		rep.Latency = append(rep.Latency, res...)
-		for _, r := range res {
-			logf("  peer %s %s at %s: p50 %.1f ms p99 %.1f ms (%d samples) %s", r.Path, r.Proto, r.Node, r.P50, r.P99, r.N, r.Err)
-		}
+		rep.Latency = append(rep.Latency, runLatency(ctx, "peer", players, c.LatDuration-2*time.Second, c.LatWarmup, cancel, pub.done)...)
 	}
 	if c.part("ttff") {
 		pub, err := startClipPublisher(ps, tdir, "ttff-peer", clip.path, "rtmp://"+n1.rtmp+"/live/bench")
@@ -205,16 +211,7 @@ func runNginxTopology(ctx context.Context, c *cli, ps *procs, dir string, clip c
 			{"direct", "rtmp", "origin", startSynthPlayer(pctx, "rtmp", origin.rtmp, "lat", "lat", false, 5*time.Second)},
 			{"hop", "rtmp", "edge", startSynthPlayer(pctx, "rtmp", edge.rtmp, "lat", "lat", false, 5*time.Second)},
 		}
-		res := measureLatency(ctx, "nginx", players, c.LatDuration, c.LatWarmup)
-		cancel()
-		<-pub.done
-		for _, lp := range players {
-			<-lp.p.done
-		}
-		rep.Latency = append(rep.Latency, res...)
-		for _, r := range res {
-			logf("  nginx %s %s at %s: p50 %.1f ms p99 %.1f ms (%d samples) %s", r.Path, r.Proto, r.Node, r.P50, r.P99, r.N, r.Err)
-		}
+		rep.Latency = append(rep.Latency, runLatency(ctx, "nginx", players, c.LatDuration, c.LatWarmup, cancel, pub.done)...)
 	}
 	if c.part("ttff") {
 		url := "rtmp://" + origin.rtmp + "/live/bench"
