@@ -105,9 +105,6 @@ func advertise(bind, ip string) string {
 	return net.JoinHostPort("127.0.0.1", port)
 }
 
-// Cluster is the node's control plane.
-func (n *Node) Cluster() *placement.Cluster { return n.cluster }
-
 // Leave hands this node's streams off, leaves the cluster and then stops the node.
 func (n *Node) Leave(ctx context.Context) error {
 	err := n.cluster.Leave(ctx)

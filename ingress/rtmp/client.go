@@ -199,11 +199,5 @@ func (c *Client) WriteTags(tags []*flv.Tag) error {
 	return err
 }
 
-// BytesIn and BytesOut count the connection's traffic.
-func (c *Client) BytesIn() uint64 { return c.in.Count() }
-
-// BytesOut counts bytes written.
-func (c *Client) BytesOut() uint64 { return c.bw.Count() + c.mediaOut }
-
 // Close ends the connection.
 func (c *Client) Close() error { return c.conn.Close() }
