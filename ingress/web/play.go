@@ -95,9 +95,10 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		conn.Read(b[:])
 		cancel()
 	}()
-	conn.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
+	out := mediaWriter(conn)
+	out.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
 	var n int
-	n, err = conn.Write(append([]byte(flvResponseHead), flv.FileHeader...))
+	n, err = out.Write(append([]byte(flvResponseHead), flv.FileHeader...))
 	p.Sent(n)
 	if err != nil {
 		return err
@@ -115,9 +116,9 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 			bufs = append(bufs, t.Raw)
 		}
 		clear(batch)
-		writes.Arm(conn)
+		writes.Arm(out)
 		nb := net.Buffers(bufs)
-		written, err := nb.WriteTo(conn)
+		written, err := nb.WriteTo(out)
 		p.Sent(int(written))
 		if err != nil {
 			return fmt.Errorf("write: %w", err)

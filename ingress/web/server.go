@@ -169,6 +169,16 @@ func (c *limitedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// mediaWriter is the connection a player's media is written to: the TCP connection
+// itself, since net.Buffers goes out with one writev only on the net package's own types
+// (through the limitedConn wrapper it would be one write per tag).
+func mediaWriter(c net.Conn) net.Conn {
+	if lc, ok := c.(*limitedConn); ok {
+		return lc.Conn
+	}
+	return c
+}
+
 // splitMedia splits "test.flv" into ("test", ".flv").
 func splitMedia(file string) (string, string) {
 	i := strings.LastIndexByte(file, '.')
