@@ -15,8 +15,36 @@ var ErrTooSlow = errors.New("player too slow: queue overflowed repeatedly")
 // ErrStreamClosed is returned to players when their node stops serving the stream.
 var ErrStreamClosed = errors.New("stream closed")
 
+// A Sink writes a player's tags to its connection from the fan-out, without blocking.
+type Sink interface {
+	// TryWrite writes tags as far as the connection takes them now. It returns
+	// SinkPending when it keeps a rest for the player's goroutine to write (blocking),
+	// and SinkBusy, having written nothing, when another writer holds the connection.
+	TryWrite(tags []*flv.Tag) (n int, r SinkResult, err error)
+}
+
+// SinkResult is how far a Sink's TryWrite got.
+type SinkResult uint8
+
+const (
+	SinkDone    SinkResult = iota // everything went out
+	SinkPending                   // part went out; the player's goroutine writes the rest
+	SinkBusy                      // nothing went out: the connection is busy
+)
+
+// Who writes a player's queue to its connection at the moment.
+type writer uint8
+
+const (
+	writerNone      writer = iota // the player's goroutine waits; the fan-out may write
+	writerFanOut                  // the fan-out is writing (Stream.flushInline)
+	writerGoroutine               // the player's own goroutine is writing
+)
+
 // Player is one subscriber's bounded queue of shared tags. The publisher pushes without
-// ever blocking; the player's own writer goroutine drains it.
+// ever blocking. A player that keeps up is written straight from the fan-out, without a
+// goroutine switch (Sink); otherwise, and always for a player without a Sink, the
+// player's own writer goroutine drains the queue (Next).
 type Player struct {
 	ID       uint64
 	Kind     string // "rtmp-play", "flv-play", "link-..."
@@ -34,6 +62,9 @@ type Player struct {
 	err       error
 	wake      chan struct{}
 	bytesOut  uint64
+	sink      Sink
+	writer    writer
+	handoff   bool // the fan-out left its write to the goroutine: Next returns at once
 }
 
 // initialQueue is a player's ring before it needs more: a player that keeps up holds a
@@ -49,20 +80,29 @@ func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
 // lazyWakeTags: a player woken lazily still wakes once this many tags wait.
 const lazyWakeTags = 8
 
+// SetSink lets the fan-out write to the player's connection directly. The player's
+// goroutine calls it once its connection is ready for media, and keeps calling Next.
+func (p *Player) SetSink(s Sink) {
+	p.mu.Lock()
+	p.sink = s
+	p.mu.Unlock()
+}
+
 // push queues t. When the queue is full the backlog is dropped and the player resumes
 // at the next keyframe; after maxOverflows such skips the player is closed. With lazy,
 // the player's writer is not woken for t alone: audio of a stream with video rides
 // with the next video frame (at most one frame interval later), which saves every
-// player about two thirds of its wake-ups and writes.
-func (p *Player) push(t *flv.Tag, maxOverflows int, lazy bool) (dropped bool) {
+// player about two thirds of its wake-ups and writes. With inline, a player whose
+// goroutine is idle is not woken but claimed for the caller to write (flushInline).
+func (p *Player) push(t *flv.Tag, maxOverflows int, lazy, inline bool) (dropped, claimed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil || (!p.internal && hls.IsCutMarker(t)) {
-		return false
+		return false, false
 	}
 	if p.skipping {
 		if !t.IsKeyframe() && !isConfig(t) {
-			return false
+			return false, false
 		}
 		if t.IsKeyframe() {
 			p.skipping = false
@@ -77,19 +117,86 @@ func (p *Player) push(t *flv.Tag, maxOverflows int, lazy bool) (dropped bool) {
 		if p.overflows > maxOverflows {
 			p.err = ErrTooSlow
 			p.signal()
-			return true
+			return true, false
 		}
 		p.skipping = !t.IsKeyframe()
 		if p.skipping && !isConfig(t) {
-			return true
+			return true, false
 		}
 	}
+	p.appendLocked(t)
+	if lazy && p.size < lazyWakeTags {
+		return dropped, false
+	}
+	if inline && p.sink != nil && p.writer == writerNone {
+		p.writer = writerFanOut
+		return dropped, true
+	}
+	p.signal()
+	return dropped, false
+}
+
+func (p *Player) appendLocked(t *flv.Tag) {
 	p.queue[(p.head+p.size)%len(p.queue)] = t
 	p.size++
-	if !lazy || p.size >= lazyWakeTags {
-		p.signal()
+}
+
+// takeLocked moves every queued tag to buf.
+func (p *Player) takeLocked(buf []*flv.Tag) []*flv.Tag {
+	for p.size > 0 {
+		buf = append(buf, p.queue[p.head])
+		p.queue[p.head] = nil
+		p.head = (p.head + 1) % len(p.queue)
+		p.size--
 	}
-	return false
+	return buf
+}
+
+// flushInline writes what a claimed player has queued through its Sink, on the
+// fan-out's goroutine. A write the socket does not take whole, or any trouble, goes to
+// the player's goroutine, which may block.
+func (p *Player) flushInline(buf []*flv.Tag) []*flv.Tag {
+	p.mu.Lock()
+	if p.writer != writerFanOut {
+		p.mu.Unlock()
+		return buf
+	}
+	if p.err != nil {
+		p.writer = writerNone
+		p.mu.Unlock()
+		return buf
+	}
+	buf = p.takeLocked(buf[:0])
+	sink := p.sink
+	p.mu.Unlock()
+	n, res, err := sink.TryWrite(buf)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bytesOut += uint64(n)
+	p.stream.bytesOut.Add(uint64(n))
+	switch {
+	case err != nil:
+		if p.err == nil {
+			p.err = err
+			p.clearLocked()
+		}
+		p.writer = writerNone
+		p.signal()
+	case res == SinkBusy && p.err == nil:
+		// Nothing went out, and nothing was pushed meanwhile (the fan-out is here):
+		// the tags go back as they were, for the goroutine.
+		for _, t := range buf {
+			p.appendLocked(t)
+		}
+		fallthrough
+	case res != SinkDone || p.size > 0:
+		p.writer, p.handoff = writerGoroutine, true
+		p.signal()
+	default:
+		p.writer = writerNone
+	}
+	clear(buf)
+	return buf
 }
 
 // isConfig: metadata, sequence headers and cut markers reach a skipping player too.
@@ -129,8 +236,10 @@ func (p *Player) close(err error) {
 	p.signal()
 }
 
-// Next appends every queued tag to buf and returns it, waiting while the queue is empty.
-// It returns the reason when the player was closed or ctx ended.
+// Next appends every queued tag to buf and returns it, waiting while the queue is empty
+// (or the fan-out is writing). It returns the reason when the player was closed or ctx
+// ended. For a player with a Sink, Next may return no tags: the fan-out handed a partial
+// write over, which the caller must finish (its Sink keeps it) before anything else.
 func (p *Player) Next(ctx context.Context, buf []*flv.Tag) ([]*flv.Tag, error) {
 	for {
 		p.mu.Lock()
@@ -139,16 +248,16 @@ func (p *Player) Next(ctx context.Context, buf []*flv.Tag) ([]*flv.Tag, error) {
 			p.mu.Unlock()
 			return buf, err
 		}
-		for p.size > 0 {
-			buf = append(buf, p.queue[p.head])
-			p.queue[p.head] = nil
-			p.head = (p.head + 1) % len(p.queue)
-			p.size--
+		if p.writer != writerFanOut {
+			buf = p.takeLocked(buf)
+			if len(buf) > 0 || p.handoff {
+				p.writer, p.handoff = writerGoroutine, false
+				p.mu.Unlock()
+				return buf, nil
+			}
+			p.writer = writerNone
 		}
 		p.mu.Unlock()
-		if len(buf) > 0 {
-			return buf, nil
-		}
 		select {
 		case <-p.wake:
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +59,10 @@ func (s *Stream) Publishing() bool {
 	return s.pub != nil
 }
 
-// write stores t in the caches and queues it to every player. Called only from the
-// publisher's goroutine.
-func (s *Stream) write(t *flv.Tag, feed bool) {
+// write stores t in the caches and queues it to every player, then writes to the
+// players it could claim (see fanOut). Called only from the publisher's goroutine, with
+// that publisher's scratch.
+func (s *Stream) write(t *flv.Tag, feed bool, fo *fanOut) {
 	s.bytesIn.Add(uint64(len(t.Raw)))
 	if hls.IsCutMarker(t) {
 		// A follower cuts where its feed's leader did and passes the marker on to its own
@@ -75,7 +77,17 @@ func (s *Stream) write(t *flv.Tag, feed bool) {
 		s.hls.WriteTag(t) // a leader's cut marker goes out (writeMarker) before t
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if !s.storeLocked(t, feed) {
+		s.mu.Unlock()
+		return
+	}
+	s.fanOutLocked(t, fo)
+	s.mu.Unlock()
+	fo.flush()
+}
+
+// storeLocked updates the stream's caches with t; false means players need nothing.
+func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 	s.lastTime, s.hasTime = t.Time, true
 	switch {
 	case t.Type == flv.TypeScript:
@@ -87,7 +99,7 @@ func (s *Stream) write(t *flv.Tag, feed bool) {
 			cached = &s.videoSeq
 		}
 		if *cached != nil && bytes.Equal((*cached).Data(), t.Data()) {
-			return // a new upstream repeating the same config: players need nothing
+			return false // a new upstream repeating the same config: players need nothing
 		}
 		if *cached != nil && s.hls != nil && !feed {
 			s.hls.Discontinuity() // the codec configuration changed mid-stream
@@ -105,7 +117,7 @@ func (s *Stream) write(t *flv.Tag, feed bool) {
 	if t.Type == flv.TypeVideo {
 		s.frames++
 	}
-	s.fanOutLocked(t)
+	return true
 }
 
 // writeMarker queues an HLS cut marker to the internal players (the push filters out
@@ -115,16 +127,69 @@ func (s *Stream) writeMarker(m *flv.Tag) {
 	defer s.mu.Unlock()
 	s.lastMarker = m
 	s.cacheGOP(m)
-	s.fanOutLocked(m)
+	s.fanOutLocked(m, nil)
 }
 
-func (s *Stream) fanOutLocked(t *flv.Tag) {
+// fanOutLocked queues t to every player. Players whose goroutine is idle and who have a
+// Sink are claimed into fo instead of woken (with fo nil, all are woken).
+func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
 	lazy := t.Type == flv.TypeAudio && s.videoSeq != nil
 	for p := range s.players {
-		if p.push(t, s.hub.cfg.MaxOverflows, lazy) {
+		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, lazy, fo != nil)
+		if dropped {
 			s.hub.log.Warn("player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
 		}
+		if claimed {
+			fo.claimed = append(fo.claimed, p)
+		}
+	}
+}
+
+// fanOut is a publisher's scratch for writing to players from its own goroutine: one
+// nonblocking write per player that keeps up costs no goroutine switch at all, which is
+// most of what serving a player costs besides the kernel's work.
+type fanOut struct {
+	claimed []*Player
+	batch   []*flv.Tag
+	shards  []fanOut // helpers' scratch when the work is split
+}
+
+// fanOutShard is how many claimed players one goroutine writes to; more are split
+// over goroutines so a large audience uses every core.
+const fanOutShard = 256
+
+// flush writes to the claimed players and forgets them.
+func (fo *fanOut) flush() {
+	n := len(fo.claimed)
+	if n == 0 {
+		return
+	}
+	parts := min((n+fanOutShard-1)/fanOutShard, runtime.GOMAXPROCS(0))
+	if parts > 1 {
+		if len(fo.shards) < parts-1 {
+			fo.shards = make([]fanOut, parts-1)
+		}
+		var wg sync.WaitGroup
+		for i := range parts - 1 {
+			sh := &fo.shards[i]
+			sh.claimed = fo.claimed[(i+1)*n/parts : (i+2)*n/parts]
+			wg.Go(sh.writeClaimed)
+		}
+		fo.claimed = fo.claimed[:n/parts]
+		fo.writeClaimed()
+		wg.Wait()
+		fo.claimed = fo.claimed[:n]
+	} else {
+		fo.writeClaimed()
+	}
+	clear(fo.claimed)
+	fo.claimed = fo.claimed[:0]
+}
+
+func (fo *fanOut) writeClaimed() {
+	for _, p := range fo.claimed {
+		fo.batch = p.flushInline(fo.batch)
 	}
 }
 
@@ -177,7 +242,7 @@ func (s *Stream) subscribe(p *Player) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.startTagsLocked() {
-		p.push(t, s.hub.cfg.MaxOverflows, false)
+		p.push(t, s.hub.cfg.MaxOverflows, false, false)
 	}
 	s.players[p] = struct{}{}
 }
@@ -200,6 +265,7 @@ type Publisher struct {
 	stream *Stream
 	clock  flv.Unwrapper
 	tl     timeline
+	fo     fanOut
 
 	kickMu   sync.Mutex
 	onKick   func(error)
@@ -251,7 +317,7 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 			if p.tl.prevHas && t.Time < p.tl.prevLast {
 				t = flv.NewTag(typ, p.tl.prevLast, data)
 			}
-			s.write(t, p.Feed)
+			s.write(t, p.Feed, &p.fo)
 			return
 		}
 		p.tl.start(timeMS)
@@ -267,7 +333,7 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 	if at != t.Time { // a config tag during catch-up, clamped: rare
 		t = flv.NewTag(typ, at, data)
 	}
-	s.write(t, p.Feed)
+	s.write(t, p.Feed, &p.fo)
 }
 
 // timeline keeps a stream's time growing across publishers. A new user publisher whose

@@ -21,8 +21,6 @@ type Client struct {
 	wire
 	timeout time.Duration
 	txID    float64
-	iov     [][]byte // reused by WriteTags
-	scratch []byte
 }
 
 // ErrRefused wraps an error status the server answered with (e.g. a busy stream).
@@ -194,8 +192,7 @@ func (c *Client) ReadMedia() (*rawmessage.Message, error) {
 
 // WriteTags publishes tags with one write, straight from their shared bytes.
 func (c *Client) WriteTags(tags []*flv.Tag) error {
-	var err error
-	_, c.iov, c.scratch, err = c.writeTags(tags, c.iov, c.scratch)
+	_, err := c.writeTags(tags)
 	return err
 }
 

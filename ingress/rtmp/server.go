@@ -334,24 +334,27 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	go func() {
 		defer ss.srv.wg.Done()
 		defer player.Close()
-		err := ss.deliver(pctx, player)
+		err := ss.deliver(pctx, player, internal)
 		ss.playDone <- err
 		ss.conn.Close() // wakes the reader
 	}()
 	return nil
 }
 
-// deliver is the player's writer: it drains the queue in batches and writes each batch
-// with one syscall.
-func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
+// deliver is the player's writer: the fan-out writes to the connection directly while
+// the player keeps up (TryWrite); this goroutine takes over when it does not, draining
+// the queue in batches, each with one blocking writev.
+func (ss *session) deliver(ctx context.Context, p *media.Player, internal bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic delivering to an RTMP player: %v", r)
 		}
 	}()
+	if !internal {
+		ss.vec.Coalesce()
+	}
+	p.SetSink(ss)
 	var batch []*flv.Tag
-	var iov [][]byte
-	var scratch []byte
 	for {
 		batch, err = p.Next(ctx, batch[:0])
 		if err != nil {
@@ -359,7 +362,7 @@ func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
 		}
 		var n int64
 		ss.wmu.Lock()
-		n, iov, scratch, err = ss.writeTags(batch, iov, scratch)
+		n, err = ss.writeTags(batch)
 		ss.wmu.Unlock()
 		clear(batch)
 		p.Sent(int(n))
@@ -367,6 +370,22 @@ func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
 			return err
 		}
 	}
+}
+
+// TryWrite is the session's media.Sink: the fan-out's nonblocking write.
+func (ss *session) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
+	if !ss.wmu.TryLock() {
+		return 0, media.SinkBusy, nil // a reply or ping answer is going out
+	}
+	defer ss.wmu.Unlock()
+	if ss.vec.Pending() {
+		return 0, media.SinkBusy, nil
+	}
+	n, complete, err := ss.tryWriteTags(tags)
+	if !complete {
+		return n, media.SinkPending, err
+	}
+	return n, media.SinkDone, err
 }
 
 func (ss *session) reply(cmd *Command, values ...any) error {

@@ -11,30 +11,32 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/bytecounter"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
-	"peer/ingress/deadline"
+	"peer/ingress/vecio"
 	"peer/media/flv"
 )
 
 // wire is one RTMP connection after the handshake: gortmplib's chunk reader, and its
-// chunk writer into a buffer that flush sends with one write under a deadline. Server
+// chunk writer into a buffer that flush sends. Every write goes through one vecio.Writer,
+// so media a nonblocking write left behind goes out before anything else. Server
 // sessions and clients share it; callers serialize writes.
 type wire struct {
-	conn         net.Conn
-	in           *bytecounter.Reader
-	r            *rawmessage.Reader
-	out          bytes.Buffer
-	bw           *bytecounter.Writer
-	w            *rawmessage.Writer
-	writeTimeout time.Duration
-	mediaOut     uint64          // bytes sent by writeTags
-	mediaWrites  deadline.Writes // writeTags's deadlines
+	conn     net.Conn
+	in       *bytecounter.Reader
+	r        *rawmessage.Reader
+	out      bytes.Buffer
+	bw       *bytecounter.Writer
+	w        *rawmessage.Writer
+	vec      *vecio.Writer
+	mediaOut uint64 // media bytes sent (writeTags, tryWriteTags)
+	iov      [][]byte
+	scratch  []byte // chunk headers of the media being written
 }
 
 // init sets up the chunk layers; ack sends an acknowledgement when the peer's window
 // fills (it must take whatever lock guards writes).
 func (c *wire) init(conn net.Conn, writeTimeout time.Duration, ack func(uint32) error) {
-	c.conn, c.writeTimeout = conn, writeTimeout
-	c.mediaWrites.Timeout = writeTimeout
+	c.conn = conn
+	c.vec = vecio.New(conn, writeTimeout)
 	c.in = bytecounter.NewReader(conn)
 	c.r = rawmessage.NewReader(c.in, c.in, ack)
 	c.bw = bytecounter.NewWriter(&c.out)
@@ -52,13 +54,22 @@ func (c *wire) write(msgs ...*rawmessage.Message) error {
 }
 
 func (c *wire) flush() error {
-	if c.out.Len() == 0 {
-		return nil
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	_, err := c.conn.Write(c.out.Bytes())
-	c.out.Reset()
+	_, err := c.flushMedia()
 	return err
+}
+
+// flushMedia sends media left pending and then the buffered messages; it returns the
+// media bytes among them.
+func (c *wire) flushMedia() (int64, error) {
+	c.iov = c.iov[:0]
+	if c.out.Len() > 0 {
+		c.iov = append(c.iov, c.out.Bytes())
+	}
+	n, err := c.vec.Write(c.iov)
+	media := max(n-int64(c.out.Len()), 0)
+	c.mediaOut += uint64(media)
+	c.out.Reset()
+	return media, err
 }
 
 // control applies a protocol control message (chunk size, window, abort, ping; acks and
@@ -102,22 +113,34 @@ const (
 	csidData  = 8
 )
 
-// writeTags sends tags as RTMP messages on the media stream with one writev. Each message
-// is a type-0 chunk header and type-3 continuation headers around slices of the tag's
-// own bytes: the payload shared by every player is never copied.
-func (c *wire) writeTags(tags []*flv.Tag, iov [][]byte, scratch []byte) (int64, [][]byte, []byte, error) {
-	if err := c.flush(); err != nil {
-		return 0, iov, scratch, err
+// writeTags sends tags as RTMP messages on the media stream with one writev, blocking.
+// Each message is a type-0 chunk header and type-3 continuation headers around slices of
+// the tag's own bytes: the payload shared by every player is never copied.
+func (c *wire) writeTags(tags []*flv.Tag) (int64, error) {
+	flushed, err := c.flushMedia() // first: pending bytes point into scratch
+	if err != nil || len(tags) == 0 {
+		return flushed, err
 	}
-	iov, scratch = iov[:0], scratch[:0]
-	for _, t := range tags {
-		iov, scratch = appendChunks(iov, scratch, t, outChunkSize)
-	}
-	c.mediaWrites.Arm(c.conn)
-	bufs := net.Buffers(iov)
-	n, err := bufs.WriteTo(c.conn)
+	c.chunkTags(tags)
+	n, err := c.vec.Write(c.iov)
 	c.mediaOut += uint64(n)
-	return n, iov, scratch, err
+	return flushed + n, err
+}
+
+// tryWriteTags is writeTags without blocking: what the socket does not take stays
+// pending for the next write. It must not be called with anything pending.
+func (c *wire) tryWriteTags(tags []*flv.Tag) (int, bool, error) {
+	c.chunkTags(tags)
+	n, complete, err := c.vec.TryWrite(c.iov)
+	c.mediaOut += uint64(n)
+	return n, complete, err
+}
+
+func (c *wire) chunkTags(tags []*flv.Tag) {
+	c.iov, c.scratch = c.iov[:0], c.scratch[:0]
+	for _, t := range tags {
+		c.iov, c.scratch = appendChunks(c.iov, c.scratch, t, outChunkSize)
+	}
 }
 
 // appendChunks appends the chunks of one tag: headers go into scratch, payload slices

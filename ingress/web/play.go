@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"peer/ingress/deadline"
+	"peer/ingress/vecio"
 	"peer/media"
 	"peer/media/flv"
 )
@@ -95,35 +95,54 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		conn.Read(b[:])
 		cancel()
 	}()
-	out := mediaWriter(conn)
-	out.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
-	var n int
-	n, err = out.Write(append([]byte(flvResponseHead), flv.FileHeader...))
-	p.Sent(n)
+	out := &flvSink{w: vecio.New(mediaWriter(conn), s.WriteTimeout)}
+	out.w.Coalesce()
+	head := [][]byte{append([]byte(flvResponseHead), flv.FileHeader...)}
+	n, err := out.w.Write(head)
+	p.Sent(int(n))
 	if err != nil {
 		return err
 	}
+	p.SetSink(out)
 	var batch []*flv.Tag
-	var bufs [][]byte
-	writes := deadline.Writes{Timeout: s.WriteTimeout}
 	for {
 		batch, err = p.Next(ctx, batch[:0])
 		if err != nil {
 			return err
 		}
-		bufs = bufs[:0]
-		for _, t := range batch {
-			bufs = append(bufs, t.Raw)
-		}
+		n, err := out.w.Write(out.vectors(batch))
 		clear(batch)
-		writes.Arm(out)
-		nb := net.Buffers(bufs)
-		written, err := nb.WriteTo(out)
-		p.Sent(int(written))
+		p.Sent(int(n))
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
 	}
+}
+
+// flvSink writes FLV tags, whose bytes are the shared tag buffers themselves. The
+// player's state hands the connection either to the fan-out (TryWrite) or to the
+// player's goroutine, never to both.
+type flvSink struct {
+	w    *vecio.Writer
+	bufs [][]byte
+}
+
+func (f *flvSink) vectors(tags []*flv.Tag) [][]byte {
+	clear(f.bufs)
+	f.bufs = f.bufs[:0]
+	for _, t := range tags {
+		f.bufs = append(f.bufs, t.Raw)
+	}
+	return f.bufs
+}
+
+// TryWrite is the media.Sink of an HTTP-FLV player.
+func (f *flvSink) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
+	n, complete, err := f.w.TryWrite(f.vectors(tags))
+	if !complete {
+		return n, media.SinkPending, err
+	}
+	return n, media.SinkDone, err
 }
 
 func corsHeaders(w http.ResponseWriter) {

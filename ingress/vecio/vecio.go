@@ -1,0 +1,163 @@
+// Package vecio writes byte vectors to a player's TCP connection in two ways: without
+// blocking, from the fan-out, which must never wait for one slow player; and blocking
+// under a write deadline, from the player's own goroutine. Bytes one write leaves behind
+// go out first on the next, so the stream stays whole whichever way it is written.
+//
+// A Writer is not safe for concurrent use: its callers serialize writes.
+package vecio
+
+import (
+	"net"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"peer/ingress/deadline"
+)
+
+// maxVecs is IOV_MAX on Linux: the most vectors one writev takes.
+const maxVecs = 1024
+
+// Writer sends vectors to one connection.
+type Writer struct {
+	conn    net.Conn
+	raw     syscall.RawConn // nil when conn is not a socket: TryWrite then leaves all pending
+	writes  deadline.Writes
+	pending [][]byte // what the socket has not taken yet, in order (a view of store)
+	store   [][]byte
+	join    [][]byte // pending followed by new vectors, for one write
+	vecs    []syscall.Iovec
+}
+
+// New writes to conn; blocking writes give up after timeout without progress.
+func New(conn net.Conn, timeout time.Duration) *Writer {
+	w := &Writer{conn: conn, writes: deadline.Writes{Timeout: timeout}}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			w.raw = raw
+		}
+	}
+	return w
+}
+
+// Coalesce turns Nagle's algorithm on for the connection (Go turns it off): while
+// the client has not acknowledged what was sent, the kernel gathers further writes into
+// one segment instead of sending each at once. A player that keeps up sees no delay (its
+// acknowledgements come back before the next frame); a loaded node sends fewer, larger
+// segments. nginx-rtmp and SRS (tcp_nodelay off) leave it on for the same reason.
+func (w *Writer) Coalesce() error {
+	if tc, ok := w.conn.(interface{ SetNoDelay(bool) error }); ok {
+		return tc.SetNoDelay(false)
+	}
+	return nil
+}
+
+// Pending reports bytes waiting for a blocking write.
+func (w *Writer) Pending() bool { return len(w.pending) > 0 }
+
+// withPending returns pending followed by bufs.
+func (w *Writer) withPending(bufs [][]byte) [][]byte {
+	if len(w.pending) == 0 {
+		return bufs
+	}
+	w.join = append(append(w.join[:0], w.pending...), bufs...)
+	return w.join
+}
+
+// setPending keeps rest (which never aliases store) for the next write.
+func (w *Writer) setPending(rest [][]byte) {
+	clear(w.store)
+	w.store = append(w.store[:0], rest...)
+	w.pending = w.store
+	clear(w.join)
+}
+
+// TryWrite writes anything pending and then bufs as far as the socket takes them now,
+// without blocking. What it did not take stays pending (the bytes bufs point to must
+// stay unchanged until then; the bufs slice itself may be reused at once); complete
+// reports that nothing is.
+func (w *Writer) TryWrite(bufs [][]byte) (n int, complete bool, err error) {
+	rest := w.withPending(bufs)
+	if w.raw != nil {
+		w.writes.Arm(w.conn) // an expired deadline fails raw writes too
+		var werr error
+		if err := w.raw.Write(func(fd uintptr) bool {
+			n, rest, werr = w.writev(fd, rest)
+			return true // one attempt: never wait for the socket
+		}); err != nil {
+			return n, false, err
+		}
+		if werr != nil {
+			return n, false, werr
+		}
+	}
+	w.setPending(rest)
+	return n, len(w.pending) == 0, nil
+}
+
+// writev writes bufs with nonblocking writev calls until the socket is full or all went
+// out, and returns what is left.
+func (w *Writer) writev(fd uintptr, bufs [][]byte) (int, [][]byte, error) {
+	total := 0
+	for len(bufs) > 0 {
+		w.vecs = w.vecs[:0]
+		want := 0
+		for _, b := range bufs {
+			if len(w.vecs) == maxVecs {
+				break
+			}
+			if len(b) == 0 {
+				continue
+			}
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			w.vecs = append(w.vecs, v)
+			want += len(b)
+		}
+		if want == 0 {
+			return total, nil, nil
+		}
+		r, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.vecs[0])), uintptr(len(w.vecs)))
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno == syscall.EAGAIN:
+			return total, bufs, nil
+		case errno != 0:
+			return total, bufs, errno
+		}
+		total += int(r)
+		bufs = consume(bufs, int(r))
+		if int(r) < want {
+			return total, bufs, nil // the socket is full
+		}
+	}
+	return total, nil, nil
+}
+
+// consume drops the first n bytes of bufs.
+func consume(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs[0] = nil
+		bufs = bufs[1:]
+	}
+	if n > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
+// Write sends anything pending and then bufs, blocking until all went out or the
+// connection failed; bufs may be empty (a flush).
+func (w *Writer) Write(bufs [][]byte) (int64, error) {
+	all := w.withPending(bufs)
+	if len(all) == 0 {
+		return 0, nil
+	}
+	w.writes.Arm(w.conn)
+	nb := net.Buffers(all)
+	n, err := nb.WriteTo(w.conn)
+	w.setPending(nil)
+	return n, err
+}

@@ -1,0 +1,180 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"peer/media/flv"
+)
+
+// fakeSink records what the fan-out wrote and answers with the scripted results.
+type fakeSink struct {
+	mu      sync.Mutex
+	results []SinkResult // next answers; SinkDone once exhausted
+	err     error
+	written []int64 // tag times written
+	calls   int
+}
+
+func (f *fakeSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return 0, SinkDone, f.err
+	}
+	r := SinkDone
+	if len(f.results) > 0 {
+		r, f.results = f.results[0], f.results[1:]
+	}
+	if r == SinkBusy {
+		return 0, r, nil
+	}
+	for _, t := range tags {
+		f.written = append(f.written, t.Time)
+	}
+	return len(tags), r, nil
+}
+
+func (f *fakeSink) times() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int64(nil), f.written...)
+}
+
+// sinkPlayer returns a player whose goroutine took its start tags and is idle, and the
+// publisher feeding it.
+func sinkPlayer(t *testing.T, sink *fakeSink) (*Player, *Publisher) {
+	h := testHub(t, 64)
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	t.Cleanup(pl.Close)
+	if got, err := pl.Next(context.Background(), nil); err != nil || len(got) != 2 {
+		t.Fatalf("start tags: %v %v", describe(got), err)
+	}
+	pl.SetSink(sink)
+	if _, ok, _ := nextWithin(pl, time.Millisecond); ok { // back to waiting, as after a write
+		t.Fatal("unexpected batch")
+	}
+	return pl, pub
+}
+
+// nextWithin is Next bounded in time: ok false when nothing came.
+func nextWithin(pl *Player, d time.Duration) ([]*flv.Tag, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	got, err := pl.Next(ctx, nil)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, false, nil
+	}
+	return got, true, err
+}
+
+// A player whose goroutine is idle is written by the fan-out itself: audio rides with
+// the next video frame, and the goroutine is never woken.
+func TestFanOutWritesIdlePlayerInline(t *testing.T) {
+	sink := &fakeSink{}
+	pl, pub := sinkPlayer(t, sink)
+	pub.Write(flv.TypeAudio, 10, aacFrame)
+	if len(sink.times()) != 0 {
+		t.Fatal("audio alone was written: it should wait for the next video frame")
+	}
+	pub.Write(flv.TypeVideo, 40, interFr)
+	pub.Write(flv.TypeVideo, 80, interFr)
+	if got := sink.times(); len(got) != 3 || got[0] != 10 || got[1] != 40 || got[2] != 80 {
+		t.Fatalf("written inline: %v", got)
+	}
+	if got, ok, _ := nextWithin(pl, 20*time.Millisecond); ok {
+		t.Fatalf("the goroutine was handed %v", describe(got))
+	}
+	if pl.BytesOut() != 3 {
+		t.Fatalf("bytes out %d, want what the sink reported (3)", pl.BytesOut())
+	}
+}
+
+// A partial write goes to the goroutine (it finishes the rest), and the fan-out does
+// not write again until the goroutine went idle.
+func TestPartialWriteHandsOverToGoroutine(t *testing.T) {
+	sink := &fakeSink{results: []SinkResult{SinkPending}}
+	pl, pub := sinkPlayer(t, sink)
+	pub.Write(flv.TypeVideo, 40, interFr) // partly written
+	pub.Write(flv.TypeVideo, 80, interFr) // the goroutine owns the connection: queued
+	if got := sink.times(); len(got) != 1 || got[0] != 40 {
+		t.Fatalf("written inline: %v", got)
+	}
+	got, ok, err := nextWithin(pl, time.Second)
+	if !ok || err != nil || len(got) != 1 || got[0].Time != 80 {
+		t.Fatalf("goroutine's batch after the handover: %v %v %v", describe(got), ok, err)
+	}
+	// Idle again: the fan-out writes.
+	if _, ok, _ := nextWithin(pl, 20*time.Millisecond); ok {
+		t.Fatal("unexpected batch")
+	}
+	pub.Write(flv.TypeVideo, 120, interFr)
+	if got := sink.times(); len(got) != 2 || got[1] != 120 {
+		t.Fatalf("written inline after the goroutine went idle: %v", got)
+	}
+}
+
+// A busy connection returns the tags to the queue, in order, for the goroutine.
+func TestBusySinkRequeuesInOrder(t *testing.T) {
+	sink := &fakeSink{results: []SinkResult{SinkBusy}}
+	pl, pub := sinkPlayer(t, sink)
+	pub.Write(flv.TypeAudio, 10, aacFrame)
+	pub.Write(flv.TypeVideo, 40, interFr) // busy: nothing written
+	pub.Write(flv.TypeVideo, 80, interFr) // goroutine owns it now
+	got, ok, err := nextWithin(pl, time.Second)
+	if !ok || err != nil || len(describe(got)) != 3 || got[0].Time != 10 || got[1].Time != 40 || got[2].Time != 80 {
+		t.Fatalf("goroutine's batch: %v %v %v", describe(got), ok, err)
+	}
+	if len(sink.times()) != 0 {
+		t.Fatalf("a busy sink wrote %v", sink.times())
+	}
+}
+
+// A failed write ends the player with the error.
+func TestSinkErrorClosesPlayer(t *testing.T) {
+	boom := errors.New("connection reset")
+	sink := &fakeSink{err: boom}
+	pl, pub := sinkPlayer(t, sink)
+	pub.Write(flv.TypeVideo, 40, interFr)
+	if _, ok, err := nextWithin(pl, time.Second); !ok || !errors.Is(err, boom) {
+		t.Fatalf("Next after a failed write: %v %v", ok, err)
+	}
+	pub.Write(flv.TypeVideo, 80, interFr)
+	if sink.calls != 1 {
+		t.Fatalf("the fan-out kept writing to a failed player: %d calls", sink.calls)
+	}
+}
+
+// Many idle players are written by several goroutines at once, each exactly once per
+// frame.
+func TestFanOutShards(t *testing.T) {
+	h := testHub(t, 64)
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	const n = 3*fanOutShard + 5
+	sinks := make([]*fakeSink, n)
+	for i := range sinks {
+		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test"})
+		defer pl.Close()
+		pl.Next(context.Background(), nil)
+		nextWithin(pl, time.Millisecond) // back to idle
+		sinks[i] = &fakeSink{}
+		pl.SetSink(sinks[i])
+	}
+	for i := range 3 {
+		pub.Write(flv.TypeVideo, uint32(40*(i+1)), interFr)
+	}
+	for i, s := range sinks {
+		if got := s.times(); len(got) != 3 || got[2] != 120 {
+			t.Fatalf("player %d written %v", i, got)
+		}
+	}
+}
