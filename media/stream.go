@@ -74,16 +74,17 @@ func (s *Stream) write(t *flv.Tag, feed bool, fo *fanOut) {
 		return
 	}
 	if s.hls != nil {
-		s.hls.WriteTag(t) // a leader's cut marker goes out (writeMarker) before t
+		s.hls.Cut(t) // a leader's cut marker goes out (writeMarker) before t
 	}
 	s.mu.Lock()
-	if !s.storeLocked(t, feed) {
-		s.mu.Unlock()
-		return
+	if s.storeLocked(t, feed) {
+		s.fanOutLocked(t, fo)
 	}
-	s.fanOutLocked(t, fo)
 	s.mu.Unlock()
 	fo.flush()
+	if s.hls != nil {
+		s.hls.Mux(t) // players do not wait for the packaging
+	}
 }
 
 // storeLocked updates the stream's caches with t; false means players need nothing.

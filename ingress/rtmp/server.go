@@ -418,7 +418,10 @@ func (ss *session) finish(err error) {
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
 	if ss.in != nil {
-		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()), zap.Uint64("bytes_out", ss.bw.Count()+ss.mediaOut))
+		ss.wmu.Lock() // the fan-out may still be finishing a write to this player
+		out := ss.bw.Count() + ss.mediaOut
+		ss.wmu.Unlock()
+		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()), zap.Uint64("bytes_out", out))
 	}
 	kind := "connection"
 	switch {

@@ -27,11 +27,22 @@ type Writer struct {
 	store   [][]byte
 	join    [][]byte // pending followed by new vectors, for one write
 	vecs    []syscall.Iovec
+
+	// One nonblocking attempt, as a func made once (a closure per write would allocate):
+	// try writes tryRest and leaves what is left there.
+	try     func(fd uintptr) bool
+	tryRest [][]byte
+	tryN    int
+	tryErr  error
 }
 
 // New writes to conn; blocking writes give up after timeout without progress.
 func New(conn net.Conn, timeout time.Duration) *Writer {
 	w := &Writer{conn: conn, writes: deadline.Writes{Timeout: timeout}}
+	w.try = func(fd uintptr) bool {
+		w.tryN, w.tryRest, w.tryErr = w.writev(fd, w.tryRest)
+		return true // one attempt: never wait for the socket
+	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw
@@ -80,15 +91,15 @@ func (w *Writer) TryWrite(bufs [][]byte) (n int, complete bool, err error) {
 	rest := w.withPending(bufs)
 	if w.raw != nil {
 		w.writes.Arm(w.conn) // an expired deadline fails raw writes too
-		var werr error
-		if err := w.raw.Write(func(fd uintptr) bool {
-			n, rest, werr = w.writev(fd, rest)
-			return true // one attempt: never wait for the socket
-		}); err != nil {
-			return n, false, err
+		w.tryRest, w.tryN, w.tryErr = rest, 0, nil
+		err := w.raw.Write(w.try)
+		n, rest = w.tryN, w.tryRest
+		w.tryRest = nil
+		if err == nil {
+			err = w.tryErr
 		}
-		if werr != nil {
-			return n, false, werr
+		if err != nil {
+			return n, false, err
 		}
 	}
 	w.setPending(rest)

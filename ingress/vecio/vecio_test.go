@@ -120,3 +120,15 @@ func TestNotASocket(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// The fan-out calls TryWrite for every player and frame: it must not allocate.
+func TestTryWriteDoesNotAllocate(t *testing.T) {
+	server, client := tcpPair(t)
+	go io.Copy(io.Discard, client)
+	w := New(server, time.Second)
+	bufs := [][]byte{pattern(100, 0), pattern(50, 1)}
+	w.TryWrite(bufs) // first use sizes the scratch
+	if a := testing.AllocsPerRun(100, func() { w.TryWrite(bufs) }); a != 0 {
+		t.Fatalf("%v allocations per TryWrite", a)
+	}
+}

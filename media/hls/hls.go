@@ -141,6 +141,41 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 
 // WriteTag feeds the next tag of the stream. The tag is neither modified nor retained.
 func (m *Muxer) WriteTag(t *flv.Tag) {
+	m.Cut(t)
+	m.Mux(t)
+}
+
+// Cut makes a leader's cut decision at t: when t starts a segment, the current one is
+// closed and OnCut announces the next. A caller that hands t to players between Cut and
+// Mux keeps each marker ahead of the tag it cuts at, without making players wait for the
+// packaging itself.
+func (m *Muxer) Cut(t *flv.Tag) {
+	if m.stopped || m.cfg.Follow {
+		return
+	}
+	switch {
+	case m.isVideoFrame(t):
+		m.maybeCut(t, t.IsKeyframe())
+	case m.isAudioFrame(t):
+		m.maybeCut(t, false)
+	}
+}
+
+// isVideoFrame: an H.264 frame the muxer can package.
+func (m *Muxer) isVideoFrame(t *flv.Tag) bool {
+	d := t.Data()
+	return t.Type == flv.TypeVideo && len(d) >= 5 && d[0]&0x80 == 0 && t.VideoCodec() == flv.VideoH264 &&
+		d[1] == 1 && m.avc != nil && len(t.Payload()) > 0
+}
+
+// isAudioFrame: an AAC frame the muxer can package.
+func (m *Muxer) isAudioFrame(t *flv.Tag) bool {
+	d := t.Data()
+	return t.Type == flv.TypeAudio && t.AudioCodec() == flv.AudioAAC && len(d) >= 2 && d[1] != 0 && m.aac != nil
+}
+
+// Mux packages t into the current segment (after Cut, which it repeats harmlessly).
+func (m *Muxer) Mux(t *flv.Tag) {
 	if m.stopped {
 		return
 	}
@@ -249,11 +284,8 @@ func (m *Muxer) writeVideo(t *flv.Tag) {
 		}
 		m.avc = c
 		return
-	case 1:
-	default: // end of sequence
-		return
 	}
-	if m.avc == nil || len(t.Payload()) == 0 {
+	if !m.isVideoFrame(t) { // end of sequence, or no configuration yet
 		return
 	}
 	key := t.IsKeyframe()
@@ -302,7 +334,7 @@ func (m *Muxer) writeAudio(t *flv.Tag) {
 		m.aac = c
 		return
 	}
-	if m.aac == nil {
+	if !m.isAudioFrame(t) {
 		return
 	}
 	m.maybeCut(t, false)
