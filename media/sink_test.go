@@ -178,3 +178,30 @@ func TestFanOutShards(t *testing.T) {
 		}
 	}
 }
+
+// discardSink takes every write whole, as a socket with room does.
+type discardSink struct{}
+
+func (discardSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) { return len(tags), SinkDone, nil }
+
+// BenchmarkFanOutInline measures a published video frame written straight to 1000
+// players that keep up (the fan-out's claim and hand-back around each Sink call): the
+// cost per player and that allocations do not grow with players.
+func BenchmarkFanOutInline(b *testing.B) {
+	h := testHub(b, 1024)
+	pub, _ := h.Publish("live", "a", "x", User)
+	const players = 1000
+	for range players {
+		p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
+		defer p.Close()
+		p.SetSink(discardSink{})
+	}
+	payload := make([]byte, 10000)
+	copy(payload, interFr)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		pub.Write(flv.TypeVideo, uint32(i), payload)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/players, "ns/player")
+}
