@@ -182,7 +182,9 @@ func TestFanOutShards(t *testing.T) {
 // discardSink takes every write whole, as a socket with room does.
 type discardSink struct{}
 
-func (discardSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) { return len(tags), SinkDone, nil }
+func (discardSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
+	return len(tags), SinkDone, nil
+}
 
 // BenchmarkFanOutInline measures a published video frame written straight to 1000
 // players that keep up (the fan-out's claim and hand-back around each Sink call): the
