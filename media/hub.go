@@ -29,6 +29,10 @@ type Config struct {
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
 	HLS          hls.Config
 	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
+	// MergeWrite gathers this much media per write to a player (SRS mw_latency): a large
+	// audience costs fewer, larger writes, at the price of that much latency. 0 writes
+	// every video frame.
+	MergeWrite time.Duration
 }
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.

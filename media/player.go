@@ -77,7 +77,7 @@ func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
 		queue: make([]*flv.Tag, min(initialQueue, capacity)), limit: capacity, wake: make(chan struct{}, 1)}
 }
 
-// lazyWakeTags: a player woken lazily still wakes once this many tags wait.
+// lazyWakeTags: a player not woken for audio still wakes once this many tags wait.
 const lazyWakeTags = 8
 
 // SetSink lets the fan-out write to the player's connection directly. The player's
@@ -89,12 +89,13 @@ func (p *Player) SetSink(s Sink) {
 }
 
 // push queues t. When the queue is full the backlog is dropped and the player resumes
-// at the next keyframe; after maxOverflows such skips the player is closed. With lazy,
-// the player's writer is not woken for t alone: audio of a stream with video rides
-// with the next video frame (at most one frame interval later), which saves every
-// player about two thirds of its wake-ups and writes. With inline, a player whose
-// goroutine is idle is not woken but claimed for the caller to write (flushInline).
-func (p *Player) push(t *flv.Tag, maxOverflows int, lazy, inline bool) (dropped, claimed bool) {
+// at the next keyframe; after maxOverflows such skips the player is closed. With wakeAt
+// > 0 the player's writer is not woken for t until that many tags wait: audio of a
+// stream with video rides with the next video frame (at most one frame interval later),
+// which saves every player about two thirds of its wake-ups and writes; with MergeWrite
+// video waits too. With inline, a player whose goroutine is idle is not woken but
+// claimed for the caller to write (flushInline).
+func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (dropped, claimed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil || (!p.internal && hls.IsCutMarker(t)) {
@@ -125,7 +126,7 @@ func (p *Player) push(t *flv.Tag, maxOverflows int, lazy, inline bool) (dropped,
 		}
 	}
 	p.appendLocked(t)
-	if lazy && p.size < lazyWakeTags {
+	if p.size < wakeAt {
 		return dropped, false
 	}
 	if inline && p.sink != nil && p.writer == writerNone {

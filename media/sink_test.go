@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"peer/media/flv"
 )
 
@@ -206,4 +208,48 @@ func BenchmarkFanOutInline(b *testing.B) {
 		pub.Write(flv.TypeVideo, uint32(i), payload)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/players, "ns/player")
+}
+
+// With MergeWrite a user player is written once per window of media (audio and video
+// gathered), a cluster link still every frame, and what is held goes out when the
+// publisher leaves.
+func TestMergeWrite(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MergeWrite = 100 * time.Millisecond
+	h := NewHub(cfg, zap.NewNop())
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	sinks := map[bool]*fakeSink{false: {}, true: {}}
+	players := map[bool]*Player{}
+	for _, internal := range []bool{false, true} {
+		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Internal: internal})
+		defer pl.Close()
+		pl.Next(context.Background(), nil)
+		pl.SetSink(sinks[internal])
+		nextWithin(pl, time.Millisecond)
+		players[internal] = pl
+	}
+	for ms := uint32(20); ms <= 240; ms += 20 {
+		if ms%40 == 0 {
+			pub.Write(flv.TypeVideo, ms, interFr)
+		} else {
+			pub.Write(flv.TypeAudio, ms, aacFrame)
+		}
+	}
+	// Video at 40..240: the link got each frame as it came (audio riding along)...
+	if got := sinks[true].times(); len(got) != 12 || sinks[true].calls != 6 {
+		t.Fatalf("link: %d writes of %v", sinks[true].calls, got)
+	}
+	// ...the player a write when 100 ms had passed since the last (at 120 and 240).
+	if got := sinks[false].times(); sinks[false].calls != 2 || got[len(got)-1] != 240 {
+		t.Fatalf("player: %d writes of %v", sinks[false].calls, got)
+	}
+	pub.Write(flv.TypeAudio, 250, aacFrame)
+	pub.Write(flv.TypeVideo, 280, interFr)
+	pub.Close()
+	got, ok, err := nextWithin(players[false], time.Second)
+	if !ok || err != nil || len(got) != 2 || got[1].Time != 280 {
+		t.Fatalf("held tags after the publisher left: %v %v %v", describe(got), ok, err)
+	}
 }

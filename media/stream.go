@@ -32,6 +32,7 @@ type Stream struct {
 	players    map[*Player]struct{}
 	lastTime   int64
 	hasTime    bool
+	lastRound  int64 // media time of the last fan-out that woke players (MergeWrite)
 	// vacantSince is when the publisher left (or the stream appeared without one); a
 	// stream vacant for the hub's IdleTimeout is dropped with its waiting players. Until
 	// then its HLS window and numbering survive a publisher restart.
@@ -134,9 +135,20 @@ func (s *Stream) writeMarker(m *flv.Tag) {
 // fanOutLocked queues t to every player. Players whose goroutine is idle and who have a
 // Sink are claimed into fo instead of woken (with fo nil, all are woken).
 func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
-	lazy := t.Type == flv.TypeAudio && s.videoSeq != nil
+	wakeAt := 0 // wake (or claim) the player now
+	if t.Type == flv.TypeAudio && s.videoSeq != nil {
+		wakeAt = lazyWakeTags
+	}
+	wakeUserAt := wakeAt // cluster links never wait for a merged write
+	if s.mergingLocked(t) {
+		wakeUserAt = mergeWakeTags
+	}
 	for p := range s.players {
-		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, lazy, fo != nil)
+		w := wakeUserAt
+		if p.internal {
+			w = wakeAt
+		}
+		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, w, fo != nil)
 		if dropped {
 			s.hub.log.Warn("player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
@@ -145,6 +157,27 @@ func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
 			fo.claimed = append(fo.claimed, p)
 		}
 	}
+}
+
+// mergeWakeTags bounds how many tags a merged write gathers whatever their duration.
+const mergeWakeTags = 128
+
+// mergingLocked reports that t waits for the next merged write (MergeWrite): less than
+// the window of media has passed since the last one. Video starts the writes (audio of a
+// stream with video always waits for it); config tags never wait.
+func (s *Stream) mergingLocked(t *flv.Tag) bool {
+	window := s.hub.cfg.MergeWrite.Milliseconds()
+	switch {
+	case window <= 0 || isConfig(t):
+		return false
+	case t.Type == flv.TypeAudio && s.videoSeq != nil:
+		return true
+	}
+	if since := t.Time - s.lastRound; since >= 0 && since < window {
+		return true
+	}
+	s.lastRound = t.Time
+	return false
 }
 
 // fanOut is a publisher's scratch for writing to players from its own goroutine: one
@@ -243,7 +276,7 @@ func (s *Stream) subscribe(p *Player) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.startTagsLocked() {
-		p.push(t, s.hub.cfg.MaxOverflows, false, false)
+		p.push(t, s.hub.cfg.MaxOverflows, 0, false)
 	}
 	s.players[p] = struct{}{}
 }
@@ -391,6 +424,9 @@ func (p *Publisher) Close() {
 	if s.pub == p {
 		s.pub = nil
 		s.vacantSince = time.Now()
+	}
+	for pl := range s.players {
+		pl.signal() // what a merged write still holds goes out now
 	}
 	s.mu.Unlock()
 }

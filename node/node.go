@@ -54,9 +54,11 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	if cfg.PlayerQueue > 0 {
 		mc.QueueTags = cfg.PlayerQueue
 	}
+	mc.MergeWrite = cfg.MergeWrite
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
 	relay := mc
 	relay.NoHLS = true
+	relay.MergeWrite = 0 // a relay's only players are its links to the master
 	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
 		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{})}
 	var err error

@@ -76,64 +76,17 @@ func runFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 	for _, n := range c.Players {
 		maxN = max(maxN, n)
 	}
-	// peer: one node, HTTP-FLV then RTMP players.
+	// peer: one node, HTTP-FLV then RTMP players; then, at the largest N only, a node
+	// with merged writes (the SRS mw_latency trade: fewer writes, more latency).
 	if c.has("peer") {
-		err := func() error {
-			node, err := startPeer(ctx, ps, b.peer, dir, "fan", "", "--replicas", "0", "--max-connections", fmt.Sprint(maxN+200))
-			if err != nil {
+		if err := runPeerFanout(ctx, c, ps, b, dir, clip, rep, "peer", c.Players, maxN); err != nil {
+			return err
+		}
+		if c.MergeWrite > 0 {
+			if err := runPeerFanout(ctx, c, ps, b, dir, clip, rep, mergeServer, []int{maxN}, maxN,
+				"--merge-write", c.MergeWrite.String()); err != nil {
 				return err
 			}
-			defer node.p.stop(6 * time.Second)
-			pub, err := startClipPublisher(ps, dir, "fan-peer", clip.path, "rtmp://"+node.rtmp+"/live/bench")
-			if err != nil {
-				return err
-			}
-			defer pub.stop(3 * time.Second)
-			if err := waitFor(ctx, 15*time.Second, "the stream to be published", func() bool {
-				return !pub.running() || publishing(node.base(), "live/bench")
-			}); err != nil {
-				return err
-			}
-			if !pub.running() {
-				return fmt.Errorf("ffmpeg publisher exited: %v", pub.err)
-			}
-			logf("fan-out peer pid %d: publisher up; waiting 3 s for a full GOP", node.p.pid())
-			if err := sleep(ctx, 3*time.Second); err != nil {
-				return err
-			}
-			baseline, err := rssKiB(node.p.pid())
-			if err != nil {
-				return err
-			}
-			for _, proto := range []string{"http-flv", "rtmp"} {
-				url := "http://" + node.http + "/live/bench.flv"
-				if proto == "rtmp" {
-					url = "rtmp://" + node.rtmp + "/live/bench"
-				}
-				s := fanoutSeries{Server: "peer", Proto: proto, BaselineRSSKiB: baseline}
-				for _, n := range c.Players {
-					if err := sleep(ctx, c.Settle); err != nil {
-						return err
-					}
-					st, err := loadStep(ctx, c, ps, node, node.base(), pub, b.load, url, n, baseline, clip.tagsPerS, rep.TCPGbps, dir, "peer-"+proto)
-					if err != nil {
-						s.Err = err.Error()
-						break
-					}
-					s.Steps = append(s.Steps, st)
-					logf("  peer %s %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", proto, n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
-				}
-				s.PublisherAlive = pub.running()
-				rep.Fanout = append(rep.Fanout, s)
-			}
-			return nil
-		}()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rep.Fanout = append(rep.Fanout, fanoutSeries{Server: "peer", Proto: "http-flv", Err: err.Error()})
-			logf("fan-out peer failed: %v", err)
 		}
 	}
 	// nginx-rtmp: one instance, RTMP players (it has no HTTP-FLV).
@@ -301,4 +254,71 @@ func loadStep(ctx context.Context, c *cli, ps *procs, srv server, metricsBase st
 		st.Note = strings.TrimSpace(st.Note + " server died")
 	}
 	return st, nil
+}
+
+// mergeServer names the fan-out series of a peer node run with --merge-write.
+const mergeServer = "peer-merge"
+
+// runPeerFanout measures one peer node (started with extra flags) serving the clip to
+// each player count, HTTP-FLV then RTMP, as series named server.
+func runPeerFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, rep *report, server string, players []int, maxN int, extra ...string) error {
+	err := func() error {
+		args := append([]string{"--replicas", "0", "--max-connections", fmt.Sprint(maxN + 200)}, extra...)
+		node, err := startPeer(ctx, ps, b.peer, dir, "fan-"+server, "", args...)
+		if err != nil {
+			return err
+		}
+		defer node.p.stop(6 * time.Second)
+		pub, err := startClipPublisher(ps, dir, "fan-"+server, clip.path, "rtmp://"+node.rtmp+"/live/bench")
+		if err != nil {
+			return err
+		}
+		defer pub.stop(3 * time.Second)
+		if err := waitFor(ctx, 15*time.Second, "the stream to be published", func() bool {
+			return !pub.running() || publishing(node.base(), "live/bench")
+		}); err != nil {
+			return err
+		}
+		if !pub.running() {
+			return fmt.Errorf("ffmpeg publisher exited: %v", pub.err)
+		}
+		logf("fan-out %s pid %d: publisher up; waiting 3 s for a full GOP", server, node.p.pid())
+		if err := sleep(ctx, 3*time.Second); err != nil {
+			return err
+		}
+		baseline, err := rssKiB(node.p.pid())
+		if err != nil {
+			return err
+		}
+		for _, proto := range []string{"http-flv", "rtmp"} {
+			url := "http://" + node.http + "/live/bench.flv"
+			if proto == "rtmp" {
+				url = "rtmp://" + node.rtmp + "/live/bench"
+			}
+			s := fanoutSeries{Server: server, Proto: proto, BaselineRSSKiB: baseline}
+			for _, n := range players {
+				if err := sleep(ctx, c.Settle); err != nil {
+					return err
+				}
+				st, err := loadStep(ctx, c, ps, node, node.base(), pub, b.load, url, n, baseline, clip.tagsPerS, rep.TCPGbps, dir, server+"-"+proto)
+				if err != nil {
+					s.Err = err.Error()
+					break
+				}
+				s.Steps = append(s.Steps, st)
+				logf("  %s %s %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", server, proto, n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
+			}
+			s.PublisherAlive = pub.running()
+			rep.Fanout = append(rep.Fanout, s)
+		}
+		return nil
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rep.Fanout = append(rep.Fanout, fanoutSeries{Server: server, Proto: "http-flv", Err: err.Error()})
+		logf("fan-out %s failed: %v", server, err)
+	}
+	return nil
 }

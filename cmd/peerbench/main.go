@@ -63,6 +63,7 @@ type cli struct {
 	NginxWorkers    int           `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push)." default:"1"`
 	PeerLogLevel    string        `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
 	Clip            string        `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
+	MergeWrite      time.Duration `name:"merge-write" help:"Also measure fan-out at the largest N on a peer node run with this --merge-write (0: skip)." default:"100ms"`
 	Keep            bool          `help:"Keep the temp dir (logs, clip, nginx.conf files) after the run."`
 	JSON            string        `name:"json" help:"Also write all results as JSON to this file."`
 	Markdown        string        `name:"markdown" help:"Write the table with the command line, date and machine to this file (empty: do not)."`

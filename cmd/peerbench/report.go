@@ -226,6 +226,23 @@ func (r *report) rows(c *cli) []row {
 			}
 			return fmt.Sprintf("%.1f KiB", st.RSSPerPlayerKiB), st.RSSPerPlayerKiB
 		}
+		pmf, pmr := r.series(mergeServer, "http-flv"), r.series(mergeServer, "rtmp")
+		if pmf != nil || pmr != nil {
+			mode := fmt.Sprintf("peer --merge-write %v", c.MergeWrite)
+			y, yv = ppc(nrc)
+			x, xv = ppc(at(pmr))
+			rows = append(rows, row{fmt.Sprintf("players per CPU second @N=%d, RTMP, %s", n, mode), x, y, goal(xv, yv)})
+			x, xv = ppc(at(pmf))
+			rows = append(rows, row{fmt.Sprintf("players per CPU second @N=%d, HTTP-FLV, %s vs nginx RTMP", n, mode), x, y, goal(xv, yv)})
+			gap := func(st *stepResult) string {
+				if st == nil {
+					return na
+				}
+				return fmt.Sprintf("%.0f ms", st.Load.MaxGapP99Ms)
+			}
+			rows = append(rows, row{fmt.Sprintf("  the price: longest gap between frames p99 @N=%d, RTMP (default / %s)", n, mode),
+				gap(prc) + " / " + gap(at(pmr)), gap(nrc), "–"})
+		}
 		x, xv = rss(prc)
 		y, yv = rss(nrc)
 		rows = append(rows, row{fmt.Sprintf("RSS per player @N=%d, RTMP", n), x, y, ratio(xv, yv)})
