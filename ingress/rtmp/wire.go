@@ -124,8 +124,14 @@ func (c *wire) writeTags(tags []*flv.Tag) (int64, error) {
 	c.chunkTags(tags)
 	n, err := c.vec.Write(c.iov)
 	c.mediaOut += uint64(n)
+	if cap(c.iov) > keepVecs { // a start burst: let its scratch go
+		c.iov, c.scratch = nil, nil
+	}
 	return flushed + n, err
 }
+
+// keepVecs is the most vectors (and their chunk headers) kept between writes.
+const keepVecs = 64
 
 // tryWriteTags is writeTags without blocking: what the socket does not take stays
 // pending for the next write. It must not be called with anything pending.

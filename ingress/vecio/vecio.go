@@ -28,20 +28,28 @@ type Writer struct {
 	join    [][]byte // pending followed by new vectors, for one write
 	vecs    []syscall.Iovec
 
-	// One nonblocking attempt, as a func made once (a closure per write would allocate):
-	// try writes tryRest and leaves what is left there.
+	// The RawConn callback, made once (a closure per write would allocate): it writes
+	// tryRest, leaves what is left there and, with block, asks the poller to wait for
+	// room until nothing is.
 	try     func(fd uintptr) bool
+	block   bool
 	tryRest [][]byte
 	tryN    int
 	tryErr  error
 }
 
+// keepVecs is the most vectors a writer's scratch keeps between writes: a player's
+// frames need a few; a start burst (a whole GOP) needs hundreds once.
+const keepVecs = 64
+
 // New writes to conn; blocking writes give up after timeout without progress.
 func New(conn net.Conn, timeout time.Duration) *Writer {
 	w := &Writer{conn: conn, writes: deadline.Writes{Timeout: timeout}}
 	w.try = func(fd uintptr) bool {
-		w.tryN, w.tryRest, w.tryErr = w.writev(fd, w.tryRest)
-		return true // one attempt: never wait for the socket
+		var n int
+		n, w.tryRest, w.tryErr = w.writev(fd, w.tryRest)
+		w.tryN += n
+		return !w.block || w.tryErr != nil || len(w.tryRest) == 0
 	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -91,19 +99,26 @@ func (w *Writer) TryWrite(bufs [][]byte) (n int, complete bool, err error) {
 	rest := w.withPending(bufs)
 	if w.raw != nil {
 		w.writes.Arm(w.conn) // an expired deadline fails raw writes too
-		w.tryRest, w.tryN, w.tryErr = rest, 0, nil
-		err := w.raw.Write(w.try)
-		n, rest = w.tryN, w.tryRest
-		w.tryRest = nil
-		if err == nil {
-			err = w.tryErr
-		}
+		var err error
+		n, rest, err = w.rawWrite(rest, false)
 		if err != nil {
 			return n, false, err
 		}
 	}
 	w.setPending(rest)
 	return n, len(w.pending) == 0, nil
+}
+
+// rawWrite writes bufs through the RawConn: once, or with block until all went out.
+func (w *Writer) rawWrite(bufs [][]byte, block bool) (int, [][]byte, error) {
+	w.block, w.tryRest, w.tryN, w.tryErr = block, bufs, 0, nil
+	err := w.raw.Write(w.try)
+	n, rest := w.tryN, w.tryRest
+	w.tryRest = nil
+	if err == nil {
+		err = w.tryErr
+	}
+	return n, rest, err
 }
 
 // writev writes bufs with nonblocking writev calls until the socket is full or all went
@@ -167,8 +182,32 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 		return 0, nil
 	}
 	w.writes.Arm(w.conn)
-	nb := net.Buffers(all)
-	n, err := nb.WriteTo(w.conn)
+	var n int64
+	var err error
+	if w.raw != nil {
+		// Our own writev loop rather than net.Buffers: the net package keeps an iovec
+		// array per connection as large as the largest write ever made (a start burst).
+		var k int
+		k, _, err = w.rawWrite(all, true)
+		n = int64(k)
+	} else {
+		nb := net.Buffers(all)
+		n, err = nb.WriteTo(w.conn)
+	}
 	w.setPending(nil)
+	w.trim()
 	return n, err
+}
+
+// trim lets the scratch of a burst go once it is written.
+func (w *Writer) trim() {
+	if cap(w.vecs) > keepVecs {
+		w.vecs = nil
+	}
+	if cap(w.store) > keepVecs {
+		w.store, w.pending = nil, nil
+	}
+	if cap(w.join) > keepVecs {
+		w.join = nil
+	}
 }

@@ -112,6 +112,9 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		}
 		n, err := out.w.Write(out.vectors(batch))
 		clear(batch)
+		if cap(batch) > 64 { // a start burst: let its scratch go
+			batch, out.bufs = nil, nil
+		}
 		p.Sent(int(n))
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
