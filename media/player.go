@@ -154,18 +154,19 @@ func (p *Player) takeLocked(buf []*flv.Tag) []*flv.Tag {
 }
 
 // flushInline writes what a claimed player has queued through its Sink, on the
-// fan-out's goroutine. A write the socket does not take whole, or any trouble, goes to
-// the player's goroutine, which may block.
-func (p *Player) flushInline(buf []*flv.Tag) []*flv.Tag {
+// fan-out's goroutine, and returns the bytes written (the caller counts them for the
+// stream). A write the socket does not take whole, or any trouble, goes to the player's
+// goroutine, which may block.
+func (p *Player) flushInline(buf []*flv.Tag) ([]*flv.Tag, int) {
 	p.mu.Lock()
 	if p.writer != writerFanOut {
 		p.mu.Unlock()
-		return buf
+		return buf, 0
 	}
 	if p.err != nil {
 		p.writer = writerNone
 		p.mu.Unlock()
-		return buf
+		return buf, 0
 	}
 	buf = p.takeLocked(buf[:0])
 	sink := p.sink
@@ -174,7 +175,6 @@ func (p *Player) flushInline(buf []*flv.Tag) []*flv.Tag {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.bytesOut += uint64(n)
-	p.stream.bytesOut.Add(uint64(n))
 	switch {
 	case err != nil:
 		if p.err == nil {
@@ -197,7 +197,7 @@ func (p *Player) flushInline(buf []*flv.Tag) []*flv.Tag {
 		p.writer = writerNone
 	}
 	clear(buf)
-	return buf
+	return buf, n
 }
 
 // isConfig: metadata, sequence headers and cut markers reach a skipping player too.

@@ -222,8 +222,13 @@ func (fo *fanOut) flush() {
 }
 
 func (fo *fanOut) writeClaimed() {
+	var sent, n int
 	for _, p := range fo.claimed {
-		fo.batch = p.flushInline(fo.batch)
+		fo.batch, n = p.flushInline(fo.batch)
+		sent += n
+	}
+	if len(fo.claimed) > 0 { // one update per round: the counter is shared by every shard
+		fo.claimed[0].stream.bytesOut.Add(uint64(sent))
 	}
 }
 
