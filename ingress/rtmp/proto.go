@@ -32,7 +32,9 @@ const (
 	mediaStreamID     = 1
 	defaultWindowAck  = 2500000
 	maxChunkSize      = 1 << 24
-	outChunkSize      = 4096
+	// outChunkSize is SRS's default: a 2 Mbit/s frame goes out as one chunk, so a player's
+	// write carries a header and a body slice per message instead of one per 4 KiB.
+	outChunkSize = 60000
 )
 
 func control(typ uint8, body []byte) *rawmessage.Message {
