@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,14 +31,45 @@ func Build(root, dir string) (string, error) {
 	return bin, nil
 }
 
-// FreeAddr returns a loopback address that was free a moment ago.
+// Ports are drawn below Linux's ephemeral range (32768-60999), where the kernel never
+// puts the local end of an outgoing connection, and never twice in one test binary: a
+// port the kernel picked for :0 and released can be picked again, or taken by a client,
+// before the node that was given it binds (a CI flake: two nodes got the same port).
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreeAddr returns a loopback address whose port is free for TCP and UDP now (gossip
+// uses both) and was not returned before.
 func FreeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		p := portLow + rand.IntN(portHigh-portLow)
+		if handedOut.ports[p] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		handedOut.ports[p] = true
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	panic("no free loopback port in [20000, 32000)")
 }
 
 // Node is one peer process.
