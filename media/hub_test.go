@@ -357,3 +357,61 @@ func TestLinkGetsMarkerOfSegmentInProgress(t *testing.T) {
 		t.Fatalf("user got %v", describe(got))
 	}
 }
+
+// frame returns a distinct inter or key frame body, so content can be matched.
+func frame(key bool, n byte) []byte {
+	b := append([]byte(nil), interFr...)
+	if key {
+		b = append([]byte(nil), keyframe...)
+	}
+	return append(b, n)
+}
+
+// A relay re-pointed to a new master replays its copy on the publisher's own clock. When
+// the old master had shifted that publisher's time (the stream was older than the
+// publish), the new master must place the replay by content: matching by time would
+// drop everything until the publisher's clock caught up with the stream's (the chaos
+// harness saw live/s3 stall for 20-30 s after a partition of its master).
+func TestRepointedRelayAlignsByContent(t *testing.T) {
+	h := testHub(t, 64)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	early, _ := h.Publish("live", "a", "first publisher", User)
+	early.Write(flv.TypeVideo, 0, avcSeq)
+	early.Write(flv.TypeVideo, 50_000, frame(true, 0))
+	early.Close()
+	// The user publishes again, clock from 1000: the stream shifts it past 50 000.
+	user, _ := h.Publish("live", "a", "user", User)
+	user.Write(flv.TypeVideo, 1000, frame(true, 1))
+	user.Write(flv.TypeVideo, 1040, frame(false, 2))
+	user.Close()
+	drain := func() []*flv.Tag {
+		got, _, _ := nextWithin(pl, time.Second)
+		return got
+	}
+	before := drain()
+	if len(before) == 0 {
+		t.Fatal("nothing played")
+	}
+	last := before[len(before)-1].Time
+	if last <= 50_000 {
+		t.Fatalf("the second publish was not shifted: %v", describe(before))
+	}
+	relay, _ := h.Publish("live", "a", "relay", Repointed)
+	relay.Write(flv.TypeVideo, 0, avcSeq)
+	relay.Write(flv.TypeVideo, 1000, frame(true, 1))  // replayed
+	relay.Write(flv.TypeVideo, 1040, frame(false, 2)) // replayed
+	relay.Write(flv.TypeVideo, 1080, frame(false, 3)) // new
+	got := drain()
+	if len(got) != 1 || got[0].Time != last+40 || got[0].Data()[len(got[0].Data())-1] != 3 {
+		t.Fatalf("after re-pointing: got %v, want only the new frame at %d", describe(got), last+40)
+	}
+	// Without a common tag the relay starts a new timeline past the stream's end.
+	relay.Close()
+	other, _ := h.Publish("live", "a", "relay2", Repointed)
+	other.Write(flv.TypeVideo, 7000, frame(true, 9))
+	got = drain()
+	if len(got) != 1 || got[0].Time <= last+40 {
+		t.Fatalf("unmatched relay: got %v", describe(got))
+	}
+}

@@ -359,6 +359,13 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 			s.write(t, p.Feed, &p.fo)
 			return
 		}
+		if p.tl.continues && !p.Feed {
+			// A relay re-pointed here replays its copy on its own clock, which is not the
+			// stream's when the old master shifted that publisher's time: find where its
+			// first tag is in the stream, or start a new timeline.
+			at, ok := s.timeOf(typ, data)
+			p.tl.align(at, ok)
+		}
 		p.tl.start(timeMS)
 		if p.tl.offset != 0 && s.hls != nil && !p.Feed {
 			s.hls.Discontinuity() // a new timeline: the publisher restarted
@@ -389,6 +396,8 @@ type timeline struct {
 	offset    int64
 	catching  bool  // dropping what the stream already has
 	catchUp   int64 // the stream's last time
+	aligned   bool  // the first tag was found in the stream, at alignAt
+	alignAt   int64
 }
 
 // maxReplay is the longest overlap a continuing publisher may replay; further back is
@@ -397,6 +406,11 @@ const maxReplay = 60_000
 
 func (tl *timeline) start(first int64) {
 	tl.started = true
+	if tl.aligned {
+		tl.offset = tl.alignAt - first
+		tl.catching, tl.catchUp = true, tl.prevLast
+		return
+	}
 	if !tl.prevHas || first > tl.prevLast {
 		return
 	}
@@ -405,6 +419,17 @@ func (tl *timeline) start(first int64) {
 		return
 	}
 	tl.offset = tl.prevLast + 1 - first
+}
+
+// align places a continuing publisher by content: its first tag is the stream's tag at
+// stream time at (ok), so its clock is shifted onto the stream's; without a common tag
+// it is not continuing after all, and gets a new timeline past the stream's end.
+func (tl *timeline) align(at int64, ok bool) {
+	if ok {
+		tl.aligned, tl.alignAt = true, at
+		return
+	}
+	tl.continues = false
 }
 
 // place returns the stream time of t (already offset), or false to drop it.
@@ -420,6 +445,18 @@ func (tl *timeline) place(t *flv.Tag) (int64, bool) {
 		tl.catching = false
 	}
 	return at, true
+}
+
+// timeOf returns the stream time of a cached tag (GOP cache) with this type and body.
+func (s *Stream) timeOf(typ uint8, data []byte) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.gop) - 1; i >= 0; i-- {
+		if t := s.gop[i]; t.Type == typ && bytes.Equal(t.Data(), data) {
+			return t.Time, true
+		}
+	}
+	return 0, false
 }
 
 // Close detaches the publisher; players stay subscribed and wait for the next one.
