@@ -314,6 +314,10 @@ type Publisher struct {
 // Stream is the stream being published.
 func (p *Publisher) Stream() *Stream { return p.stream }
 
+// Kicked reports that the node took the stream from this publisher (Hub.Kick): its
+// writes are dropped from then on.
+func (p *Publisher) Kicked() bool { return p.detached.Load() }
+
 // OnKick sets what to do when the node loses the stream (fencing): typically close the
 // publishing connection.
 func (p *Publisher) OnKick(f func(error)) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,16 +40,18 @@ func (r *Router) relay(ctx context.Context, app, name, remote string, a placemen
 	r.Log.Info("publish relayed to master", zap.String("stream", stream), zap.String("master", a.Master))
 	lctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	var superseded bool // written by runRelay before done closes
 	go func() {
 		defer close(done)
-		r.runRelay(lctx, app, name, player, sink)
+		superseded = r.runRelay(lctx, app, name, player, sink)
 	}()
 	finish := func() {
 		cancel()
 		<-done
 		pub.Close()
-		// The publisher left: the stream ends wherever its master now is.
-		if cur, ok := r.Cluster.Lookup(stream); ok {
+		// The publisher left: the stream ends wherever its master now is, unless another
+		// publisher holds it now.
+		if cur, ok := r.Cluster.Lookup(stream); ok && !superseded {
 			r.release(stream, cur.Epoch)
 		}
 	}
@@ -72,21 +75,36 @@ func (s remoteSink) write(tags []*flv.Tag) error { return s.c.WriteTags(tags) }
 func (s remoteSink) close()                      { s.c.Close() }
 func (s remoteSink) node() string                { return s.master }
 
+// localSink delivers to this node's hub when the node is the master itself.
 type localSink struct {
 	pub    *media.Publisher
 	finish func()
 	self   string
+	closed *atomic.Bool
 }
 
 func (s localSink) node() string { return s.self }
 
+// errLocalSinkGone: the relay must re-point, like a remote master's failed write (local
+// writes never fail by themselves, so without it a fenced or closed sink would swallow
+// the stream).
+var errLocalSinkGone = errors.New("this node is no longer the stream's master")
+
 func (s localSink) write(tags []*flv.Tag) error {
+	if s.closed.Load() || s.pub.Kicked() {
+		return errLocalSinkGone
+	}
 	for _, t := range tags {
 		s.pub.WriteAt(t.Type, t.Time, t.Data())
 	}
 	return nil
 }
-func (s localSink) close() { s.finish() }
+
+func (s localSink) close() {
+	if s.closed.CompareAndSwap(false, true) {
+		s.finish()
+	}
+}
 
 // openRelaySink connects to the stream's master, retrying connection failures (the
 // master may have just died and not yet been replaced) for a few seconds. A master that
@@ -108,7 +126,7 @@ func (r *Router) openRelaySink(ctx context.Context, app, name string, a placemen
 				return nil, err
 			}
 			epoch := a.Epoch
-			return localSink{pub: pub, finish: func() { pub.Close(); r.release(stream, epoch) }, self: r.self()}, nil
+			return localSink{pub: pub, finish: func() { pub.Close(); r.release(stream, epoch) }, self: r.self(), closed: new(atomic.Bool)}, nil
 		}
 		err := errors.New("master not alive")
 		if m, ok := r.links.member(a.Master); ok {
@@ -139,8 +157,14 @@ func refusedBusy(err error) bool {
 	return errors.Is(err, rtmp.ErrRefused) && strings.Contains(err.Error(), media.ErrBusy.Error())
 }
 
-// runRelay delivers the private copy to the master, re-pointing on failure.
-func (r *Router) runRelay(ctx context.Context, app, name string, player *media.Player, sink relaySink) {
+// errSuperseded ends a relayed publish whose stream another publisher took meanwhile
+// (this ingress was frozen or cut off and the user published again elsewhere).
+var errSuperseded = errors.New("another publisher holds the stream at its master")
+
+// runRelay delivers the private copy to the master, re-pointing on failure. It reports
+// superseded when it ended because another publisher holds the stream: it then closed
+// its own publisher's connection, which must not end the stream.
+func (r *Router) runRelay(ctx context.Context, app, name string, player *media.Player, sink relaySink) (superseded bool) {
 	stream := app + "/" + name
 	for {
 		stopWatch := r.watchMaster(ctx, stream, sink)
@@ -149,7 +173,7 @@ func (r *Router) runRelay(ctx context.Context, app, name string, player *media.P
 		sink.close()
 		player.Close()
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		r.Log.Warn("relay to master lost; re-pointing", zap.String("stream", stream), zap.Error(err))
 		for ctx.Err() == nil {
@@ -167,7 +191,12 @@ func (r *Router) runRelay(ctx context.Context, app, name string, player *media.P
 				}
 			}
 			if ctx.Err() != nil {
-				return
+				return false
+			}
+			if refusedBusy(err) {
+				r.Log.Warn("relayed publisher closed: the stream has another publisher", zap.String("stream", stream), zap.Error(err))
+				r.RelayHub.Kick(app, name, nil, errSuperseded)
+				return true
 			}
 			r.Log.Info("relay re-point failed; retrying", zap.String("stream", stream), zap.Error(err))
 			time.Sleep(200 * time.Millisecond)
