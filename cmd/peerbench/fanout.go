@@ -115,19 +115,9 @@ func runFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 				return err
 			}
 			s := fanoutSeries{Server: "nginx", Proto: "rtmp", BaselineRSSKiB: baseline}
-			for _, n := range c.Players {
-				if err := sleep(ctx, c.Settle); err != nil {
-					return err
-				}
-				st, err := loadStep(ctx, c, ps, ng, "", pub, b.load, url, n, baseline, clip.tagsPerS, rep.TCPGbps, dir, "nginx-rtmp")
-				if err != nil {
-					s.Err = err.Error()
-					break
-				}
-				s.Steps = append(s.Steps, st)
-				logf("  nginx rtmp %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
+			if err := runSteps(ctx, c, ps, b, dir, clip, rep, ng, "", pub, url, c.Players, &s); err != nil {
+				return err
 			}
-			s.PublisherAlive = pub.running()
 			rep.Fanout = append(rep.Fanout, s)
 			return nil
 		}()
@@ -296,19 +286,9 @@ func runPeerFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, 
 				url = "rtmp://" + node.rtmp + "/live/bench"
 			}
 			s := fanoutSeries{Server: server, Proto: proto, BaselineRSSKiB: baseline}
-			for _, n := range players {
-				if err := sleep(ctx, c.Settle); err != nil {
-					return err
-				}
-				st, err := loadStep(ctx, c, ps, node, node.base(), pub, b.load, url, n, baseline, clip.tagsPerS, rep.TCPGbps, dir, server+"-"+proto)
-				if err != nil {
-					s.Err = err.Error()
-					break
-				}
-				s.Steps = append(s.Steps, st)
-				logf("  %s %s %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", server, proto, n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
+			if err := runSteps(ctx, c, ps, b, dir, clip, rep, node, node.base(), pub, url, players, &s); err != nil {
+				return err
 			}
-			s.PublisherAlive = pub.running()
 			rep.Fanout = append(rep.Fanout, s)
 		}
 		return nil
@@ -320,5 +300,25 @@ func runPeerFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, 
 		rep.Fanout = append(rep.Fanout, fanoutSeries{Server: server, Proto: "http-flv", Err: err.Error()})
 		logf("fan-out %s failed: %v", server, err)
 	}
+	return nil
+}
+
+// runSteps measures s (one server, one protocol) at each player count; a failed step
+// ends the series with its error, a cancelled run returns it.
+func runSteps(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, rep *report,
+	srv server, metricsBase string, pub *proc, url string, players []int, s *fanoutSeries) error {
+	for _, n := range players {
+		if err := sleep(ctx, c.Settle); err != nil {
+			return err
+		}
+		st, err := loadStep(ctx, c, ps, srv, metricsBase, pub, b.load, url, n, s.BaselineRSSKiB, clip.tagsPerS, rep.TCPGbps, dir, s.Server+"-"+s.Proto)
+		if err != nil {
+			s.Err = err.Error()
+			break
+		}
+		s.Steps = append(s.Steps, st)
+		logf("  %s %s %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", s.Server, s.Proto, n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
+	}
+	s.PublisherAlive = pub.running()
 	return nil
 }
