@@ -32,6 +32,15 @@ const (
 	SinkBusy                      // nothing went out: the connection is busy
 )
 
+// WriteResult is the SinkResult of a write that took everything (complete) or left a
+// rest pending.
+func WriteResult(complete bool) SinkResult {
+	if complete {
+		return SinkDone
+	}
+	return SinkPending
+}
+
 // Who writes a player's queue to its connection at the moment.
 type writer uint8
 

@@ -382,10 +382,7 @@ func (ss *session) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
 		return 0, media.SinkBusy, nil
 	}
 	n, complete, err := ss.tryWriteTags(tags)
-	if !complete {
-		return n, media.SinkPending, err
-	}
-	return n, media.SinkDone, err
+	return n, media.WriteResult(complete), err
 }
 
 func (ss *session) reply(cmd *Command, values ...any) error {

@@ -142,10 +142,7 @@ func (f *flvSink) vectors(tags []*flv.Tag) [][]byte {
 // TryWrite is the media.Sink of an HTTP-FLV player.
 func (f *flvSink) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
 	n, complete, err := f.w.TryWrite(f.vectors(tags))
-	if !complete {
-		return n, media.SinkPending, err
-	}
-	return n, media.SinkDone, err
+	return n, media.WriteResult(complete), err
 }
 
 func corsHeaders(w http.ResponseWriter) {
