@@ -181,6 +181,55 @@ func TestFanOutShards(t *testing.T) {
 	}
 }
 
+// orderSink notes in a shared log which sink each write went to.
+type orderSink struct {
+	name string
+	log  *[]string
+	mu   *sync.Mutex
+}
+
+func (o orderSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
+	o.mu.Lock()
+	*o.log = append(*o.log, o.name)
+	o.mu.Unlock()
+	return len(tags), SinkDone, nil
+}
+
+// A cluster link is written before every user player, however many users there are and
+// whenever it subscribed: the hop behind it should not wait for the audience.
+func TestFanOutWritesLinksFirst(t *testing.T) {
+	h := testHub(t, 64)
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	var (
+		mu  sync.Mutex
+		log []string
+	)
+	join := func(name string, internal bool) {
+		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Internal: internal})
+		t.Cleanup(pl.Close)
+		pl.Next(context.Background(), nil)
+		pl.SetSink(orderSink{name: name, log: &log, mu: &mu})
+		nextWithin(pl, time.Millisecond) // back to idle
+	}
+	for range 2*fanOutShard + 3 { // enough users to split the writes over goroutines
+		join("user", false)
+	}
+	join("link", true)
+	for i := range 5 {
+		mu.Lock()
+		log = log[:0]
+		mu.Unlock()
+		pub.Write(flv.TypeVideo, uint32(40*(i+1)), interFr)
+		mu.Lock()
+		if len(log) != 2*fanOutShard+4 || log[0] != "link" {
+			t.Fatalf("frame %d: %d writes, first to %q; want the link first", i, len(log), log[0])
+		}
+		mu.Unlock()
+	}
+}
+
 // discardSink takes every write whole, as a socket with room does.
 type discardSink struct{}
 

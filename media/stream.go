@@ -154,7 +154,7 @@ func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
 		}
 		if claimed {
-			fo.claimed = append(fo.claimed, p)
+			fo.claim(p)
 		}
 	}
 }
@@ -184,21 +184,41 @@ func (s *Stream) mergingLocked(t *flv.Tag) bool {
 // nonblocking write per player that keeps up costs no goroutine switch at all, which is
 // most of what serving a player costs besides the kernel's work.
 type fanOut struct {
-	claimed []*Player
+	claimed []*Player // cluster links first (the first links entries), then users
+	links   int
 	batch   []*flv.Tag
 	shards  []fanOut // helpers' scratch when the work is split
+}
+
+// claim adds p to the players this round writes. Cluster links go to the front: every
+// node downstream waits for them, and written behind a large audience (in the map's
+// random order) a hop would wait for up to a whole round of writes.
+func (fo *fanOut) claim(p *Player) {
+	fo.claimed = append(fo.claimed, p)
+	if p.internal {
+		last := len(fo.claimed) - 1
+		fo.claimed[fo.links], fo.claimed[last] = fo.claimed[last], fo.claimed[fo.links]
+		fo.links++
+	}
 }
 
 // fanOutShard is how many claimed players one goroutine writes to; more are split
 // over goroutines so a large audience uses every core.
 const fanOutShard = 256
 
-// flush writes to the claimed players and forgets them.
+// flush writes to the claimed players and forgets them: the links first, from this
+// goroutine before any helper competes for a core, then the users.
 func (fo *fanOut) flush() {
-	n := len(fo.claimed)
-	if n == 0 {
+	all := fo.claimed
+	if len(all) == 0 {
 		return
 	}
+	if fo.links > 0 {
+		fo.claimed = all[:fo.links]
+		fo.writeClaimed()
+	}
+	users := all[fo.links:]
+	n := len(users)
 	parts := min((n+fanOutShard-1)/fanOutShard, runtime.GOMAXPROCS(0))
 	if parts > 1 {
 		if len(fo.shards) < parts-1 {
@@ -207,18 +227,18 @@ func (fo *fanOut) flush() {
 		var wg sync.WaitGroup
 		for i := range parts - 1 {
 			sh := &fo.shards[i]
-			sh.claimed = fo.claimed[(i+1)*n/parts : (i+2)*n/parts]
+			sh.claimed = users[(i+1)*n/parts : (i+2)*n/parts]
 			wg.Go(sh.writeClaimed)
 		}
-		fo.claimed = fo.claimed[:n/parts]
+		fo.claimed = users[:n/parts]
 		fo.writeClaimed()
 		wg.Wait()
-		fo.claimed = fo.claimed[:n]
 	} else {
+		fo.claimed = users
 		fo.writeClaimed()
 	}
-	clear(fo.claimed)
-	fo.claimed = fo.claimed[:0]
+	clear(all)
+	fo.claimed, fo.links = all[:0], 0
 }
 
 func (fo *fanOut) writeClaimed() {
