@@ -37,7 +37,7 @@ type wire struct {
 func (c *wire) init(conn net.Conn, writeTimeout time.Duration, ack func(uint32) error) {
 	c.conn = conn
 	c.vec = vecio.New(conn, writeTimeout)
-	c.in = bytecounter.NewReader(conn)
+	c.in = bytecounter.NewReader(vecio.NewReader(conn))
 	c.r = rawmessage.NewReader(c.in, c.in, ack)
 	c.bw = bytecounter.NewWriter(&c.out)
 	c.w = rawmessage.NewWriter(c.bw, c.bw, false)

@@ -2,6 +2,8 @@
 // blocking, from the fan-out, which must never wait for one slow player; and blocking
 // under a write deadline, from the player's own goroutine. Bytes one write leaves behind
 // go out first on the next, so the stream stays whole whichever way it is written.
+// Reader is the read side's fast path: a raw read(2) that keeps the runtime's sysmon
+// asleep.
 //
 // A Writer is not safe for concurrent use: its callers serialize writes.
 package vecio
