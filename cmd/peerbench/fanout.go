@@ -79,57 +79,146 @@ func runFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 	// peer: one node, HTTP-FLV then RTMP players; then, at the largest N only, a node
 	// with merged writes (the SRS mw_latency trade: fewer writes, more latency).
 	if c.has("peer") {
-		if err := runPeerFanout(ctx, c, ps, b, dir, clip, rep, "peer", c.Players, maxN); err != nil {
-			return err
-		}
+		runSeries(ctx, c, ps, b, dir, clip, rep, "peer", c.Players, func() (*fanTarget, error) {
+			return startPeerTarget(ctx, ps, b, dir, clip, "peer", maxN)
+		})
 		if c.MergeWrite > 0 {
-			if err := runPeerFanout(ctx, c, ps, b, dir, clip, rep, mergeServer, []int{maxN}, maxN,
-				"--merge-write", c.MergeWrite.String()); err != nil {
-				return err
-			}
+			runSeries(ctx, c, ps, b, dir, clip, rep, mergeServer, []int{maxN}, func() (*fanTarget, error) {
+				return startPeerTarget(ctx, ps, b, dir, clip, mergeServer, maxN, "--merge-write", c.MergeWrite.String())
+			})
 		}
 	}
 	// nginx-rtmp: one instance, RTMP players (it has no HTTP-FLV).
 	if c.has("nginx") {
-		err := func() error {
-			ng, err := startNginx(ctx, ps, dir, nginxOpts{role: "fanout", apps: []string{"live"}, worker: c.NginxWorkers})
+		runSeries(ctx, c, ps, b, dir, clip, rep, "nginx", c.Players, func() (*fanTarget, error) {
+			return startNginxTarget(ctx, c, ps, dir, clip)
+		})
+	}
+	if c.has("peer") && c.has("nginx") && c.Rounds > 0 {
+		runRounds(ctx, c, ps, b, dir, clip, rep, maxN)
+	}
+	return ctx.Err()
+}
+
+// fanTarget is a server ready for fan-out load: its processes, the clip publisher
+// feeding it, a player URL per protocol and its RSS before any player.
+type fanTarget struct {
+	name        string // series name: peer, peer-merge, nginx
+	srv         server
+	metricsBase string // peer's HTTP base for /metrics; "" for nginx
+	pub         *proc
+	urls        map[string]string // protocol -> player URL, in the order measured
+	protos      []string
+	baseline    float64
+	stop        func()
+}
+
+// startPeerTarget runs one peer node (with extra flags) and the clip publisher.
+func startPeerTarget(ctx context.Context, ps *procs, b *bins, dir string, clip clipInfo, name string, maxN int, extra ...string) (*fanTarget, error) {
+	args := append([]string{"--replicas", "0", "--max-connections", fmt.Sprint(maxN + 200)}, extra...)
+	node, err := startPeer(ctx, ps, b.peer, dir, "fan-"+name, "", args...)
+	if err != nil {
+		return nil, err
+	}
+	t := &fanTarget{name: name, srv: node, metricsBase: node.base(), protos: []string{"http-flv", "rtmp"},
+		urls: map[string]string{"http-flv": "http://" + node.http + "/live/bench.flv", "rtmp": "rtmp://" + node.rtmp + "/live/bench"}}
+	t.stop = func() { node.p.stop(6 * time.Second) }
+	pub, err := startClipPublisher(ps, dir, "fan-"+name, clip.path, t.urls["rtmp"])
+	if err != nil {
+		t.stop()
+		return nil, err
+	}
+	t.pub = pub
+	t.stop = func() { pub.stop(3 * time.Second); node.p.stop(6 * time.Second) }
+	if err := waitFor(ctx, 15*time.Second, "the stream to be published", func() bool {
+		return !pub.running() || publishing(node.base(), "live/bench")
+	}); err != nil {
+		t.stop()
+		return nil, err
+	}
+	if !pub.running() {
+		t.stop()
+		return nil, fmt.Errorf("ffmpeg publisher exited: %v", pub.err)
+	}
+	return t, t.settle(ctx, fmt.Sprintf("pid %d", node.p.pid()))
+}
+
+// startNginxTarget runs one nginx-rtmp instance and the clip publisher.
+func startNginxTarget(ctx context.Context, c *cli, ps *procs, dir string, clip clipInfo) (*fanTarget, error) {
+	ng, err := startNginx(ctx, ps, dir, nginxOpts{role: "fanout", apps: []string{"live"}, worker: c.NginxWorkers})
+	if err != nil {
+		return nil, err
+	}
+	url := "rtmp://" + ng.rtmp + "/live/bench"
+	t := &fanTarget{name: "nginx", srv: ng, protos: []string{"rtmp"}, urls: map[string]string{"rtmp": url}}
+	t.stop = func() { ng.p.stop(6 * time.Second) }
+	pub, err := startClipPublisher(ps, dir, "fan-nginx", clip.path, url)
+	if err != nil {
+		t.stop()
+		return nil, err
+	}
+	t.pub = pub
+	t.stop = func() { pub.stop(3 * time.Second); ng.p.stop(6 * time.Second) }
+	if err := waitPlayable(ctx, url, 15*time.Second, pub); err != nil {
+		t.stop()
+		return nil, err
+	}
+	return t, t.settle(ctx, fmt.Sprintf("pids %v", ng.pids()))
+}
+
+// settle waits for a full GOP in the server's cache and then takes the RSS baseline.
+func (t *fanTarget) settle(ctx context.Context, pids string) error {
+	logf("fan-out %s %s: publisher up; waiting 3 s", t.name, pids)
+	err := sleep(ctx, 3*time.Second)
+	if err == nil {
+		t.baseline, err = treeRSS(t.srv.pids())
+	}
+	if err != nil {
+		t.stop()
+	}
+	return err
+}
+
+// runSeries starts a target and measures each of its protocols at every player count,
+// one series each; a target that fails to start is recorded as a failed series.
+func runSeries(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, rep *report, name string, players []int, start func() (*fanTarget, error)) {
+	t, err := start()
+	if err != nil {
+		if ctx.Err() == nil {
+			rep.Fanout = append(rep.Fanout, fanoutSeries{Server: name, Proto: "rtmp", Err: err.Error()})
+			logf("fan-out %s failed: %v", name, err)
+		}
+		return
+	}
+	defer t.stop()
+	for _, proto := range t.protos {
+		s := fanoutSeries{Server: name, Proto: proto, BaselineRSSKiB: t.baseline}
+		for _, n := range players {
+			st, err := t.step(ctx, c, ps, b, dir, clip, rep, proto, n, name+"-"+proto)
 			if err != nil {
-				return err
+				s.Err = err.Error()
+				break
 			}
-			defer ng.p.stop(6 * time.Second)
-			url := "rtmp://" + ng.rtmp + "/live/bench"
-			pub, err := startClipPublisher(ps, dir, "fan-nginx", clip.path, url)
-			if err != nil {
-				return err
-			}
-			defer pub.stop(3 * time.Second)
-			if err := waitPlayable(ctx, url, 15*time.Second, pub); err != nil {
-				return err
-			}
-			logf("fan-out nginx pids %v: publisher up; waiting 3 s", ng.pids())
-			if err := sleep(ctx, 3*time.Second); err != nil {
-				return err
-			}
-			baseline, err := treeRSS(ng.pids())
-			if err != nil {
-				return err
-			}
-			s := fanoutSeries{Server: "nginx", Proto: "rtmp", BaselineRSSKiB: baseline}
-			if err := runSteps(ctx, c, ps, b, dir, clip, rep, ng, "", pub, url, c.Players, &s); err != nil {
-				return err
-			}
-			rep.Fanout = append(rep.Fanout, s)
-			return nil
-		}()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rep.Fanout = append(rep.Fanout, fanoutSeries{Server: "nginx", Proto: "rtmp", Err: err.Error()})
-			logf("fan-out nginx failed: %v", err)
+			s.Steps = append(s.Steps, st)
+		}
+		s.PublisherAlive = t.pub.running()
+		rep.Fanout = append(rep.Fanout, s)
+		if ctx.Err() != nil {
+			return
 		}
 	}
-	return nil
+}
+
+// step settles, then measures n players of proto against t.
+func (t *fanTarget) step(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, rep *report, proto string, n int, tag string) (stepResult, error) {
+	if err := sleep(ctx, c.Settle); err != nil {
+		return stepResult{}, err
+	}
+	st, err := loadStep(ctx, c, ps, t.srv, t.metricsBase, t.pub, b.load, t.urls[proto], n, t.baseline, clip.tagsPerS, rep.TCPGbps, dir, tag)
+	if err == nil {
+		logf("  %s %s %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", t.name, proto, n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
+	}
+	return st, err
 }
 
 // loadStep runs peerload with n players and samples the server around it. The steady
@@ -248,77 +337,3 @@ func loadStep(ctx context.Context, c *cli, ps *procs, srv server, metricsBase st
 
 // mergeServer names the fan-out series of a peer node run with --merge-write.
 const mergeServer = "peer-merge"
-
-// runPeerFanout measures one peer node (started with extra flags) serving the clip to
-// each player count, HTTP-FLV then RTMP, as series named server.
-func runPeerFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, rep *report, server string, players []int, maxN int, extra ...string) error {
-	err := func() error {
-		args := append([]string{"--replicas", "0", "--max-connections", fmt.Sprint(maxN + 200)}, extra...)
-		node, err := startPeer(ctx, ps, b.peer, dir, "fan-"+server, "", args...)
-		if err != nil {
-			return err
-		}
-		defer node.p.stop(6 * time.Second)
-		pub, err := startClipPublisher(ps, dir, "fan-"+server, clip.path, "rtmp://"+node.rtmp+"/live/bench")
-		if err != nil {
-			return err
-		}
-		defer pub.stop(3 * time.Second)
-		if err := waitFor(ctx, 15*time.Second, "the stream to be published", func() bool {
-			return !pub.running() || publishing(node.base(), "live/bench")
-		}); err != nil {
-			return err
-		}
-		if !pub.running() {
-			return fmt.Errorf("ffmpeg publisher exited: %v", pub.err)
-		}
-		logf("fan-out %s pid %d: publisher up; waiting 3 s for a full GOP", server, node.p.pid())
-		if err := sleep(ctx, 3*time.Second); err != nil {
-			return err
-		}
-		baseline, err := rssKiB(node.p.pid())
-		if err != nil {
-			return err
-		}
-		for _, proto := range []string{"http-flv", "rtmp"} {
-			url := "http://" + node.http + "/live/bench.flv"
-			if proto == "rtmp" {
-				url = "rtmp://" + node.rtmp + "/live/bench"
-			}
-			s := fanoutSeries{Server: server, Proto: proto, BaselineRSSKiB: baseline}
-			if err := runSteps(ctx, c, ps, b, dir, clip, rep, node, node.base(), pub, url, players, &s); err != nil {
-				return err
-			}
-			rep.Fanout = append(rep.Fanout, s)
-		}
-		return nil
-	}()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rep.Fanout = append(rep.Fanout, fanoutSeries{Server: server, Proto: "http-flv", Err: err.Error()})
-		logf("fan-out %s failed: %v", server, err)
-	}
-	return nil
-}
-
-// runSteps measures s (one server, one protocol) at each player count; a failed step
-// ends the series with its error, a cancelled run returns it.
-func runSteps(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, rep *report,
-	srv server, metricsBase string, pub *proc, url string, players []int, s *fanoutSeries) error {
-	for _, n := range players {
-		if err := sleep(ctx, c.Settle); err != nil {
-			return err
-		}
-		st, err := loadStep(ctx, c, ps, srv, metricsBase, pub, b.load, url, n, s.BaselineRSSKiB, clip.tagsPerS, rep.TCPGbps, dir, s.Server+"-"+s.Proto)
-		if err != nil {
-			s.Err = err.Error()
-			break
-		}
-		s.Steps = append(s.Steps, st)
-		logf("  %s %s %d players: %d full rate, %.0f Mbit/s, server CPU %.0f%%", s.Server, s.Proto, n, st.Load.FullRate, st.Load.Mbps, st.ServerCPUPct)
-	}
-	s.PublisherAlive = pub.running()
-	return nil
-}

@@ -56,13 +56,14 @@ type cli struct {
 	TTFFConnects    int           `name:"ttff-connects" help:"Sequential single-player connects per protocol for TTFF." default:"20"`
 	TTFFJitter      time.Duration `name:"ttff-jitter" help:"Random extra pause (0..this) between RTMP/HTTP-FLV TTFF connects, so they land at random points of the 2 s GOP." default:"2s"`
 	TCPTime         time.Duration `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
-	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player)." default:"10s"`
+	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player)." default:"20s"`
 	LatWarmup       time.Duration `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
 	FailoverRuns    int           `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
 	FailoverObserve time.Duration `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
 	NginxWorkers    int           `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push)." default:"1"`
 	PeerLogLevel    string        `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
 	Clip            string        `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
+	Rounds          int           `help:"Alternating peer/nginx rounds at the largest N after the series (0: skip); the players per CPU second goal is judged on their median." default:"3"`
 	MergeWrite      time.Duration `name:"merge-write" help:"Also measure fan-out at the largest N on a peer node run with this --merge-write (0: skip)." default:"100ms"`
 	Keep            bool          `help:"Keep the temp dir (logs, clip, nginx.conf files) after the run."`
 	JSON            string        `name:"json" help:"Also write all results as JSON to this file."`
@@ -142,6 +143,7 @@ type report struct {
 	ClipMbps        float64         `json:"clip_mbps"`
 	ClipTagsPerSec  float64         `json:"clip_tags_per_second"`
 	Fanout          []fanoutSeries  `json:"fanout"`
+	Rounds          []round         `json:"rounds,omitempty"`
 	Latency         []latencyResult `json:"latency"`
 	PeerLatTopology string          `json:"peer_latency_topology"`
 	TTFF            []ttffResult    `json:"ttff"`

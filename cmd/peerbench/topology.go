@@ -28,6 +28,12 @@ type latencyResult struct {
 	Max     float64   `json:"max_ms"`
 	Discon  int       `json:"disconnects"`
 	Err     string    `json:"error,omitempty"`
+	// Extra is, for a player behind a hop, how much later than the direct player of the
+	// same protocol it received each frame both got: the hop's own cost, without the
+	// publisher-side jitter both share.
+	Extra    []float64 `json:"extra_vs_direct_ms,omitempty"`
+	ExtraP50 float64   `json:"extra_p50_ms"`
+	ExtraP99 float64   `json:"extra_p99_ms"`
 }
 
 // ttffResult is one protocol's sequential-connect TTFF series.
@@ -66,11 +72,24 @@ func runLatency(ctx context.Context, server string, players []latPlayer, d, warm
 
 func measureLatency(ctx context.Context, server string, players []latPlayer, d, warmup time.Duration) []latencyResult {
 	sleep(ctx, d)
+	frames := make([][]recv, len(players))
+	direct := map[string]map[uint32]time.Time{} // protocol -> seq -> receive time at the direct player
+	for i, lp := range players {
+		frames[i], _, _ = lp.p.snapshot()
+		if lp.path == "direct" {
+			at := map[uint32]time.Time{}
+			for _, f := range frames[i] {
+				at[f.Seq] = f.At
+			}
+			direct[lp.proto] = at
+		}
+	}
 	var out []latencyResult
-	for _, lp := range players {
-		frames, disc, _ := lp.p.snapshot()
+	for i, lp := range players {
+		_, disc, _ := lp.p.snapshot()
 		r := latencyResult{Server: server, Path: lp.path, Proto: lp.proto, Node: lp.node, Discon: len(disc)}
-		r.Samples = latencies(frames, lp.p.start.Add(warmup))
+		from := lp.p.start.Add(warmup)
+		r.Samples = latencies(frames[i], from)
 		r.N = len(r.Samples)
 		if r.N == 0 {
 			r.Err = "no frames received"
@@ -79,6 +98,14 @@ func measureLatency(ctx context.Context, server string, players []latPlayer, d, 
 			}
 		} else {
 			r.P50, r.P99, r.Max = loadclient.Percentile(r.Samples, 50), loadclient.Percentile(r.Samples, 99), loadclient.Percentile(r.Samples, 100)
+		}
+		if at, ok := direct[lp.proto]; ok && lp.path != "direct" {
+			for _, f := range frames[i] {
+				if d, ok := at[f.Seq]; ok && !f.Sent.Before(from) {
+					r.Extra = append(r.Extra, float64(f.At.Sub(d))/float64(time.Millisecond))
+				}
+			}
+			r.ExtraP50, r.ExtraP99 = loadclient.Percentile(r.Extra, 50), loadclient.Percentile(r.Extra, 99)
 		}
 		out = append(out, r)
 	}
