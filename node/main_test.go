@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ func (tn *testNode) stop() {
 	select {
 	case <-tn.done:
 	case <-time.After(10 * time.Second):
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1) // who is still running
 		panic("node did not stop within 10 s")
 	}
 }
