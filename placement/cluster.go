@@ -86,6 +86,9 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	if cfg.GossipAddr == "" || cfg.RaftAddr == "" {
 		return nil, errors.New("placement: GossipAddr and RaftAddr required")
 	}
+	if cfg.Replicas < 0 {
+		return nil, fmt.Errorf("placement: replicas %d: want 0 or more", cfg.Replicas)
+	}
 	c := &Cluster{cfg: cfg, log: log, kick: make(chan struct{}, 1), subs: map[int]func(Change){},
 		nonvoterSince: map[raft.ServerID]time.Time{}}
 	c.ncond = sync.NewCond(&c.nmu)

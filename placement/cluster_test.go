@@ -498,3 +498,21 @@ func TestGracefulLeave(t *testing.T) {
 	})
 	_ = nodes
 }
+
+// Replicas 0 places a stream with a master only (it used to be read as "the default, 2"),
+// and a negative count is refused.
+func TestZeroReplicas(t *testing.T) {
+	h := newHarness(t, "secret")
+	h.tweak = func(c *Config) { c.Replicas = 0 }
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	a, err := nodes[1].Acquire(ctxT(t, 5*time.Second), "live/solo", "n2")
+	if err != nil || a.Master != "n2" || len(a.Replicas) != 0 {
+		t.Fatalf("acquire: %+v %v; want master n2 and no replicas", a, err)
+	}
+	cfg := h.config("n9", false)
+	cfg.Replicas = -1
+	if _, err := New(cfg, nil); err == nil {
+		t.Fatal("replicas -1 accepted")
+	}
+}

@@ -22,7 +22,7 @@ type Config struct {
 	ClusterKey string // gossip encryption + transport/RPC authentication
 	Bootstrap  bool   // `peer run`: form a cluster of one if there is no raft state
 
-	Replicas          int // slave replicas per stream (default 2)
+	Replicas          int // slave replicas per stream (0: none; the CLI's default is 2)
 	MaxVoters         int // default 5
 	MinQuorum         int // never remove a failed voter below this many healthy voters (default 3)
 	MaxStreamsPerNode int // 0 = unlimited; a node at the limit counts as overloaded
@@ -73,9 +73,6 @@ func (c *Config) setDefaults() {
 		if *d == 0 {
 			*d = v
 		}
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 2
 	}
 	if c.MaxVoters == 0 {
 		c.MaxVoters = 5
