@@ -66,6 +66,17 @@ func sinkPlayer(t *testing.T, sink *fakeSink) (*Player, *Publisher) {
 	return pl, pub
 }
 
+// idlePlayer joins live/a, takes its start tags and returns it idle with sink set: a
+// player that keeps up, between two frames.
+func idlePlayer(t testing.TB, h *Hub, opts PlayOptions, sink Sink) *Player {
+	pl, _ := h.Play("live", "a", opts)
+	t.Cleanup(pl.Close)
+	pl.Next(context.Background(), nil)
+	pl.SetSink(sink)
+	nextWithin(pl, time.Millisecond) // back to idle
+	return pl
+}
+
 // nextWithin is Next bounded in time: ok false when nothing came.
 func nextWithin(pl *Player, d time.Duration) ([]*flv.Tag, bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -164,12 +175,8 @@ func TestFanOutShards(t *testing.T) {
 	const n = 3*fanOutShard + 5
 	sinks := make([]*fakeSink, n)
 	for i := range sinks {
-		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test"})
-		defer pl.Close()
-		pl.Next(context.Background(), nil)
-		nextWithin(pl, time.Millisecond) // back to idle
 		sinks[i] = &fakeSink{}
-		pl.SetSink(sinks[i])
+		idlePlayer(t, h, PlayOptions{Kind: "test"}, sinks[i])
 	}
 	for i := range 3 {
 		pub.Write(flv.TypeVideo, uint32(40*(i+1)), interFr)
@@ -207,11 +214,7 @@ func TestFanOutWritesLinksFirst(t *testing.T) {
 		log []string
 	)
 	join := func(name string, internal bool) {
-		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Internal: internal})
-		t.Cleanup(pl.Close)
-		pl.Next(context.Background(), nil)
-		pl.SetSink(orderSink{name: name, log: &log, mu: &mu})
-		nextWithin(pl, time.Millisecond) // back to idle
+		idlePlayer(t, h, PlayOptions{Kind: "test", Internal: internal}, orderSink{name: name, log: &log, mu: &mu})
 	}
 	for range 2*fanOutShard + 3 { // enough users to split the writes over goroutines
 		join("user", false)
@@ -272,12 +275,7 @@ func TestMergeWrite(t *testing.T) {
 	sinks := map[bool]*fakeSink{false: {}, true: {}}
 	players := map[bool]*Player{}
 	for _, internal := range []bool{false, true} {
-		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Internal: internal})
-		defer pl.Close()
-		pl.Next(context.Background(), nil)
-		pl.SetSink(sinks[internal])
-		nextWithin(pl, time.Millisecond)
-		players[internal] = pl
+		players[internal] = idlePlayer(t, h, PlayOptions{Kind: "test", Internal: internal}, sinks[internal])
 	}
 	for ms := uint32(20); ms <= 240; ms += 20 {
 		if ms%40 == 0 {
