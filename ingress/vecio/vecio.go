@@ -146,9 +146,8 @@ func (w *Writer) writev(fd uintptr, bufs [][]byte) (int, [][]byte, error) {
 			return total, nil, nil
 		}
 		// RawSyscall: the socket is nonblocking, so the call never parks the thread, and
-		// skipping the runtime's syscall bookkeeping keeps sysmon from handing this P to
-		// another thread mid-write (at 1000 players that handoff and sysmon's 20 µs wakeups
-		// were a fifth of the node's CPU).
+		// skipping the runtime's syscall bookkeeping keeps sysmon asleep and from handing
+		// this P to another thread mid-write (see Reader).
 		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.vecs[0])), uintptr(len(w.vecs)))
 		switch {
 		case errno == syscall.EINTR:
