@@ -165,7 +165,7 @@ func (p *synthPublisher) run(ctx context.Context) {
 // stream1 sends frames on one connection until an error or ctx ends.
 func (p *synthPublisher) stream1(ctx context.Context, c *rtmp.Client, start time.Time, seq *uint32) error {
 	ms := func() int64 { return time.Since(start).Milliseconds() }
-	if err := c.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, ms(), p.avcc)}); err != nil {
+	if _, err := c.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, ms(), p.avcc)}); err != nil {
 		return err
 	}
 	interval := time.Second / synthFPS
@@ -181,7 +181,7 @@ func (p *synthPublisher) stream1(ctx context.Context, c *rtmp.Client, start time
 		now := time.Now()
 		*seq++
 		data := synthFrame(i%synthGOP == 0, *seq, now)
-		if err := c.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, now.Sub(start).Milliseconds(), data)}); err != nil {
+		if _, err := c.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, now.Sub(start).Milliseconds(), data)}); err != nil {
 			return err
 		}
 		p.mu.Lock()

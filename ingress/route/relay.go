@@ -61,9 +61,12 @@ func (r *Router) relay(ctx context.Context, app, name, remote string, a placemen
 // relaySink is where a relay link delivers: the master's RTMP port, or this node's own
 // hub when placement made this node the master after all (all origins died).
 type relaySink interface {
-	write(tags []*flv.Tag) error
+	write(tags []*flv.Tag) (int64, error)
 	close()
 	node() string // the master it delivers to
+	// inline is the media.Sink the stream's fan-out may write through from the
+	// publisher's goroutine, or nil when every write must come from the link's.
+	inline() media.Sink
 }
 
 type remoteSink struct {
@@ -71,9 +74,10 @@ type remoteSink struct {
 	master string
 }
 
-func (s remoteSink) write(tags []*flv.Tag) error { return s.c.WriteTags(tags) }
-func (s remoteSink) close()                      { s.c.Close() }
-func (s remoteSink) node() string                { return s.master }
+func (s remoteSink) write(tags []*flv.Tag) (int64, error) { return s.c.WriteTags(tags) }
+func (s remoteSink) close()                               { s.c.Close() }
+func (s remoteSink) node() string                         { return s.master }
+func (s remoteSink) inline() media.Sink                   { return s.c }
 
 // localSink delivers to this node's hub when the node is the master itself.
 type localSink struct {
@@ -85,19 +89,25 @@ type localSink struct {
 
 func (s localSink) node() string { return s.self }
 
+// inline: none, a local publish from inside another stream's fan-out would run that
+// stream's fan-out on this one's goroutine.
+func (s localSink) inline() media.Sink { return nil }
+
 // errLocalSinkGone: the relay must re-point, like a remote master's failed write (local
 // writes never fail by themselves, so without it a fenced or closed sink would swallow
 // the stream).
 var errLocalSinkGone = errors.New("this node is no longer the stream's master")
 
-func (s localSink) write(tags []*flv.Tag) error {
+func (s localSink) write(tags []*flv.Tag) (int64, error) {
 	if s.closed.Load() || s.pub.Kicked() {
-		return errLocalSinkGone
+		return 0, errLocalSinkGone
 	}
+	var n int64
 	for _, t := range tags {
 		s.pub.WriteAt(t.Type, t.Time, t.Data())
+		n += int64(len(t.Raw))
 	}
-	return nil
+	return n, nil
 }
 
 func (s localSink) close() {
@@ -204,8 +214,15 @@ func (r *Router) runRelay(ctx context.Context, app, name string, player *media.P
 	}
 }
 
-// pump copies a local stream to a sink until either side fails.
+// pump copies a local stream to a sink until either side fails. A sink that can take
+// nonblocking writes is written by the stream's fan-out while it keeps up (a link to
+// another node is then written first, with no goroutine woken per frame); this
+// goroutine writes what the fan-out hands over (Next returns no tags when all it has
+// to do is finish a partial write, which write does first).
 func pump(ctx context.Context, p *media.Player, s relaySink) error {
+	if in := s.inline(); in != nil {
+		p.SetSink(in)
+	}
 	var batch []*flv.Tag
 	for {
 		var err error
@@ -213,8 +230,9 @@ func pump(ctx context.Context, p *media.Player, s relaySink) error {
 		if err != nil {
 			return err
 		}
-		err = s.write(batch)
+		n, err := s.write(batch)
 		clear(batch)
+		p.Sent(int(n))
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,12 @@
 package route
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -28,7 +31,7 @@ func TestLocalSinkFailsOnceKickedOrClosed(t *testing.T) {
 		}
 		finished := 0
 		s := localSink{pub: pub, finish: func() { finished++ }, self: "n1", closed: new(atomic.Bool)}
-		if err := s.write([]*flv.Tag{tag}); err != nil {
+		if _, err := s.write([]*flv.Tag{tag}); err != nil {
 			t.Fatalf("write to a live local sink: %v", err)
 		}
 		if end == "kick" {
@@ -37,11 +40,79 @@ func TestLocalSinkFailsOnceKickedOrClosed(t *testing.T) {
 			s.close()
 			s.close()
 		}
-		if err := s.write([]*flv.Tag{tag}); !errors.Is(err, errLocalSinkGone) {
+		if _, err := s.write([]*flv.Tag{tag}); !errors.Is(err, errLocalSinkGone) {
 			t.Fatalf("write after %s: %v, want errLocalSinkGone", end, err)
 		}
 		if end == "close" && finished != 1 {
 			t.Fatalf("finish ran %d times, want once", finished)
+		}
+	}
+}
+
+// fakeLink is a relaySink that records which path each tag took: inline, through
+// TryWrite on the publisher's goroutine, or write, on the link's.
+type fakeLink struct {
+	mu              sync.Mutex
+	inlined, queued int
+}
+
+func (f *fakeLink) write(tags []*flv.Tag) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queued += len(tags)
+	return 0, nil
+}
+func (f *fakeLink) close()             {}
+func (f *fakeLink) node() string       { return "n2" }
+func (f *fakeLink) inline() media.Sink { return f }
+func (f *fakeLink) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inlined += len(tags)
+	return 0, media.SinkDone, nil
+}
+
+func (f *fakeLink) counts() (inlined, queued int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inlined, f.queued
+}
+
+// A link to another node is written by the stream's fan-out, on the publisher's
+// goroutine, while it keeps up: no goroutine is woken per frame, and the next node gets
+// the frame before any local player.
+func TestPumpWritesLinksInline(t *testing.T) {
+	h := media.NewHub(media.DefaultConfig(), zap.NewNop())
+	pub, err := h.Publish("live", "a", "test", media.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	player, err := h.Play("live", "a", media.PlayOptions{Kind: "link-forward", Internal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer player.Close()
+	link := &fakeLink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pump(ctx, player, link) }()
+	defer func() { cancel(); <-done }()
+
+	// The first frame shows the link is running (it took either path).
+	pub.WriteAt(flv.TypeVideo, 0, []byte{0x17, 1, 0, 0, 0})
+	deadline := time.Now().Add(5 * time.Second)
+	for in, q := link.counts(); in+q == 0; in, q = link.counts() {
+		if time.Now().After(deadline) {
+			t.Fatal("the link got nothing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	in0, q0 := link.counts()
+	for i := 1; i <= 10; i++ {
+		pub.WriteAt(flv.TypeVideo, int64(i)*40, []byte{0x27, 1, 0, 0, 0})
+		if in, q := link.counts(); in != in0+i || q != q0 {
+			t.Fatalf("after frame %d: %d tags written inline, %d by the link's goroutine; want every frame inline", i, in-in0, q-q0)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
+	"peer/media"
 	"peer/media/flv"
 )
 
@@ -190,10 +191,19 @@ func (c *Client) ReadMedia() (*rawmessage.Message, error) {
 	}
 }
 
-// WriteTags publishes tags with one write, straight from their shared bytes.
-func (c *Client) WriteTags(tags []*flv.Tag) error {
-	_, err := c.writeTags(tags)
-	return err
+// WriteTags publishes tags with one write, straight from their shared bytes, and
+// returns the media bytes sent (a rest TryWrite left pending included).
+func (c *Client) WriteTags(tags []*flv.Tag) (int64, error) {
+	return c.writeTags(tags)
+}
+
+// TryWrite makes a publishing client a media.Sink: the stream's fan-out writes to the
+// link from the publisher's goroutine, with no goroutine to wake per frame, and hands
+// over to the link's goroutine (WriteTags) when the socket does not take everything.
+// The player's writer handoff keeps the two from writing at once; a publishing client
+// writes nothing else.
+func (c *Client) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
+	return c.tryWriteTags(tags)
 }
 
 // Close ends the connection.

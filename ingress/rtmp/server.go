@@ -378,11 +378,7 @@ func (ss *session) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
 		return 0, media.SinkBusy, nil // a reply or ping answer is going out
 	}
 	defer ss.wmu.Unlock()
-	if ss.vec.Pending() {
-		return 0, media.SinkBusy, nil
-	}
-	n, complete, err := ss.tryWriteTags(tags)
-	return n, media.WriteResult(complete), err
+	return ss.tryWriteTags(tags)
 }
 
 func (ss *session) reply(cmd *Command, values ...any) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 
 	"peer/ingress/vecio"
+	"peer/media"
 	"peer/media/flv"
 )
 
@@ -133,13 +134,17 @@ func (c *wire) writeTags(tags []*flv.Tag) (int64, error) {
 // keepVecs is the most vectors (and their chunk headers) kept between writes.
 const keepVecs = 64
 
-// tryWriteTags is writeTags without blocking: what the socket does not take stays
-// pending for the next write. It must not be called with anything pending.
-func (c *wire) tryWriteTags(tags []*flv.Tag) (int, bool, error) {
+// tryWriteTags is writeTags without blocking, for a media.Sink: what the socket does
+// not take stays pending for the player's goroutine (writeTags sends it first). With
+// something already pending it writes nothing and reports the connection busy.
+func (c *wire) tryWriteTags(tags []*flv.Tag) (int, media.SinkResult, error) {
+	if c.vec.Pending() {
+		return 0, media.SinkBusy, nil
+	}
 	c.chunkTags(tags)
 	n, complete, err := c.vec.TryWrite(c.iov)
 	c.mediaOut += uint64(n)
-	return n, complete, err
+	return n, media.WriteResult(complete), err
 }
 
 func (c *wire) chunkTags(tags []*flv.Tag) {
