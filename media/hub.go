@@ -91,7 +91,7 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 			players: map[*Player]struct{}{}}
 		if !h.cfg.NoHLS {
 			hcfg := h.cfg.HLS
-			hcfg.OnCut = s.writeMarker
+			hcfg.OnCut = s.holdCut
 			hcfg.URIPrefix = name + "/"
 			if hcfg.Dir != "" {
 				// DIR/app/name.m3u8 listing name/N.ts: the layout the HTTP URLs have.

@@ -138,9 +138,12 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 	if p.size < wakeAt {
 		return dropped, false
 	}
-	if inline && p.sink != nil && p.writer == writerNone {
+	switch {
+	case inline && p.sink != nil && p.writer == writerNone:
 		p.writer = writerFanOut
 		return dropped, true
+	case p.writer == writerFanOut:
+		return dropped, false // claimed earlier in this round: the fan-out takes t too
 	}
 	p.signal()
 	return dropped, false

@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
+	"peer/media/hls"
 )
 
 // fakeSink records what the fan-out wrote and answers with the scripted results.
@@ -298,5 +300,64 @@ func TestMergeWrite(t *testing.T) {
 	got, ok, err := nextWithin(players[false], time.Second)
 	if !ok || err != nil || len(got) != 2 || got[1].Time != 280 {
 		t.Fatalf("held tags after the publisher left: %v %v %v", describe(got), ok, err)
+	}
+}
+
+// callSink records each TryWrite call's tags.
+type callSink struct {
+	mu    sync.Mutex
+	calls [][]*flv.Tag
+}
+
+func (c *callSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, append([]*flv.Tag(nil), tags...))
+	return len(tags), SinkDone, nil
+}
+
+func (c *callSink) take() [][]*flv.Tag {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	calls := c.calls
+	c.calls = nil
+	return calls
+}
+
+// avcSeq64 is a real H.264 sequence header (64x64 baseline, from ffmpeg): with it this
+// node's HLS packager makes its own cuts.
+var avcSeq64 = []byte{0x17, 0, 0, 0, 0, 0x01, 0x42, 0xc0, 0x0a, 0xff, 0xe1, 0x00, 0x16, 0x67, 0x42, 0xc0,
+	0x0a, 0xda, 0x10, 0x9b, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
+	0x22, 0x6a, 0x01, 0x00, 0x04, 0x68, 0xce, 0x0f, 0xc8}
+
+// At an HLS cut a cluster link gets the marker and the keyframe it cuts at in one
+// write from the publisher's goroutine, whether this node made the cut (a leader) or
+// took it from its feed (a follower): its own goroutine is never woken for it.
+func TestCutGoesOutWithKeyframeInline(t *testing.T) {
+	for _, src := range []Source{User, Feed} {
+		h := testHub(t, 64)
+		pub, _ := h.Publish("live", "a", "x", src)
+		pub.Write(flv.TypeVideo, 0, avcSeq64)
+		pub.Write(flv.TypeVideo, 0, keyframe)
+		sink := &callSink{}
+		link := idlePlayer(t, h, PlayOptions{Kind: "link", Internal: true}, sink)
+		sink.take()
+		pub.Write(flv.TypeVideo, 40, interFr)
+		at := uint32(h.cfg.HLS.Fragment.Milliseconds()) + 40
+		if src == Feed {
+			pub.WriteAt(flv.TypeScript, int64(at), hls.CutMarker(hls.Cut{Seq: 7}, int64(at)).Data())
+		}
+		pub.Write(flv.TypeVideo, at, keyframe)
+		calls := sink.take()
+		if len(calls) != 2 || len(calls[1]) != 2 || !hls.IsCutMarker(calls[1][0]) || !calls[1][1].IsKeyframe() {
+			var got []string
+			for _, c := range calls {
+				got = append(got, fmt.Sprint(describe(c)))
+			}
+			t.Fatalf("source %d: writes %v; want the frame, then marker and keyframe in one", src, got)
+		}
+		if len(link.wake) != 0 {
+			t.Fatalf("source %d: the link's goroutine was woken", src)
+		}
 	}
 }

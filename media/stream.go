@@ -28,6 +28,7 @@ type Stream struct {
 	audioSeq   *flv.Tag
 	gop        []*flv.Tag
 	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
+	cut        *flv.Tag // a cut marker to send with the next tag (publisher's goroutine only)
 	gopBytes   int
 	players    map[*Player]struct{}
 	lastTime   int64
@@ -67,24 +68,51 @@ func (s *Stream) write(t *flv.Tag, feed bool, fo *fanOut) {
 	s.bytesIn.Add(uint64(len(t.Raw)))
 	if hls.IsCutMarker(t) {
 		// A follower cuts where its feed's leader did and passes the marker on to its own
-		// links; a leader decides its own cuts.
+		// links, together with the tag it cuts at; a leader decides its own cuts.
 		if feed && s.hls != nil {
-			s.hls.WriteTag(t)
-			s.writeMarker(t)
+			if s.cut != nil {
+				s.send(nil, feed, fo) // two markers in a row: the first goes alone
+			}
+			s.cut = t
 		}
 		return
 	}
 	if s.hls != nil {
-		s.hls.Cut(t) // a leader's cut marker goes out (writeMarker) before t
+		s.hls.Cut(t) // a leader's marker (holdCut) goes out with t, ahead of it
 	}
+	s.send(t, feed, fo)
+}
+
+// holdCut is the HLS packager's OnCut: the marker goes out with the tag being written.
+func (s *Stream) holdCut(m *flv.Tag) { s.cut = m }
+
+// send writes the held cut marker, if any, and t (if not nil) to the players in one
+// round, then packages them for HLS: players do not wait for the packaging, and at a
+// cut the next node gets marker and keyframe in one write, from this goroutine.
+func (s *Stream) send(t *flv.Tag, feed bool, fo *fanOut) {
+	cut := s.cut
+	s.cut = nil
 	s.mu.Lock()
-	if s.storeLocked(t, feed) {
+	if cut != nil {
+		// Internal players only (push filters markers out for the others); it stays in
+		// the GOP cache ahead of the keyframe it precedes.
+		s.lastMarker = cut
+		s.cacheGOP(cut)
+		s.fanOutLocked(cut, fo)
+	}
+	if t != nil && s.storeLocked(t, feed) {
 		s.fanOutLocked(t, fo)
 	}
 	s.mu.Unlock()
 	fo.flush()
-	if s.hls != nil {
-		s.hls.Mux(t) // players do not wait for the packaging
+	if s.hls == nil {
+		return
+	}
+	if cut != nil && feed {
+		s.hls.WriteTag(cut) // a leader's packager cut when it made the marker
+	}
+	if t != nil {
+		s.hls.Mux(t)
 	}
 }
 
@@ -122,18 +150,8 @@ func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 	return true
 }
 
-// writeMarker queues an HLS cut marker to the internal players (the push filters out
-// the others) and keeps it in the GOP cache ahead of the keyframe it precedes.
-func (s *Stream) writeMarker(m *flv.Tag) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lastMarker = m
-	s.cacheGOP(m)
-	s.fanOutLocked(m, nil)
-}
-
 // fanOutLocked queues t to every player. Players whose goroutine is idle and who have a
-// Sink are claimed into fo instead of woken (with fo nil, all are woken).
+// Sink are claimed into fo instead of woken.
 func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
 	wakeAt := 0 // wake (or claim) the player now
 	if t.Type == flv.TypeAudio && s.videoSeq != nil {
@@ -148,7 +166,7 @@ func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
 		if p.internal {
 			w = wakeAt
 		}
-		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, w, fo != nil)
+		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, w, true)
 		if dropped {
 			s.hub.log.Warn("player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
