@@ -474,10 +474,10 @@ func writeMarkdown(w io.Writer, c *cli, r *report) {
 	}
 	if len(r.Latency) > 0 {
 		fmt.Fprint(w, "\n## Latency series\n\n")
-		fmt.Fprintln(w, "| server | path | proto | node | samples | p50 ms | p99 ms | max ms | disconnects | error |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| server | players | path | proto | node | samples | p50 ms | p99 ms | max ms | disconnects | error |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, l := range r.Latency {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %.1f | %.1f | %.1f | %d | %s |\n", l.Server, l.Path, l.Proto, l.Node, l.N, l.P50, l.P99, l.Max, l.Discon, l.Err)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d | %.1f | %.1f | %.1f | %d | %s |\n", l.Server, l.Set, l.Path, l.Proto, l.Node, l.N, l.P50, l.P99, l.Max, l.Discon, l.Err)
 		}
 	}
 	if len(r.PeerFailover) > 0 || r.NginxFailover != nil {
@@ -528,7 +528,7 @@ func writeMarkdown(w io.Writer, c *cli, r *report) {
 		"whose CPU: on loopback the kernel delivers a segment in the context of whichever process makes it leave; a write held by Nagle leaves when the player's ACK comes in, and that work is charged to the player (peerload), not the server.",
 		"RSS per player: (median VmRSS over 1 s samples in the window - RSS with 0 players) / connected players.",
 		"The players (peerload) run on the same 2 cores as the server: at high N the client competes for CPU, and \"full rate\" can fail on the client side; client CPU s is in the step table.",
-		"extra latency of one hop: for every frame both received, the hop player's receive time minus the direct player's (same protocol, same run, same clock), so the publisher's jitter cancels; the hop player is one process away, so this includes the hop node's read, fan-out and write.",
+		"extra latency of one hop: for every frame both received, the hop player's receive time minus the direct player's (same protocol, same run, same clock), so the publisher's jitter cancels; the hop player is one process away, so this includes the hop node's read, fan-out and write. RTMP direct and hop (and the comparison) come from a run with only those two players, the set nginx is measured with; HTTP-FLV and the replica from a second, shorter run with every player.",
 		"glass-to-glass: receive wall time - send wall time embedded in each synthetic frame (in-repo RTMP publisher and players, no decoding); frames sent in the first 1.5 s after a player started are not counted (GOP burst).",
 		"TTFF: RTMP/HTTP-FLV from dial to the first video frame; HLS from the playlist request to the last byte of the first segment listed (new connection each time).",
 		"failover stall: longest wall gap between two frames that advance the sequence number, from 1 s before the SIGKILL to the end of the watch window (no fresh frame at all: the whole window).",

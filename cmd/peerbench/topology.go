@@ -18,7 +18,8 @@ import (
 // latencyResult is one player's glass-to-glass latency series.
 type latencyResult struct {
 	Server  string    `json:"server"`
-	Path    string    `json:"path"` // direct | hop
+	Set     string    `json:"player_set"` // setNginx | setAll
+	Path    string    `json:"path"`       // direct | hop
 	Proto   string    `json:"protocol"`
 	Node    string    `json:"node"`
 	Samples []float64 `json:"samples_ms"`
@@ -52,15 +53,23 @@ type latPlayer struct {
 	p                 *synthPlayer
 }
 
+// The player sets of the latency measurement.
+const (
+	setNginx = "rtmp direct + edge"   // what nginx is measured with: the hop comparison
+	setAll   = "every path and proto" // peer only: HTTP-FLV and the replica too
+)
+
 // measureLatency runs the players for d against an already running synthetic
 // publisher and turns what they received into latency series. Frames sent within the
 // first warmup after a player started are left out: they include the GOP burst.
-// runLatency measures, then stops the synthetic publisher and players (stop, then wait
-// for pubDone and each player) and logs the results.
-func runLatency(ctx context.Context, server string, players []latPlayer, d, warmup time.Duration, stop context.CancelFunc, pubDone <-chan struct{}) []latencyResult {
-	res := measureLatency(ctx, server, players, d, warmup)
+// runLatency measures, then stops the players (stop, which ends the synthetic publisher
+// too when pubDone is not nil, then waits for it and each player) and logs the results.
+func runLatency(ctx context.Context, server, set string, players []latPlayer, d, warmup time.Duration, stop context.CancelFunc, pubDone <-chan struct{}) []latencyResult {
+	res := measureLatency(ctx, server, set, players, d, warmup)
 	stop()
-	<-pubDone
+	if pubDone != nil {
+		<-pubDone
+	}
 	for _, lp := range players {
 		<-lp.p.done
 	}
@@ -70,7 +79,7 @@ func runLatency(ctx context.Context, server string, players []latPlayer, d, warm
 	return res
 }
 
-func measureLatency(ctx context.Context, server string, players []latPlayer, d, warmup time.Duration) []latencyResult {
+func measureLatency(ctx context.Context, server, set string, players []latPlayer, d, warmup time.Duration) []latencyResult {
 	sleep(ctx, d)
 	frames := make([][]recv, len(players))
 	direct := map[string]map[uint32]time.Time{} // protocol -> seq -> receive time at the direct player
@@ -87,7 +96,7 @@ func measureLatency(ctx context.Context, server string, players []latPlayer, d, 
 	var out []latencyResult
 	for i, lp := range players {
 		_, disc, _ := lp.p.snapshot()
-		r := latencyResult{Server: server, Path: lp.path, Proto: lp.proto, Node: lp.node, Discon: len(disc)}
+		r := latencyResult{Server: server, Set: set, Path: lp.path, Proto: lp.proto, Node: lp.node, Discon: len(disc)}
 		from := lp.p.start.Add(warmup)
 		r.Samples = latencies(frames[i], from)
 		r.N = len(r.Samples)
@@ -120,10 +129,9 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 	if err := os.MkdirAll(tdir, 0o755); err != nil {
 		return err
 	}
-	// Three nodes with --replicas 1: the publishing node n1 masters the stream, one node
-	// gets forwarded copies (replica), the third pulls when a player arrives (edge).
-	// (--replicas 0 with two nodes would be the natural pure-edge setup, but peer treats
-	// 0 as "default 2", so the second node became a replica.)
+	// Three nodes with --replicas 1, as nginx's origin pushes to one replica: the
+	// publishing node n1 masters the stream, one node gets forwarded copies (replica),
+	// the third pulls when a player arrives (edge).
 	nodes, err := startPeerCluster(ctx, ps, b.peer, tdir, 3, func(int) []string { return []string{"--replicas", "1"} })
 	defer func() {
 		for _, n := range nodes {
@@ -159,14 +167,14 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 			cancel()
 			return err
 		}
-		logf("latency: synthetic publisher at n1; RTMP+HTTP-FLV players at n1 (master), %s (replica), %s (edge) for %v", replica.nodeName, edge.nodeName, c.LatDuration)
+		// First the players nginx gets, an RTMP player at the master and one at the edge,
+		// so that the hop comparison runs with the same work on the servers and in this
+		// process (whose receive times are the measurement); then every protocol and path.
+		logf("latency: synthetic publisher at n1; RTMP players at n1 (master) and %s (edge), as for nginx, for %v", edge.nodeName, c.LatDuration)
+		sctx, stopSet := context.WithCancel(pctx)
 		players := []latPlayer{
-			{"direct", "rtmp", "n1", startSynthPlayer(pctx, "rtmp", n1.rtmp, "live", "lat", false, 5*time.Second)},
-			{"direct", "http-flv", "n1", startSynthPlayer(pctx, "http-flv", n1.http, "live", "lat", false, 5*time.Second)},
-			{"hop", "rtmp", edge.nodeName + " (edge)", startSynthPlayer(pctx, "rtmp", edge.rtmp, "live", "lat", false, 5*time.Second)},
-			{"hop", "http-flv", edge.nodeName + " (edge)", startSynthPlayer(pctx, "http-flv", edge.http, "live", "lat", false, 5*time.Second)},
-			{"replica", "rtmp", replica.nodeName + " (replica)", startSynthPlayer(pctx, "rtmp", replica.rtmp, "live", "lat", false, 5*time.Second)},
-			{"replica", "http-flv", replica.nodeName + " (replica)", startSynthPlayer(pctx, "http-flv", replica.http, "live", "lat", false, 5*time.Second)},
+			{"direct", "rtmp", "n1", startSynthPlayer(sctx, "rtmp", n1.rtmp, "live", "lat", false, 5*time.Second)},
+			{"hop", "rtmp", edge.nodeName + " (edge)", startSynthPlayer(sctx, "rtmp", edge.rtmp, "live", "lat", false, 5*time.Second)},
 		}
 		sleep(ctx, 2*time.Second)
 		if a, ok := assignment(n1, "live/lat"); ok {
@@ -175,7 +183,19 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 				rep.PeerLatTopology += fmt.Sprintf(" (WARNING: %s is not listed as an edge)", edge.nodeName)
 			}
 		}
-		rep.Latency = append(rep.Latency, runLatency(ctx, "peer", players, c.LatDuration-2*time.Second, c.LatWarmup, cancel, pub.done)...)
+		rep.Latency = append(rep.Latency, runLatency(ctx, "peer", setNginx, players, c.LatDuration-2*time.Second, c.LatWarmup, stopSet, nil)...)
+		d := max(c.LatDuration/2, 5*time.Second)
+		logf("latency: RTMP+HTTP-FLV players at n1 (master), %s (replica), %s (edge) for %v", replica.nodeName, edge.nodeName, d)
+		players = []latPlayer{
+			{"direct", "rtmp", "n1", startSynthPlayer(pctx, "rtmp", n1.rtmp, "live", "lat", false, 5*time.Second)},
+			{"direct", "http-flv", "n1", startSynthPlayer(pctx, "http-flv", n1.http, "live", "lat", false, 5*time.Second)},
+			{"hop", "rtmp", edge.nodeName + " (edge)", startSynthPlayer(pctx, "rtmp", edge.rtmp, "live", "lat", false, 5*time.Second)},
+			{"hop", "http-flv", edge.nodeName + " (edge)", startSynthPlayer(pctx, "http-flv", edge.http, "live", "lat", false, 5*time.Second)},
+			{"replica", "rtmp", replica.nodeName + " (replica)", startSynthPlayer(pctx, "rtmp", replica.rtmp, "live", "lat", false, 5*time.Second)},
+			{"replica", "http-flv", replica.nodeName + " (replica)", startSynthPlayer(pctx, "http-flv", replica.http, "live", "lat", false, 5*time.Second)},
+		}
+		sleep(ctx, 2*time.Second)
+		rep.Latency = append(rep.Latency, runLatency(ctx, "peer", setAll, players, d-2*time.Second, c.LatWarmup, cancel, pub.done)...)
 	}
 	if c.part("ttff") {
 		pub, err := startClipPublisher(ps, tdir, "ttff-peer", clip.path, "rtmp://"+n1.rtmp+"/live/bench")
@@ -238,7 +258,7 @@ func runNginxTopology(ctx context.Context, c *cli, ps *procs, dir string, clip c
 			{"direct", "rtmp", "origin", startSynthPlayer(pctx, "rtmp", origin.rtmp, "lat", "lat", false, 5*time.Second)},
 			{"hop", "rtmp", "edge", startSynthPlayer(pctx, "rtmp", edge.rtmp, "lat", "lat", false, 5*time.Second)},
 		}
-		rep.Latency = append(rep.Latency, runLatency(ctx, "nginx", players, c.LatDuration, c.LatWarmup, cancel, pub.done)...)
+		rep.Latency = append(rep.Latency, runLatency(ctx, "nginx", setNginx, players, c.LatDuration, c.LatWarmup, cancel, pub.done)...)
 	}
 	if c.part("ttff") {
 		url := "rtmp://" + origin.rtmp + "/live/bench"
