@@ -68,6 +68,7 @@ type openSegment struct {
 	disc     bool
 	dseq     uint64
 	buf      *bytes.Buffer
+	reserve  int  // capacity to give buf before the first write (Mux), not at the cut
 	needKey  bool // drop video until a keyframe
 	audioRAI bool // mark the first audio PES as random access (audio carries the PCR)
 }
@@ -94,11 +95,12 @@ type Muxer struct {
 	aac         *aacConfig
 	skipped     [2]uint32 // codec last reported as skipped per track, or noCodec
 	cur         *openSegment
-	nextSeq     uint64 // leader: number of the next segment
-	discPending bool   // leader: Discontinuity() called, cut at the next media tag
-	discCount   uint64 // leader: discontinuities so far
-	target      int64  // TARGETDURATION so far, seconds
-	lastSize    int    // size of the last segment, to preallocate the next
+	nextSeq     uint64     // leader: number of the next segment
+	discPending bool       // leader: Discontinuity() called, cut at the next media tag
+	discCount   uint64     // leader: discontinuities so far
+	target      int64      // TARGETDURATION so far, seconds
+	lastSize    int        // size of the last segment, to preallocate the next
+	ended       []*segment // closed at a cut, published by Mux once the cut's tag is out
 	annexB      []byte
 	audio       []byte // ADTS frames waiting for their PES
 	audioFrames int
@@ -174,10 +176,16 @@ func (m *Muxer) isAudioFrame(t *flv.Tag) bool {
 	return t.Type == flv.TypeAudio && t.AudioCodec() == flv.AudioAAC && len(d) >= 2 && d[1] != 0 && m.aac != nil
 }
 
-// Mux packages t into the current segment (after Cut, which it repeats harmlessly).
+// Mux packages t into the current segment (after Cut, which it repeats harmlessly), and
+// publishes a segment a cut closed.
 func (m *Muxer) Mux(t *flv.Tag) {
 	if m.stopped {
 		return
+	}
+	defer m.publishEnded()
+	if c := m.cur; c != nil && c.reserve > 0 {
+		c.buf.Grow(c.reserve)
+		c.reserve = 0
 	}
 	switch t.Type {
 	case flv.TypeVideo:
@@ -439,12 +447,14 @@ func (m *Muxer) followCut(c Cut, timeMS int64) {
 	m.openSegment(c, timeMS)
 }
 
+// openSegment starts the next segment. Its buffer gets its room at the first write (a
+// leader's cut runs before the keyframe goes to the players, and a segment's worth of
+// fresh memory costs page faults).
 func (m *Muxer) openSegment(c Cut, startMS int64) {
 	buf := new(bytes.Buffer)
-	buf.Grow(m.lastSize + m.lastSize/4)
 	m.cur = &openSegment{
 		seq: c.Seq, startMS: startMS, lastMS: startMS, disc: c.Discontinuity, dseq: c.DiscSeq,
-		buf: buf, needKey: m.ts.video, audioRAI: !m.ts.video,
+		buf: buf, reserve: m.lastSize + m.lastSize/4, needKey: m.ts.video, audioRAI: !m.ts.video,
 	}
 	m.ts.begin(buf)
 	m.mu.Lock()
@@ -452,8 +462,9 @@ func (m *Muxer) openSegment(c Cut, startMS int64) {
 	m.mu.Unlock()
 }
 
-// closeSegment finishes the current segment at endMS, the start of the next one. After a
-// discontinuity endMS is on another timeline, so the segment ends at its last tag.
+// closeSegment finishes the current segment at endMS, the start of the next one, and
+// leaves it for publishEnded. After a discontinuity endMS is on another timeline, so the
+// segment ends at its last tag.
 func (m *Muxer) closeSegment(endMS int64, disc bool) {
 	c := m.cur
 	if c == nil {
@@ -471,7 +482,16 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 	dur := max(endMS-c.startMS, 0)
 	m.target = max(m.target, (dur+999)/1000, 1)
 	m.lastSize = c.buf.Len()
-	m.publish(&segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), durMS: dur, disc: c.disc, dseq: c.dseq})
+	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), durMS: dur, disc: c.disc, dseq: c.dseq})
+}
+
+// publishEnded publishes the segments closed since the last call.
+func (m *Muxer) publishEnded() {
+	for i, s := range m.ended {
+		m.publish(s)
+		m.ended[i] = nil
+	}
+	m.ended = m.ended[:0]
 }
 
 // publish adds a finished segment to the playlist and the store, then mirrors both to Dir.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -334,5 +335,39 @@ func BenchmarkWriteTag(b *testing.B) {
 			m.Discontinuity()
 		}
 		m.WriteTag(tags[i%len(tags)])
+	}
+}
+
+// A leader's Cut runs before the keyframe it cuts at goes to the players, so it only
+// decides: the closed segment is published, and the next one's buffer given its room,
+// by Mux, after the players were served.
+func TestCutLeavesTheWorkToMux(t *testing.T) {
+	tags := makeFLV(t, "aac")
+	m := New(Config{}, nil)
+	defer m.Close()
+	cuts := 0
+	for _, tag := range tags {
+		before, _ := m.Playlist()
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		m.Cut(tag)
+		runtime.ReadMemStats(&ms1)
+		after, _ := m.Playlist()
+		if m.lastSize > 0 && !bytes.Equal(before, after) {
+			t.Fatal("Cut published a segment: that is Mux's work")
+		}
+		if grew := ms1.TotalAlloc - ms0.TotalAlloc; m.lastSize > 0 && grew > uint64(m.lastSize)/2 {
+			t.Fatalf("Cut allocated %d bytes (segments are %d): the next segment's buffer is Mux's work", grew, m.lastSize)
+		}
+		if len(m.ended) > 0 {
+			cuts++
+		}
+		m.Mux(tag)
+		if len(m.ended) > 0 {
+			t.Fatal("Mux left a closed segment unpublished")
+		}
+	}
+	if cuts < 3 {
+		t.Fatalf("%d cuts seen, want at least 3", cuts)
 	}
 }

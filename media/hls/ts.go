@@ -82,9 +82,8 @@ func (x *tsMux) begin(dst *bytes.Buffer) {
 	x.needTables = true
 }
 
-// end closes the current segment and records the counters it left behind.
+// end closes the current segment (writePES recorded the counters it left behind).
 func (x *tsMux) end() {
-	x.observe(x.dst.Bytes())
 	x.dst = &x.scratch
 }
 
@@ -243,6 +242,8 @@ func pmtVersion(p []byte) (int8, bool) {
 // writePES writes one PES into the current segment. pts and dts are 33-bit 90 kHz
 // values; key marks a random access point.
 func (x *tsMux) writePES(pid uint16, pts, dts int64, key bool, payload []byte) error {
+	start := x.dst.Len()
+	defer func() { x.observe(x.dst.Bytes()[start:]) }() // while the packets are in cache
 	pcr := pid == x.pcrPID()
 	// astits writes PAT/PMT itself before a random access point on the PCR PID.
 	forced := key && pcr
