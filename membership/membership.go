@@ -265,6 +265,9 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	mc.SuspicionMaxTimeoutMult = cfg.Timing.SuspicionMaxTimeoutMult
 	mc.TCPTimeout = cfg.Timing.TCPTimeout
 	mc.DeadNodeReclaimTime = time.Second
+	// Gossip messages are a few hundred bytes: LZW saves nothing on them, and its tables
+	// (allocated per message) were a third of what an idle node allocated.
+	mc.EnableCompression = false
 	advHost, advPort := host, nt.GetAutoBindPort()
 	if cfg.AdvertiseAddr != "" {
 		if h, p, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
