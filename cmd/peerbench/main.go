@@ -56,7 +56,7 @@ type cli struct {
 	TTFFConnects    int           `name:"ttff-connects" help:"Sequential single-player connects per protocol for TTFF." default:"20"`
 	TTFFJitter      time.Duration `name:"ttff-jitter" help:"Random extra pause (0..this) between RTMP/HTTP-FLV TTFF connects, so they land at random points of the 2 s GOP." default:"2s"`
 	TCPTime         time.Duration `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
-	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player)." default:"20s"`
+	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player): p99 is the tenth worst frame at 40 s." default:"40s"`
 	LatWarmup       time.Duration `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
 	FailoverRuns    int           `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
 	FailoverObserve time.Duration `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
