@@ -334,7 +334,7 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	go func() {
 		defer ss.srv.wg.Done()
 		defer player.Close()
-		err := ss.deliver(pctx, player, internal)
+		err := ss.deliver(pctx, player)
 		ss.playDone <- err
 		ss.conn.Close() // wakes the reader
 	}()
@@ -344,15 +344,12 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 // deliver is the player's writer: the fan-out writes to the connection directly while
 // the player keeps up (TryWrite); this goroutine takes over when it does not, draining
 // the queue in batches, each with one blocking writev.
-func (ss *session) deliver(ctx context.Context, p *media.Player, internal bool) (err error) {
+func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic delivering to an RTMP player: %v", r)
 		}
 	}()
-	if !internal {
-		ss.vec.Coalesce()
-	}
 	p.SetSink(ss)
 	var batch []*flv.Tag
 	for {

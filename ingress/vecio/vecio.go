@@ -61,18 +61,6 @@ func New(conn net.Conn, timeout time.Duration) *Writer {
 	return w
 }
 
-// Coalesce turns Nagle's algorithm on for the connection (Go turns it off): while
-// the client has not acknowledged what was sent, the kernel gathers further writes into
-// one segment instead of sending each at once. A player that keeps up sees no delay (its
-// acknowledgements come back before the next frame); a loaded node sends fewer, larger
-// segments. nginx-rtmp and SRS (tcp_nodelay off) leave it on for the same reason.
-func (w *Writer) Coalesce() error {
-	if tc, ok := w.conn.(interface{ SetNoDelay(bool) error }); ok {
-		return tc.SetNoDelay(false)
-	}
-	return nil
-}
-
 // Pending reports bytes waiting for a blocking write.
 func (w *Writer) Pending() bool { return len(w.pending) > 0 }
 

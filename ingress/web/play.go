@@ -96,7 +96,6 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		cancel()
 	}()
 	out := &flvSink{w: vecio.New(mediaWriter(conn), s.WriteTimeout)}
-	out.w.Coalesce()
 	head := [][]byte{append([]byte(flvResponseHead), flv.FileHeader...)}
 	n, err := out.w.Write(head)
 	p.Sent(int(n))
