@@ -1,8 +1,9 @@
 #!/bin/sh
 # peer vs nginx-rtmp benchmark (what `make bench` runs; not a test).
-# Installs nginx + libnginx-mod-rtmp with apt-get when missing, builds peer, peerload
-# and peerbench into a temp dir, then runs peerbench with any extra arguments, e.g.:
-#   scripts/bench.sh                                   # everything (~8 min), writes docs/benchmarks.md
+# Installs ffmpeg (scripts/install-tools.sh) and nginx + libnginx-mod-rtmp with apt-get when
+# missing, builds peer, peerload and peerbench into a temp dir, then runs peerbench with
+# any extra arguments, e.g.:
+#   scripts/bench.sh                                   # everything (~10 min), writes docs/benchmarks.md
 #   scripts/bench.sh --only fanout,latency             # parts: tcp,fanout,latency,ttff,failover
 #   scripts/bench.sh --servers peer --players 100,500 --duration 10s
 # A run with --only (or --servers) prints its table but leaves docs/benchmarks.md alone
@@ -16,6 +17,9 @@ for a in "$@"; do
     --only|--only=*|--servers|--servers=*|--markdown|--markdown=*) partial=1 ;;
   esac
 done
+
+# ffmpeg encodes the clip the fan-out and TTFF parts publish.
+bash scripts/install-tools.sh
 
 # nginx-rtmp (Debian: nginx-light or nginx, plus libnginx-mod-rtmp).
 need_nginx=0

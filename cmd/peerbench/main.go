@@ -96,8 +96,9 @@ func main() {
 	kong.Parse(&c, kong.Name("peerbench"), kong.Description("peer vs nginx-rtmp: fan-out, latency, TTFF and failover in one run, one table."))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, &c)
+	interrupted := ctx.Err() != nil // before stop, which cancels ctx too
 	stop()
-	if err != nil && ctx.Err() != nil {
+	if err != nil && interrupted {
 		fmt.Fprintln(os.Stderr, "peerbench: interrupted; every started process was stopped")
 		os.Exit(130)
 	}
