@@ -36,6 +36,7 @@ type Node struct {
 	HLSFragment    time.Duration `help:"Target HLS segment duration (SRS hls_fragment)." default:"2s" env:"PEER_HLS_FRAGMENT"`
 	HLSWindow      int           `help:"Segments in the live HLS playlist (SRS hls_window)." default:"6" env:"PEER_HLS_WINDOW"`
 	HLSDir         string        `help:"Also write HLS segments to this directory." env:"PEER_HLS_DIR"`
+	HLSAlways      bool          `help:"Package HLS for every stream this node carries. By default a stream's master always packages it and other nodes only while HLS players ask for it there (and always with --hls-dir)." env:"PEER_HLS_ALWAYS"`
 	PlayerQueue    int           `help:"Tags a player may lag behind before it skips to the next keyframe." default:"1024" env:"PEER_PLAYER_QUEUE"`
 	MergeWrite     time.Duration `help:"Gather this much media per write to a player (SRS mw_latency): fewer, larger writes for big audiences, at the price of that much latency (0: every video frame)." default:"0s" env:"PEER_MERGE_WRITE"`
 	IOTimeout      time.Duration `help:"Longest silence from a publisher or a client in its command phase." default:"20s" env:"PEER_IO_TIMEOUT"`

@@ -29,6 +29,12 @@ type Config struct {
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
 	HLS          hls.Config
 	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
+	// HLSIdle > 0 packages a stream that follows another node's cuts (a replica's or an
+	// edge's copy) only while HLS was requested here in the last HLSIdle: each node
+	// carrying a stream would otherwise package it whether or not anyone plays HLS there.
+	// The master always packages. 0: every stream, always (needed when HLS.Dir is served
+	// by another program).
+	HLSIdle time.Duration
 	// MergeWrite gathers this much media per write to a player (SRS mw_latency): a large
 	// audience costs fewer, larger writes, at the price of that much latency. 0 writes
 	// every video frame.
@@ -38,7 +44,7 @@ type Config struct {
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
 func DefaultConfig() Config {
 	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, IdleTimeout: 30 * time.Second,
-		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}}
+		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}, HLSIdle: 30 * time.Second}
 }
 
 // Hub holds the streams of one node.
@@ -178,9 +184,7 @@ func (h *Hub) WatchHLS(app, name string) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	s.hlsSeen = time.Now()
-	s.mu.Unlock()
+	s.hlsSeen.Store(time.Now().UnixNano())
 	return s, nil
 }
 

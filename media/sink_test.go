@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -359,5 +360,48 @@ func TestCutGoesOutWithKeyframeInline(t *testing.T) {
 		if len(link.wake) != 0 {
 			t.Fatalf("source %d: the link's goroutine was woken", src)
 		}
+	}
+}
+
+// A copy fed by the cluster is packaged for HLS only while HLS is asked for on this
+// node, from the segment in progress; the master's (a user's publish) always is.
+func TestFeedPackagesHLSOnlyWhenAsked(t *testing.T) {
+	h := testHub(t, 64)
+	master, _ := h.Publish("live", "m", "x", User)
+	copied, _ := h.Publish("live", "c", "node:n1", Feed)
+	frames := 0
+	play := func(n int) { // 25 fps, a keyframe and (on the copy) a cut every second
+		for end := frames + n; frames < end; frames++ {
+			ms, body := int64(frames*40), interFr
+			if frames%25 == 0 {
+				body = keyframe
+				copied.WriteAt(flv.TypeScript, ms, hls.CutMarker(hls.Cut{Seq: uint64(frames / 25)}, ms).Data())
+			}
+			master.WriteAt(flv.TypeVideo, ms, body)
+			copied.WriteAt(flv.TypeVideo, ms, body)
+		}
+	}
+	master.Write(flv.TypeVideo, 0, avcSeq64)
+	copied.Write(flv.TypeVideo, 0, avcSeq64)
+	play(75 + 12) // to mid-segment 3
+	m, c := h.Lookup("live", "m"), h.Lookup("live", "c")
+	if _, ok := m.HLS().Playlist(); !ok {
+		t.Fatal("the master did not package")
+	}
+	if _, ok := c.HLS().Playlist(); ok || !c.HLS().Asleep() {
+		t.Fatal("a copy nobody asked HLS of was packaged")
+	}
+	if _, err := h.WatchHLS("live", "c"); err != nil {
+		t.Fatal(err)
+	}
+	play(25)
+	p, ok := c.HLS().Playlist()
+	if !ok || !strings.Contains(string(p), "c/3.ts") {
+		t.Fatalf("asked mid-segment 3, the copy lists:\n%s", p)
+	}
+	c.hlsSeen.Store(time.Now().Add(-h.cfg.HLSIdle).UnixNano())
+	play(25)
+	if _, ok := c.HLS().Playlist(); ok {
+		t.Fatal("the copy kept packaging with nobody asking")
 	}
 }

@@ -40,7 +40,7 @@ type Stream struct {
 	vacantSince time.Time
 	info        Info
 	frames      uint64
-	hlsSeen     time.Time // last HLS request: HLS players hold no connection
+	hlsSeen     atomic.Int64 // last HLS request (unix ns): HLS players hold no connection
 
 	hls      *hls.Muxer
 	bytesIn  atomic.Uint64
@@ -108,12 +108,25 @@ func (s *Stream) send(t *flv.Tag, feed bool, fo *fanOut) {
 	if s.hls == nil {
 		return
 	}
+	if idle := s.hub.cfg.HLSIdle; feed && idle > 0 {
+		if s.hlsWanted(idle) {
+			s.hls.Wake()
+		} else {
+			s.hls.Sleep()
+		}
+	}
 	if cut != nil && feed {
 		s.hls.WriteTag(cut) // a leader's packager cut when it made the marker
 	}
 	if t != nil {
 		s.hls.Mux(t)
 	}
+}
+
+// hlsWanted reports an HLS request for the stream in the last idle.
+func (s *Stream) hlsWanted(idle time.Duration) bool {
+	seen := s.hlsSeen.Load()
+	return seen != 0 && time.Since(time.Unix(0, seen)) < idle
 }
 
 // storeLocked updates the stream's caches with t; false means players need nothing.
@@ -543,7 +556,7 @@ func (s *Stream) UserPlayers(idle time.Duration) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	if idle > 0 && !s.hlsSeen.IsZero() && time.Since(s.hlsSeen) < idle {
+	if idle > 0 && s.hlsWanted(idle) {
 		n++
 	}
 	for p := range s.players {

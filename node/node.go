@@ -56,6 +56,9 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	}
 	mc.MergeWrite = cfg.MergeWrite
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
+	if cfg.HLSAlways || cfg.HLSDir != "" {
+		mc.HLSIdle = 0 // files in HLSDir are read by other programs: no requests to see
+	}
 	relay := mc
 	relay.NoHLS = true
 	relay.MergeWrite = 0 // a relay's only players are its links to the master

@@ -256,6 +256,71 @@ func TestPromotedFollower(t *testing.T) {
 	}
 }
 
+// TestSleepingFollower: a follower that sleeps publishes nothing; woken mid-segment it
+// packages the segment in progress from the tags it held, byte for byte the leader's, and
+// sleeping again drops its window. Promoted while asleep, it numbers on from the last
+// marker and marks the seam as a discontinuity.
+func TestSleepingFollower(t *testing.T) {
+	tags := makeFLV(t, "aac")
+	cfg := Config{Fragment: time.Second, Window: 3}
+	leader, leaderSegs, stream := lead(t, cfg, tags)
+	defer leader.Close()
+	wakeAt, failAt := indexAt(stream, 3500), indexAt(stream, 5500)
+
+	t.Run("wake", func(t *testing.T) {
+		f := New(Config{Fragment: time.Second, Window: 3, Follow: true}, nil)
+		defer f.Close()
+		f.Sleep()
+		if got := collect(t, f, stream[:wakeAt]); len(got) != 0 || !f.Asleep() {
+			t.Fatalf("a sleeping follower published %v", slices.Collect(maps.Keys(got)))
+		}
+		f.Wake()
+		got := collect(t, f, stream[wakeAt:failAt])
+		// The cut every second puts 3.ts in progress at 3.5 s: complete at the next marker.
+		if len(got) != 2 || got["3.ts"] == nil || got["4.ts"] == nil {
+			t.Fatalf("woken at 3.5 s, the follower made %v, want 3.ts and 4.ts", slices.Collect(maps.Keys(got)))
+		}
+		for name, b := range got {
+			if !bytes.Equal(b, leaderSegs[name]) {
+				t.Fatalf("%s differs from the leader's", name)
+			}
+		}
+		f.Sleep()
+		if _, ok := f.Playlist(); ok {
+			t.Fatal("the playlist outlived Sleep")
+		}
+		if _, ok := f.Segment("4.ts"); ok {
+			t.Fatal("a segment outlived Sleep")
+		}
+	})
+
+	t.Run("promoted", func(t *testing.T) {
+		f := New(Config{Fragment: time.Second, Window: 3, Follow: true}, nil)
+		defer f.Close()
+		f.Sleep()
+		collect(t, f, stream[:failAt])
+		f.SetFollow(false)
+		var rest []*flv.Tag
+		for _, tg := range stream[failAt:] {
+			if !IsCutMarker(tg) {
+				rest = append(rest, tg)
+			}
+		}
+		got := collect(t, f, rest)
+		p := decode(t, playlist(t, f))
+		// The last marker started 5.ts: the new leader's first segment is 6.ts.
+		if p.SeqNo < 6 || len(got) == 0 || got["6.ts"] == nil {
+			t.Fatalf("promoted asleep, made %v (playlist from %d), want 6.ts on", slices.Collect(maps.Keys(got)), p.SeqNo)
+		}
+		if first := p.Segments[0]; p.SeqNo == 6 && !first.Discontinuity {
+			t.Fatal("the seam after sleeping is not a discontinuity")
+		}
+		if c := codecs(probe(t, writeOut(t, f))); c != "h264,aac" {
+			t.Fatalf("ffprobe finds %q", c)
+		}
+	})
+}
+
 // checkCC verifies that continuity counters run on across the concatenated segments.
 func checkCC(tb testing.TB, segs [][]byte) {
 	tb.Helper()

@@ -106,6 +106,13 @@ type Muxer struct {
 	audioFrames int
 	audioPTS    int64
 	stopped     bool
+	// A sleeping follower (Sleep) packages nothing; it keeps the codec configuration, the
+	// last marker (lastCut) and the tags since it (held) so Wake can start at once.
+	asleep    bool
+	lastCut   Cut // the latest marker, awake or asleep
+	hasCut    bool
+	held      []*flv.Tag
+	heldBytes int
 
 	mu       sync.RWMutex
 	pl       *m3u8.MediaPlaylist // not goroutine-safe: only used under mu
@@ -141,7 +148,8 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 	return m
 }
 
-// WriteTag feeds the next tag of the stream. The tag is neither modified nor retained.
+// WriteTag feeds the next tag of the stream. The tag is not modified; only a sleeping
+// follower retains it (see Sleep).
 func (m *Muxer) WriteTag(t *flv.Tag) {
 	m.Cut(t)
 	m.Mux(t)
@@ -180,6 +188,10 @@ func (m *Muxer) isAudioFrame(t *flv.Tag) bool {
 // publishes a segment a cut closed.
 func (m *Muxer) Mux(t *flv.Tag) {
 	if m.stopped {
+		return
+	}
+	if m.asleep {
+		m.hold(t)
 		return
 	}
 	defer m.publishEnded()
@@ -249,6 +261,13 @@ func (m *Muxer) Close() {
 		return
 	}
 	m.closed = true
+	m.mu.Unlock()
+	m.dropWindow()
+}
+
+// dropWindow forgets the playlist and every segment, and deletes their files.
+func (m *Muxer) dropWindow() {
+	m.mu.Lock()
 	segs := m.segs
 	m.segs, m.win, m.pl, m.playlist, m.cutOK = nil, nil, nil, nil, false
 	m.mu.Unlock()
@@ -430,6 +449,7 @@ func (m *Muxer) followCut(c Cut, timeMS int64) {
 		m.log.Debug("hls: stale cut marker ignored", zap.Uint64("seq", c.Seq), zap.Uint64("current", m.cur.seq))
 		return
 	}
+	m.lastCut, m.hasCut = c, true
 	if m.cur != nil && c.Seq != m.cur.seq+1 {
 		// A marker went missing: what we have would not match the leader's segment.
 		m.log.Warn("hls: cut markers missing, segment dropped", zap.Uint64("seq", m.cur.seq), zap.Uint64("next", c.Seq))

@@ -1,6 +1,10 @@
 package hls
 
-import "bytes"
+import (
+	"bytes"
+
+	"peer/media/flv"
+)
 
 // SetFollow switches the muxer between leader (decides cuts) and follower (cuts at the
 // leader's markers). A follower promoted to leader continues the numbering, TS counters
@@ -12,12 +16,93 @@ func (m *Muxer) SetFollow(follow bool) {
 		return
 	}
 	m.cfg.Follow = follow
-	if !follow && m.cur != nil {
+	switch {
+	case follow:
+	case m.asleep:
+		// Promoted while asleep: number on from the last marker. The TS counters did not
+		// follow the segment in progress, so the first segment is a discontinuity.
+		m.wakeUp()
+		if c := m.lastCut; m.hasCut {
+			m.nextSeq, m.discCount, m.target = c.Seq+1, c.DiscSeq, max(m.target, c.Target)
+			if c.Discontinuity {
+				m.discCount++
+			}
+		}
+		m.discPending = true
+	case m.cur != nil:
 		m.nextSeq = m.cur.seq + 1
 		m.discCount = m.cur.dseq
 		if m.cur.disc {
 			m.discCount++
 		}
+	}
+}
+
+// maxHeldBytes bounds what a sleeping follower holds since the last marker; a longer
+// segment is given up, and Wake waits for the next marker instead.
+const maxHeldBytes = 16 << 20
+
+// Sleep stops a follower's packaging while nobody asks for its HLS: the playlist and
+// segments are dropped, and until Wake (or promotion) Mux keeps only the codec
+// configuration, the last cut marker and the tags since it. A leader never sleeps: its
+// cut decisions need the TS counters of what it packaged.
+func (m *Muxer) Sleep() {
+	if m.asleep || !m.cfg.Follow || m.stopped {
+		return
+	}
+	m.asleep = true
+	m.cur = nil
+	clear(m.ended)
+	m.ended = m.ended[:0]
+	m.audio, m.audioFrames = m.audio[:0], 0
+	m.ts.end()
+	m.dropWindow()
+}
+
+// Wake resumes a sleeping follower's packaging with the segment in progress: the held
+// tags from its marker on are packaged now, so the segment is published at the next
+// marker, not the one after.
+func (m *Muxer) Wake() {
+	if !m.asleep {
+		return
+	}
+	held := m.wakeUp()
+	for _, t := range held {
+		m.Mux(t)
+	}
+	clear(held)
+}
+
+// Asleep reports a sleeping follower.
+func (m *Muxer) Asleep() bool { return m.asleep }
+
+// wakeUp leaves the sleeping state and returns the held tags.
+func (m *Muxer) wakeUp() []*flv.Tag {
+	held := m.held
+	m.asleep, m.held, m.heldBytes = false, nil, 0
+	return held
+}
+
+// hold is Mux while asleep: configurations are applied, a marker restarts the held tags.
+func (m *Muxer) hold(t *flv.Tag) {
+	switch {
+	case t.IsSequenceHeader() && t.Type == flv.TypeVideo:
+		m.writeVideo(t)
+	case t.IsSequenceHeader() && t.Type == flv.TypeAudio:
+		m.writeAudio(t)
+	case t.Type == flv.TypeScript:
+		if c, ok := ParseCutMarker(t); ok && (!m.hasCut || c.Seq > m.lastCut.Seq) {
+			m.lastCut, m.hasCut = c, true
+			clear(m.held)
+			m.held, m.heldBytes = append(m.held[:0], t), len(t.Raw)
+		}
+	case len(m.held) == 0:
+	case m.heldBytes+len(t.Raw) > maxHeldBytes:
+		clear(m.held)
+		m.held, m.heldBytes = m.held[:0], 0
+	default:
+		m.held = append(m.held, t)
+		m.heldBytes += len(t.Raw)
 	}
 }
 
