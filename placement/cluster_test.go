@@ -69,6 +69,29 @@ func TestThreeNodeJoinAgreedView(t *testing.T) {
 	}
 }
 
+// TestFollowersLearnChangesAtOnce: followers apply a placement change without waiting
+// for the leader's next idle AppendEntries (CommitTimeout, an hour here): the leader
+// replicates a barrier after each change, and it carries the commit.
+func TestFollowersLearnChangesAtOnce(t *testing.T) {
+	h := newHarness(t, "secret")
+	h.tweak = func(c *Config) { c.CommitTimeout = time.Hour }
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	for _, stream := range []string{"live/a", "live/b", "live/c"} {
+		if _, err := nodes[1].Acquire(ctxT(t, 5*time.Second), stream, "n2"); err != nil {
+			t.Fatalf("acquire %s: %v", stream, err)
+		}
+		waitFor(t, 5*time.Second, stream+" known to every node", func() bool {
+			for _, c := range nodes {
+				if _, ok := c.Lookup(stream); !ok {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 func TestLeaderCrashFailover(t *testing.T) {
 	h := newHarness(t, "")
 	h.cluster(3)

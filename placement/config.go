@@ -39,7 +39,9 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	CommitTimeout      time.Duration
+	// CommitTimeout: an idle leader's AppendEntries period (default 50 ms, raft's). Followers
+	// do not wait for it to learn a change: see announceLoop.
+	CommitTimeout time.Duration
 
 	// FailoverGrace: how long memberlist must report a node dead before its
 	// streams are moved (default 500 ms; detection itself takes ~0.7 s).
@@ -89,7 +91,7 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatTimeout, 300*time.Millisecond)
 	def(&c.ElectionTimeout, 300*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
-	def(&c.CommitTimeout, 10*time.Millisecond)
+	def(&c.CommitTimeout, 50*time.Millisecond)
 	def(&c.FailoverGrace, 500*time.Millisecond)
 	def(&c.DeadServerGrace, 2*time.Second)
 	def(&c.PromoteAfter, 500*time.Millisecond)

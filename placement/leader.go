@@ -32,6 +32,10 @@ func (c *Cluster) apply(cmd command) (applyResult, error) {
 		}
 		return applyResult{}, err
 	}
+	select {
+	case c.commits <- struct{}{}:
+	default:
+	}
 	res, _ := f.Response().(applyResult)
 	return res, res.Err
 }
