@@ -161,6 +161,9 @@ type PlayOptions struct {
 	Remote string
 	// Internal players are the cluster's own links: they also receive HLS cut markers.
 	Internal bool
+	// Pull: an edge node pulling the stream for its players. It is written first of all,
+	// before forwards to replicas, which may have no players at all.
+	Pull bool
 }
 
 // Play subscribes a player; it receives the stream's start tags, then live tags. A

@@ -59,6 +59,7 @@ type Player struct {
 	Kind     string // "rtmp-play", "flv-play", "link-..."
 	Remote   string
 	internal bool
+	pull     bool // an edge's link (PlayOptions.Pull)
 	stream   *Stream
 
 	mu        sync.Mutex
@@ -82,7 +83,7 @@ type Player struct {
 const initialQueue = 64
 
 func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
-	return &Player{Kind: o.Kind, Remote: o.Remote, internal: o.Internal, stream: s,
+	return &Player{Kind: o.Kind, Remote: o.Remote, internal: o.Internal || o.Pull, pull: o.Pull, stream: s,
 		queue: make([]*flv.Tag, min(initialQueue, capacity)), limit: capacity, wake: make(chan struct{}, 1)}
 }
 

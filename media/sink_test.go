@@ -206,7 +206,8 @@ func (o orderSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
 }
 
 // A cluster link is written before every user player, however many users there are and
-// whenever it subscribed: the hop behind it should not wait for the audience.
+// whenever it subscribed: the hop behind it should not wait for the audience. An edge's
+// link goes before forwards to replicas.
 func TestFanOutWritesLinksFirst(t *testing.T) {
 	h := testHub(t, 64)
 	pub, _ := h.Publish("live", "a", "x", User)
@@ -216,21 +217,23 @@ func TestFanOutWritesLinksFirst(t *testing.T) {
 		mu  sync.Mutex
 		log []string
 	)
-	join := func(name string, internal bool) {
-		idlePlayer(t, h, PlayOptions{Kind: "test", Internal: internal}, orderSink{name: name, log: &log, mu: &mu})
+	join := func(name string, o PlayOptions) {
+		idlePlayer(t, h, o, orderSink{name: name, log: &log, mu: &mu})
 	}
 	for range 2*fanOutShard + 3 { // enough users to split the writes over goroutines
-		join("user", false)
+		join("user", PlayOptions{Kind: "test"})
 	}
-	join("link", true)
+	join("forward", PlayOptions{Kind: "link-forward", Internal: true})
+	join("edge", PlayOptions{Kind: "link-pull", Pull: true})
+	join("forward", PlayOptions{Kind: "link-forward", Internal: true})
 	for i := range 5 {
 		mu.Lock()
 		log = log[:0]
 		mu.Unlock()
 		pub.Write(flv.TypeVideo, uint32(40*(i+1)), interFr)
 		mu.Lock()
-		if len(log) != 2*fanOutShard+4 || log[0] != "link" {
-			t.Fatalf("frame %d: %d writes, first to %q; want the link first", i, len(log), log[0])
+		if len(log) != 2*fanOutShard+6 || log[0] != "edge" || log[1] != "forward" || log[2] != "forward" {
+			t.Fatalf("frame %d: %d writes, first to %v; want the edge, then the forwards", i, len(log), log[:3])
 		}
 		mu.Unlock()
 	}

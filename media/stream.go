@@ -215,21 +215,29 @@ func (s *Stream) mergingLocked(t *flv.Tag) bool {
 // nonblocking write per player that keeps up costs no goroutine switch at all, which is
 // most of what serving a player costs besides the kernel's work.
 type fanOut struct {
-	claimed []*Player // cluster links first (the first links entries), then users
-	links   int
+	claimed []*Player // edges' links, other cluster links, then users
+	links   int       // cluster links at the front of claimed
+	pulls   int       // edges' links at the front of those
 	batch   []*flv.Tag
 	shards  []fanOut // helpers' scratch when the work is split
 }
 
 // claim adds p to the players this round writes. Cluster links go to the front: every
 // node downstream waits for them, and written behind a large audience (in the map's
-// random order) a hop would wait for up to a whole round of writes.
+// random order) a hop would wait for up to a whole round of writes. Edges' links go
+// before forwards to replicas: in the map's order, half the frames woke a replica (with
+// no players) before the edge, which then found the cores taken.
 func (fo *fanOut) claim(p *Player) {
 	fo.claimed = append(fo.claimed, p)
-	if p.internal {
-		last := len(fo.claimed) - 1
-		fo.claimed[fo.links], fo.claimed[last] = fo.claimed[last], fo.claimed[fo.links]
-		fo.links++
+	if !p.internal {
+		return
+	}
+	last := len(fo.claimed) - 1
+	fo.claimed[fo.links], fo.claimed[last] = fo.claimed[last], fo.claimed[fo.links]
+	fo.links++
+	if p.pull {
+		fo.claimed[fo.pulls], fo.claimed[fo.links-1] = fo.claimed[fo.links-1], fo.claimed[fo.pulls]
+		fo.pulls++
 	}
 }
 
@@ -269,7 +277,7 @@ func (fo *fanOut) flush() {
 		fo.writeClaimed()
 	}
 	clear(all)
-	fo.claimed, fo.links = all[:0], 0
+	fo.claimed, fo.links, fo.pulls = all[:0], 0, 0
 }
 
 func (fo *fanOut) writeClaimed() {

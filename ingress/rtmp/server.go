@@ -306,7 +306,7 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	if internal {
 		kind = "link-pull"
 	}
-	player, err := ss.srv.Hub.Play(ss.app, ss.name, media.PlayOptions{Kind: kind, Remote: ss.remote, Internal: internal})
+	player, err := ss.srv.Hub.Play(ss.app, ss.name, media.PlayOptions{Kind: kind, Remote: ss.remote, Pull: internal})
 	if err != nil {
 		return err
 	}
