@@ -373,6 +373,14 @@ func (r *report) rows(c *cli) []row {
 			}
 			rows = append(rows, row{fmt.Sprintf("TTFF p50 / p99 ms, %s (%d sequential connects)", strings.ToUpper(proto), c.TTFFConnects), a, b, rt})
 		}
+		if t := r.ttff("peer", "hls-cold"); t != nil {
+			a := fmt.Sprintf("failed (%d): %s", t.Failed, t.LastErr)
+			if len(t.Samples) > 0 {
+				a = fmt.Sprintf("%.0f ms", t.Samples)
+			}
+			rows = append(rows, row{"  HLS, first request at each non-master node (it packages on demand: waits for the segment in progress)",
+				a, "n/a (HLS only at the origin)", "–"})
+		}
 	}
 
 	// 4. Failover.

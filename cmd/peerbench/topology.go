@@ -209,6 +209,20 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 			return err
 		}
 		sleep(ctx, 3*time.Second)
+		// The other nodes package HLS on demand: the first request at each waits for the
+		// segment in progress (a replica's asleep copy, or a pull the request starts).
+		cold := ttffResult{Server: "peer", Proto: "hls-cold"}
+		for _, n := range nodes[1:] {
+			d, err := hlsFirst(ctx, "http://"+n.http+"/live/bench.m3u8", 10*time.Second)
+			if err != nil {
+				cold.Failed++
+				cold.LastErr = err.Error()
+				continue
+			}
+			cold.Samples = append(cold.Samples, float64(d)/float64(time.Millisecond))
+		}
+		logf("TTFF: peer HLS, first request at n2, n3: %v ms %s", cold.Samples, cold.LastErr)
+		rep.TTFF = append(rep.TTFF, cold)
 		rep.TTFF = append(rep.TTFF, ttffSeries(ctx, "peer", "rtmp", "rtmp://"+n1.rtmp+"/live/bench", c.TTFFConnects, c.TTFFJitter))
 		rep.TTFF = append(rep.TTFF, ttffSeries(ctx, "peer", "http-flv", "http://"+n1.http+"/live/bench.flv", c.TTFFConnects, c.TTFFJitter))
 		rep.TTFF = append(rep.TTFF, hlsSeries(ctx, "peer", "http://"+n1.http+"/live/bench.m3u8", c.TTFFConnects))
