@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
+
+	"peer/ingress/vecio"
 )
 
 // Wire format of every TCP connection on the raft port:
@@ -249,7 +251,7 @@ func (m *muxLayer) closeAll() {
 }
 
 func (m *muxLayer) track(c net.Conn) *trackedConn {
-	tc := &trackedConn{Conn: c, m: m}
+	tc := &trackedConn{Conn: c, m: m, in: vecio.NewReader(c)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed.Load() || m.blocked.Load() {
@@ -263,8 +265,16 @@ func (m *muxLayer) track(c net.Conn) *trackedConn {
 type trackedConn struct {
 	net.Conn
 	m    *muxLayer
+	in   io.Reader
 	once sync.Once
 }
+
+// Read reads with a raw read(2) (vecio.Reader): an RPC arriving at an idle node then
+// does not wake the runtime's sysmon, which polls every 20 µs for a millisecond or more
+// once woken. Raft's heartbeats and AppendEntries arrive dozens of times a second, and
+// those polls took the cores a node relaying media needs (perf of an edge: a third of
+// its scheduling was sysmon).
+func (c *trackedConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
