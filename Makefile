@@ -4,7 +4,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
 
-.PHONY: run build test race lint bench chaos figures sim tools clean
+.PHONY: run build test race lint bench chaos figures sim idle tools clean
 
 run:
 	$(GO) run ./cmd/peer run
@@ -40,6 +40,10 @@ figures: tools
 # The placement simulation: 50 nodes, 1000 streams in one process.
 sim:
 	$(GO) test -count=1 -v -run 'TestSimulation$$' ./placement -sim
+
+# What an idle 3-node cluster costs: context switches/s and CPU per node.
+idle:
+	bash scripts/idle.sh
 
 # Installs what the tests need when it is missing (Debian).
 tools:
