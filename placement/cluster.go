@@ -535,8 +535,8 @@ func (c *Cluster) trigger() {
 // what is committed only with the next AppendEntries, which without new entries waits for
 // CommitTimeout (50-100 ms); a barrier entry is replicated right away and carries the
 // commit. This lets CommitTimeout stay long: an idle leader then wakes every follower a
-// few times a second instead of every 10-20 ms, and that background work is what delays
-// the frames a node relays. Bursts of changes share one barrier.
+// few times a second instead of every 10-20 ms (background work every node pays). Bursts
+// of changes share one barrier.
 func (c *Cluster) announceLoop() {
 	defer c.wg.Done()
 	for {

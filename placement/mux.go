@@ -271,9 +271,8 @@ type trackedConn struct {
 
 // Read reads with a raw read(2) (vecio.Reader): an RPC arriving at an idle node then
 // does not wake the runtime's sysmon, which polls every 20 µs for a millisecond or more
-// once woken. Raft's heartbeats and AppendEntries arrive dozens of times a second, and
-// those polls took the cores a node relaying media needs (perf of an edge: a third of
-// its scheduling was sysmon).
+// once woken. Raft's heartbeats and AppendEntries arrive dozens of times a second (perf
+// of an idle node: sysmon's sleeps were the largest share of its scheduling).
 func (c *trackedConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 
 func (c *trackedConn) Close() error {
