@@ -27,6 +27,8 @@ type Node struct {
 	Replicas   int    `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
 	MaxStreams int    `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
 
+	Procs int `help:"CPU cores the node runs Go code on at once (GOMAXPROCS, like nginx worker_processes); 0: every core the process may use. Nodes sharing a host each get their share, which keeps the Go scheduler from waking idle cores for every frame." default:"0" env:"PEER_PROCS"`
+
 	LogLevel  string `help:"debug, info, warn or error." default:"info" env:"PEER_LOG_LEVEL"`
 	LogFormat string `help:"console or json." default:"console" enum:"console,json" env:"PEER_LOG_FORMAT"`
 	LogFile   string `help:"Log to this file instead of stderr." env:"PEER_LOG_FILE"`

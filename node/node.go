@@ -137,7 +137,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()),
-		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.String("version", Version))
+		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.Int("procs", runtime.GOMAXPROCS(0)), zap.String("version", Version))
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	run := func(name string, f func() error) {

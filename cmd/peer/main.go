@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -43,6 +44,12 @@ func (c *joinCmd) Run() error { return serve(c.Node, c.Seeds) }
 
 // serve runs a node until SIGINT/SIGTERM, then gives it 5 s to stop cleanly.
 func serve(cfg conf.Node, seeds []string) error {
+	if cfg.Procs < 0 {
+		return fmt.Errorf("--procs %d: want 0 (every core) or a number of cores", cfg.Procs)
+	}
+	if cfg.Procs > 0 {
+		runtime.GOMAXPROCS(cfg.Procs)
+	}
 	log, err := cfg.Logger()
 	if err != nil {
 		return err

@@ -60,7 +60,7 @@ type cli struct {
 	LatWarmup       time.Duration `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
 	FailoverRuns    int           `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
 	FailoverObserve time.Duration `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
-	NginxWorkers    int           `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push)." default:"1"`
+	NginxWorkers    int           `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push); peer nodes get as many cores (--procs)." default:"1"`
 	PeerLogLevel    string        `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
 	Clip            string        `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
 	Rounds          int           `help:"Alternating peer/nginx rounds at the largest N after the series (0: skip); the players per CPU second goal is judged on their median." default:"3"`
@@ -177,6 +177,7 @@ func run(ctx context.Context, c *cli) (err error) {
 		}
 	}
 	peerLogLevel = c.PeerLogLevel
+	peerProcs = c.NginxWorkers
 	c.FailoverRuns = max(0, min(c.FailoverRuns, 20))
 	c.TTFFConnects = max(1, min(c.TTFFConnects, 500))
 	c.LatDuration = min(max(c.LatDuration, 3*time.Second), 5*time.Minute)

@@ -417,8 +417,8 @@ func (r *report) rows(c *cli) []row {
 
 func writeMarkdown(w io.Writer, c *cli, r *report) {
 	fmt.Fprintf(w, "# peer vs nginx-rtmp benchmark\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n- date: %s\n- machine: %s\n- nginx: %s with libnginx-mod-rtmp (Debian), worker_processes %d\n",
-		r.Command, r.Date, r.Machine, orNA(r.NginxVersion), c.NginxWorkers)
+	fmt.Fprintf(w, "- command: `%s`\n- date: %s\n- machine: %s\n- nginx: %s with libnginx-mod-rtmp (Debian), worker_processes %d; peer nodes run with --procs %d (GOMAXPROCS), the same cores per node\n",
+		r.Command, r.Date, r.Machine, orNA(r.NginxVersion), c.NginxWorkers, c.NginxWorkers)
 	fmt.Fprintf(w, "- stream: fan-out and TTFF use a pre-encoded %.2f Mbit/s H.264+AAC clip (%.0f tags/s), `ffmpeg -re -stream_loop -1 -c copy`; latency and failover use a synthetic 25 fps H.264-shaped stream (~1.9 Mbit/s) carrying its send time\n",
 		r.ClipMbps, r.ClipTagsPerSec)
 	fmt.Fprintf(w, "- host CPU busy before the run (other processes on the machine): %.0f%% of all cores, loadavg %s\n", r.BackgroundCPUPct, r.LoadAvg)

@@ -30,6 +30,10 @@ type server interface {
 // peerLogLevel is --peer-log-level.
 var peerLogLevel = "warn"
 
+// peerProcs is every peer node's --procs: nginx's worker_processes, so both servers run
+// each node on the same number of cores.
+var peerProcs = 1
+
 type peerNode struct {
 	nodeName               string
 	rtmp, http, gossip, rf string
@@ -66,7 +70,8 @@ func startPeer(ctx context.Context, ps *procs, bin, dir, name, seed string, extr
 		args = []string{"join", seed}
 	}
 	args = append(args, "--name", name, "--rtmp", n.rtmp, "--http", n.http, "--gossip", n.gossip, "--raft", n.rf,
-		"--data", filepath.Join(dir, "data-"+name), "--cluster-key", "peerbench", "--log-level", peerLogLevel)
+		"--data", filepath.Join(dir, "data-"+name), "--cluster-key", "peerbench", "--log-level", peerLogLevel,
+		"--procs", fmt.Sprint(peerProcs))
 	args = append(args, extra...)
 	logPath := filepath.Join(dir, name+".log")
 	if n.p, err = ps.start("peer "+name, logPath, nil, bin, args...); err != nil {
