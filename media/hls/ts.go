@@ -34,10 +34,12 @@ type TSState struct {
 // noTS is the state of a muxer that has written nothing.
 var noTS = TSState{-1, -1, -1, -1, -1}
 
-// tsMux is one astits muxer for the life of the stream, writing into whichever segment
-// buffer is current so continuity counters run on across segments. It mirrors the state
-// astits keeps private (read back from the packets it wrote) so that it can be handed to
-// another node and reproduced there.
+// tsMux writes one stream's MPEG-TS for the life of the stream into whichever segment
+// buffer is current, so continuity counters run on across segments. astits writes the
+// tables (PAT/PMT, a few per segment); the PES packets of every frame are written here
+// (writePES), at a tenth of astits's cost, on the publisher's goroutine. It keeps the
+// counters, and mirrors the tables' state astits keeps private (read back from the
+// packets it wrote), so that the state can be handed to another node and reproduced there.
 type tsMux struct {
 	mux   *astits.Muxer
 	dst   *bytes.Buffer // the current segment, or scratch between segments
@@ -48,28 +50,14 @@ type tsMux struct {
 	dirty      bool    // the PMT changed since it was last written: the next one gets a new version
 	needTables bool    // no PAT/PMT in the current segment yet
 	scratch    bytes.Buffer
-
-	// Reused for every PES: WriteData copies the payload into packets and keeps nothing.
-	data     astits.MuxerData
-	pes      astits.PESData
-	hdr      astits.PESHeader
-	opt      astits.PESOptionalHeader
-	af       astits.PacketAdaptationField
-	pts, dts astits.ClockReference
-	pcr      astits.ClockReference
-	dummy    [1]byte
 }
 
 func newTSMux() *tsMux {
 	x := &tsMux{last: noTS}
 	x.dst = &x.scratch
-	// No periodic tables: they would depend on how many PES came before, which a node
-	// joining mid-stream cannot know. PAT/PMT go out at each segment start and before
-	// each keyframe instead. (The counter starts at the period and wraps negative.)
+	// No periodic tables: PAT/PMT go out at each segment start and before each keyframe
+	// (writePES asks for them; astits's own schedule counts WriteData calls, not made).
 	x.mux = astits.NewMuxer(context.Background(), x, astits.MuxerOptTablesRetransmitPeriod(math.MaxInt))
-	x.data.PES = &x.pes
-	x.pes.Header = &x.hdr
-	x.hdr.OptionalHeader = &x.opt
 	return x
 }
 
@@ -115,7 +103,6 @@ func (x *tsMux) setStreams(video, audio bool) {
 	if video == x.video && audio == x.audio {
 		return
 	}
-	before := x.last
 	if x.video {
 		_ = x.mux.RemoveElementaryStream(pidVideo)
 	}
@@ -123,7 +110,13 @@ func (x *tsMux) setStreams(video, audio bool) {
 		_ = x.mux.RemoveElementaryStream(pidAudio)
 	}
 	x.video, x.audio = video, audio
-	x.last.VideoCC, x.last.AudioCC = -1, -1
+	// A stream that stays keeps its counter; one that leaves starts over if it returns.
+	if !video {
+		x.last.VideoCC = -1
+	}
+	if !audio {
+		x.last.AudioCC = -1
+	}
 	if video {
 		_ = x.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pidVideo, StreamType: astits.StreamTypeH264Video})
 	}
@@ -134,43 +127,18 @@ func (x *tsMux) setStreams(video, audio bool) {
 		x.mux.SetPCRPID(x.pcrPID())
 	}
 	x.dirty = true
-	x.syncStreams(before)
 }
 
-// sync brings the counters to target by writing throwaway packets to scratch; false if
-// it cannot (target is behind a state we already passed, or lists another stream set).
+// sync brings the counters to target: the streams' directly, the tables' by writing
+// throwaway tables to scratch; false if it cannot (target lists another stream set).
 func (x *tsMux) sync(target TSState) bool {
-	return x.syncStreams(target) && x.syncTables(target)
-}
-
-func (x *tsMux) syncStreams(target TSState) bool {
-	ok := true
-	for _, s := range []struct {
-		on     bool
-		pid    uint16
-		id     uint8
-		cc     *int8
-		target int8
-	}{
-		{x.video, pidVideo, streamIDVideo, &x.last.VideoCC, target.VideoCC},
-		{x.audio, pidAudio, streamIDAudio, &x.last.AudioCC, target.AudioCC},
-	} {
-		if !s.on {
-			continue
-		}
-		// A one-byte PES is one packet: each write advances the counter by one.
-		for i := 0; i < 16 && *s.cc != s.target; i++ {
-			x.hdr.StreamID = s.id
-			x.opt = astits.PESOptionalHeader{MarkerBits: 2}
-			x.data.PID, x.data.AdaptationField, x.pes.Data = s.pid, nil, x.dummy[:]
-			if _, err := x.mux.WriteData(&x.data); err != nil {
-				return false
-			}
-			x.observeScratch()
-		}
-		ok = ok && *s.cc == s.target
+	if x.video {
+		x.last.VideoCC = target.VideoCC
 	}
-	return ok
+	if x.audio {
+		x.last.AudioCC = target.AudioCC
+	}
+	return x.syncTables(target)
 }
 
 func (x *tsMux) syncTables(target TSState) bool {
@@ -201,7 +169,7 @@ func (x *tsMux) observeScratch() {
 	x.scratch.Reset()
 }
 
-// observe records the counters and PMT version of the packets in b.
+// observe records the counters and PMT version of the table packets in b.
 func (x *tsMux) observe(b []byte) {
 	for ; len(b) >= tsPacketSize; b = b[tsPacketSize:] {
 		pid := uint16(b[1]&0x1f)<<8 | uint16(b[2])
@@ -239,49 +207,132 @@ func pmtVersion(p []byte) (int8, bool) {
 	return int8(p[off+5]>>1) & 0x1f, true
 }
 
-// writePES writes one PES into the current segment. pts and dts are 33-bit 90 kHz
-// values; key marks a random access point.
+// writePES writes one PES into the current segment, with PAT/PMT ahead of it at a
+// segment's start and at a keyframe on the PCR PID. pts and dts are 33-bit 90 kHz values;
+// key marks a random access point. The packets are those astits's WriteData makes
+// (TestPESMatchesAstits holds them byte for byte): the first carries the adaptation field
+// (random access, PCR on the PCR PID) and the PES header, and the last is filled with
+// adaptation-field stuffing, as PES payloads of unspecified length need.
 func (x *tsMux) writePES(pid uint16, pts, dts int64, key bool, payload []byte) error {
-	start := x.dst.Len()
-	defer func() { x.observe(x.dst.Bytes()[start:]) }() // while the packets are in cache
 	pcr := pid == x.pcrPID()
-	// astits writes PAT/PMT itself before a random access point on the PCR PID.
-	forced := key && pcr
-	if x.needTables && !forced {
+	if x.needTables || key && pcr {
+		start := x.dst.Len()
 		if _, err := x.mux.WriteTables(); err != nil {
 			return err
 		}
-	}
-	if x.needTables || forced {
+		x.observe(x.dst.Bytes()[start:])
 		x.dirty = false
 	}
 	x.needTables = false
+	if len(payload) == 0 {
+		return nil
+	}
 
-	x.data.PID = pid
-	x.data.AdaptationField = nil
-	if pcr || key {
-		x.af = astits.PacketAdaptationField{RandomAccessIndicator: key, HasPCR: pcr}
-		if pcr {
-			x.pcr.Base = dts
-			x.af.PCR = &x.pcr
-		}
-		x.data.AdaptationField = &x.af
-	}
-	x.hdr.StreamID = streamIDAudio
+	cc, id := &x.last.AudioCC, streamIDAudio
 	if pid == pidVideo {
-		x.hdr.StreamID = streamIDVideo
+		cc, id = &x.last.VideoCC, streamIDVideo
 	}
-	x.opt = astits.PESOptionalHeader{MarkerBits: 2, DataAlignmentIndicator: true, PTSDTSIndicator: astits.PTSDTSIndicatorOnlyPTS}
-	x.pts.Base = pts
-	x.opt.PTS = &x.pts
+	var hdrBuf [19]byte
+	hdr := appendPESHeader(hdrBuf[:0], id, pts, dts, len(payload))
+
+	b := x.dst.AvailableBuffer()
+	if n := (len(payload)/(tsPacketSize-4) + 2) * tsPacketSize; cap(b) < n {
+		x.dst.Grow(n)
+		b = x.dst.AvailableBuffer()
+	}
+	for first := true; len(payload) > 0; first = false {
+		*cc = (*cc + 1) & 0x0f
+		var afFlags byte
+		afBody := 0 // adaptation field bytes after its length byte, before stuffing
+		if first && (key || pcr) {
+			if key {
+				afFlags |= 0x40
+			}
+			afBody = 1
+			if pcr {
+				afFlags |= 0x10
+				afBody += 6
+			}
+		}
+		room := tsPacketSize - 4 // after the packet header
+		if afBody > 0 {
+			room -= 1 + afBody
+		}
+		head := 0
+		if first {
+			head = len(hdr)
+		}
+		n := min(len(payload), room-head)
+		stuff := room - head - n
+		hasAF := afBody > 0 || stuff > 0
+
+		b0 := byte(pid >> 8 & 0x1f)
+		if first {
+			b0 |= 0x40 // payload_unit_start_indicator
+		}
+		b3 := 0x10 | byte(*cc) // payload present
+		if hasAF {
+			b3 |= 0x20
+		}
+		b = append(b, 0x47, b0, byte(pid), b3)
+		switch {
+		case afBody > 0:
+			b = append(b, byte(afBody+stuff), afFlags)
+			if pcr {
+				b = appendPCR(b, dts)
+			}
+			b = appendStuffing(b, stuff)
+		case stuff == 1:
+			b = append(b, 0) // an empty adaptation field
+		case stuff > 1:
+			b = append(b, byte(stuff-1), 0)
+			b = appendStuffing(b, stuff-2)
+		}
+		if first {
+			b = append(b, hdr...)
+		}
+		b = append(b, payload[:n]...)
+		payload = payload[n:]
+	}
+	x.dst.Write(b)
+	return nil
+}
+
+// appendPESHeader: start code, stream id, length (0, unbounded, for video and for audio
+// over 64 KiB), the optional header with data alignment, and PTS (and DTS if it differs).
+func appendPESHeader(b []byte, id uint8, pts, dts int64, payloadLen int) []byte {
+	optLen, flags := 5, byte(0x80)
 	if dts != pts {
-		x.dts.Base = dts
-		x.opt.DTS = &x.dts
-		x.opt.PTSDTSIndicator = astits.PTSDTSIndicatorBothPresent
+		optLen, flags = 10, 0xc0
 	}
-	x.pes.Data = payload
-	_, err := x.mux.WriteData(&x.data)
-	return err
+	length := 0
+	if id&0xf0 != 0xe0 { // not a video stream
+		if length = payloadLen + 3 + optLen; length > 0xffff {
+			length = 0
+		}
+	}
+	b = append(b, 0, 0, 1, id, byte(length>>8), byte(length), 0x84, flags, byte(optLen))
+	if dts != pts {
+		return appendTimestamp(appendTimestamp(b, 0x3, pts), 0x1, dts)
+	}
+	return appendTimestamp(b, 0x2, pts)
+}
+
+// appendTimestamp writes a 33-bit PTS or DTS with its 4-bit prefix and marker bits.
+func appendTimestamp(b []byte, prefix byte, ts int64) []byte {
+	return append(b, prefix<<4|byte(ts>>29)&0x0e|1, byte(ts>>22), byte(ts>>14)|1, byte(ts>>7), byte(ts<<1)|1)
+}
+
+// appendPCR writes a program clock reference: 33-bit base, 6 reserved bits, extension 0.
+func appendPCR(b []byte, base int64) []byte {
+	return append(b, byte(base>>25), byte(base>>17), byte(base>>9), byte(base>>1), byte(base<<7)|0x7e, 0)
+}
+
+func appendStuffing(b []byte, n int) []byte {
+	for range n {
+		b = append(b, 0xff)
+	}
+	return b
 }
 
 // clock90 converts milliseconds to the 33-bit 90 kHz clock of PES timestamps. Unsigned
