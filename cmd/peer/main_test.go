@@ -32,7 +32,7 @@ func TestSIGTERM(t *testing.T) {
 	rtmpAddr, httpAddr := procs.FreeAddr(), procs.FreeAddr()
 	var logs syncBuffer
 	cmd := exec.Command(bin, "run", "--name", "sigterm", "--rtmp", rtmpAddr, "--http", httpAddr,
-		"--gossip", procs.FreeAddr(), "--raft", procs.FreeAddr(), "--data", t.TempDir())
+		"--gossip", procs.FreeAddr(), "--raft", procs.FreeAddr(), "--data", t.TempDir(), "--procs", "1")
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -74,6 +74,17 @@ func TestSIGTERM(t *testing.T) {
 	t.Logf("stopped in %v", time.Since(start))
 	if !strings.Contains(logs.String(), "node stopped") {
 		t.Fatalf("no clean stop logged:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"procs": 1`) {
+		t.Fatalf("--procs 1 not in the start line:\n%s", logs.String())
+	}
+}
+
+// TestBadProcs: a negative --procs is refused before anything starts.
+func TestBadProcs(t *testing.T) {
+	out, err := exec.Command("go", "run", ".", "run", "--procs=-1", "--data", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--procs -1") {
+		t.Fatalf("want a --procs error, got %v:\n%s", err, out)
 	}
 }
 

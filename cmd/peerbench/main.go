@@ -57,6 +57,7 @@ type cli struct {
 	TTFFJitter      time.Duration `name:"ttff-jitter" help:"Random extra pause (0..this) between RTMP/HTTP-FLV TTFF connects, so they land at random points of the 2 s GOP." default:"2s"`
 	TCPTime         time.Duration `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
 	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player): p99 is the tenth worst frame at 40 s." default:"40s"`
+	LatRounds       int           `name:"lat-rounds" help:"Rounds of the hop comparison (RTMP players at the master and the edge), peer and nginx alternating; the hop goal is judged on the median of the rounds' p50s and p99s." default:"3"`
 	LatWarmup       time.Duration `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
 	FailoverRuns    int           `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
 	FailoverObserve time.Duration `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
@@ -181,6 +182,7 @@ func run(ctx context.Context, c *cli) (err error) {
 	c.FailoverRuns = max(0, min(c.FailoverRuns, 20))
 	c.TTFFConnects = max(1, min(c.TTFFConnects, 500))
 	c.LatDuration = min(max(c.LatDuration, 3*time.Second), 5*time.Minute)
+	c.LatRounds = max(1, min(c.LatRounds, 9))
 	c.FailoverObserve = min(max(c.FailoverObserve, 2*time.Second), time.Minute)
 	dir, err := os.MkdirTemp("", "peerbench-")
 	if err != nil {
@@ -286,14 +288,36 @@ func run(ctx context.Context, c *cli) (err error) {
 	}
 	if c.part("latency") || c.part("ttff") {
 		if c.has("peer") {
-			if err := note("peer latency/ttff", runPeerTopology(ctx, c, ps, b, dir, clip, avcc, rep)); err != nil {
+			if err := note("peer latency/ttff", runPeerTopology(ctx, c, ps, b, dir, clip, avcc, rep, 1)); err != nil {
 				return err
 			}
 		}
 	}
 	if c.part("latency") || c.part("ttff") || c.part("failover") {
 		if c.has("nginx") {
-			if err := note("nginx topology", runNginxTopology(ctx, c, ps, dir, clip, avcc, rep)); err != nil {
+			if err := note("nginx topology", runNginxTopology(ctx, c, ps, dir, clip, avcc, rep, 1)); err != nil {
+				return err
+			}
+		}
+	}
+	// More rounds of the hop comparison, alternating which server goes first: the
+	// goal is judged on their median, as a single 40 s run's p99 moves with the host.
+	if c.part("latency") && c.has("peer") && c.has("nginx") {
+		for round := 2; round <= c.LatRounds; round++ {
+			peerRound := func() error {
+				return note(fmt.Sprintf("peer latency round %d", round), runPeerTopology(ctx, c, ps, b, dir, clip, avcc, rep, round))
+			}
+			nginxRound := func() error {
+				return note(fmt.Sprintf("nginx latency round %d", round), runNginxTopology(ctx, c, ps, dir, clip, avcc, rep, round))
+			}
+			first, second := peerRound, nginxRound
+			if round%2 == 0 {
+				first, second = nginxRound, peerRound
+			}
+			if err := first(); err != nil {
+				return err
+			}
+			if err := second(); err != nil {
 				return err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 
 // latencyResult is one player's glass-to-glass latency series.
 type latencyResult struct {
+	Round   int       `json:"round"` // 1, and more with --lat-rounds
 	Server  string    `json:"server"`
 	Set     string    `json:"player_set"` // setNginx | setAll
 	Path    string    `json:"path"`       // direct | hop
@@ -124,8 +125,9 @@ func measureLatency(ctx context.Context, server, set string, players []latPlayer
 // runPeerTopology: a 3-node peer cluster with --replicas 1. Latency: synthetic
 // publisher at n1, RTMP and HTTP-FLV players at n1 (direct), at the edge (one hop,
 // pull) and at the replica (one hop, forwarded copy). TTFF: the clip published at n1, sequential connects at n1.
-func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, avcc []byte, rep *report) error {
-	tdir := filepath.Join(dir, "peer-topology")
+// Rounds after the first (--lat-rounds) measure only the hop comparison with nginx.
+func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip clipInfo, avcc []byte, rep *report, round int) error {
+	tdir := filepath.Join(dir, fmt.Sprintf("peer-topology-%d", round))
 	if err := os.MkdirAll(tdir, 0o755); err != nil {
 		return err
 	}
@@ -183,7 +185,12 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 				rep.PeerLatTopology += fmt.Sprintf(" (WARNING: %s is not listed as an edge)", edge.nodeName)
 			}
 		}
-		rep.Latency = append(rep.Latency, runLatency(ctx, "peer", setNginx, players, c.LatDuration-2*time.Second, c.LatWarmup, stopSet, nil)...)
+		rep.addLatency(round, runLatency(ctx, "peer", setNginx, players, c.LatDuration-2*time.Second, c.LatWarmup, stopSet, nil))
+		if round > 1 {
+			cancel()
+			<-pub.done
+			return nil
+		}
 		d := max(c.LatDuration/2, 5*time.Second)
 		logf("latency: RTMP+HTTP-FLV players at n1 (master), %s (replica), %s (edge) for %v", replica.nodeName, edge.nodeName, d)
 		players = []latPlayer{
@@ -195,7 +202,7 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 			{"replica", "http-flv", replica.nodeName + " (replica)", startSynthPlayer(pctx, "http-flv", replica.http, "live", "lat", false, 5*time.Second)},
 		}
 		sleep(ctx, 2*time.Second)
-		rep.Latency = append(rep.Latency, runLatency(ctx, "peer", setAll, players, d-2*time.Second, c.LatWarmup, cancel, pub.done)...)
+		rep.addLatency(round, runLatency(ctx, "peer", setAll, players, d-2*time.Second, c.LatWarmup, cancel, pub.done))
 	}
 	if c.part("ttff") {
 		pub, err := startClipPublisher(ps, tdir, "ttff-peer", clip.path, "rtmp://"+n1.rtmp+"/live/bench")
@@ -232,9 +239,10 @@ func runPeerTopology(ctx context.Context, c *cli, ps *procs, b *bins, dir string
 
 // runNginxTopology: nginx-rtmp origin (push to a replica, hls on in app live), replica,
 // and an edge that pulls from the origin; the same measurements as runPeerTopology,
-// then one failover run (origin SIGKILL) of the static topology.
-func runNginxTopology(ctx context.Context, c *cli, ps *procs, dir string, clip clipInfo, avcc []byte, rep *report) error {
-	tdir := filepath.Join(dir, "nginx-topology")
+// then one failover run (origin SIGKILL) of the static topology. Rounds after the first
+// (--lat-rounds) measure only latency.
+func runNginxTopology(ctx context.Context, c *cli, ps *procs, dir string, clip clipInfo, avcc []byte, rep *report, round int) error {
+	tdir := filepath.Join(dir, fmt.Sprintf("nginx-topology-%d", round))
 	apps := []string{"live", "lat"}
 	var insts []*nginxInst
 	defer func() {
@@ -272,7 +280,10 @@ func runNginxTopology(ctx context.Context, c *cli, ps *procs, dir string, clip c
 			{"direct", "rtmp", "origin", startSynthPlayer(pctx, "rtmp", origin.rtmp, "lat", "lat", false, 5*time.Second)},
 			{"hop", "rtmp", "edge", startSynthPlayer(pctx, "rtmp", edge.rtmp, "lat", "lat", false, 5*time.Second)},
 		}
-		rep.Latency = append(rep.Latency, runLatency(ctx, "nginx", setNginx, players, c.LatDuration, c.LatWarmup, cancel, pub.done)...)
+		rep.addLatency(round, runLatency(ctx, "nginx", setNginx, players, c.LatDuration, c.LatWarmup, cancel, pub.done))
+	}
+	if round > 1 {
+		return nil
 	}
 	if c.part("ttff") {
 		url := "rtmp://" + origin.rtmp + "/live/bench"
