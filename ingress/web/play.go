@@ -183,11 +183,12 @@ func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	body, ok := st.HLS().Segment(r.PathValue("segment"))
+	body, release, ok := st.HLS().Segment(r.PathValue("segment"))
 	if !ok {
 		http.Error(w, "no such segment", http.StatusNotFound)
 		return
 	}
+	defer release()
 	w.Header().Set("Content-Type", "video/mp2t")
 	// A segment never changes once listed, so caches may keep it for the window's life.
 	w.Header().Set("Cache-Control", "public, max-age=60")

@@ -57,7 +57,7 @@ func recordNewest(tb testing.TB, m *Muxer, last []byte, into map[string][]byte) 
 	}
 	n := names(tb, p)
 	newest := n[len(n)-1]
-	b, ok := m.Segment(newest)
+	b, _, ok := m.Segment(newest)
 	if !ok {
 		tb.Fatalf("listed %s is not served", newest)
 	}
@@ -289,7 +289,7 @@ func TestSleepingFollower(t *testing.T) {
 		if _, ok := f.Playlist(); ok {
 			t.Fatal("the playlist outlived Sleep")
 		}
-		if _, ok := f.Segment("4.ts"); ok {
+		if _, _, ok := f.Segment("4.ts"); ok {
 			t.Fatal("a segment outlived Sleep")
 		}
 	})

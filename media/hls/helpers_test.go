@@ -147,7 +147,7 @@ func writeOut(tb testing.TB, m *Muxer) string {
 	dir := tb.TempDir()
 	p := playlist(tb, m)
 	for _, n := range names(tb, p) {
-		b, ok := m.Segment(n)
+		b, _, ok := m.Segment(n)
 		if !ok {
 			tb.Fatalf("listed segment %s not served", n)
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafov/m3u8"
@@ -55,10 +56,18 @@ type segment struct {
 	seq   uint64
 	name  string
 	data  []byte
+	buf   *bytes.Buffer // data's buffer, reused once the segment expired unread
 	durMS int64
 	disc  bool
 	dseq  uint64
+	// readers holding data (Segment until release): while any does, buf is not reused.
+	readers atomic.Int32
 }
+
+func (s *segment) release() { s.readers.Add(-1) }
+
+// maxSpare is how many expired segments' buffers a muxer keeps for its next segments.
+const maxSpare = 2
 
 // openSegment is the segment being written.
 type openSegment struct {
@@ -95,11 +104,15 @@ type Muxer struct {
 	aac         *aacConfig
 	skipped     [2]uint32 // codec last reported as skipped per track, or noCodec
 	cur         *openSegment
-	nextSeq     uint64     // leader: number of the next segment
-	discPending bool       // leader: Discontinuity() called, cut at the next media tag
-	discCount   uint64     // leader: discontinuities so far
-	target      int64      // TARGETDURATION so far, seconds
-	lastSize    int        // size of the last segment, to preallocate the next
+	nextSeq     uint64 // leader: number of the next segment
+	discPending bool   // leader: Discontinuity() called, cut at the next media tag
+	discCount   uint64 // leader: discontinuities so far
+	target      int64  // TARGETDURATION so far, seconds
+	lastSize    int    // size of the last segment, to preallocate the next
+	// Buffers of expired segments no reader held. A new segment takes one: memory that is
+	// already mapped and sized, where a fresh one costs page faults and zeroing right
+	// after the cut's keyframe went to the players, and garbage for the collector.
+	spare       []*bytes.Buffer
 	ended       []*segment // closed at a cut, published by Mux once the cut's tag is out
 	annexB      []byte
 	audio       []byte // ADTS frames waiting for their PES
@@ -230,17 +243,19 @@ func (m *Muxer) Playlist() ([]byte, bool) {
 	return bytes.Clone(m.playlist), true
 }
 
-// Segment returns a segment by its playlist name, e.g. "12.ts". The bytes are shared and
-// must not be modified.
-func (m *Muxer) Segment(name string) ([]byte, bool) {
+// Segment returns a segment by its playlist name, e.g. "12.ts", and release, to call
+// when done with the bytes: until then its buffer is not reused for a later segment.
+// The bytes are shared and must not be modified.
+func (m *Muxer) Segment(name string) (data []byte, release func(), ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, s := range m.segs {
 		if s.name == name {
-			return s.data, true
+			s.readers.Add(1)
+			return s.data, s.release, true
 		}
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // CutPoint reports the media sequence number of the segment being written; false before
@@ -254,7 +269,7 @@ func (m *Muxer) CutPoint() (seq uint64, ok bool) {
 // Close drops all segments and deletes the files written to Dir.
 func (m *Muxer) Close() {
 	m.stopped = true
-	m.cur = nil
+	m.cur, m.spare = nil, nil
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -471,10 +486,17 @@ func (m *Muxer) followCut(c Cut, timeMS int64) {
 // leader's cut runs before the keyframe goes to the players, and a segment's worth of
 // fresh memory costs page faults).
 func (m *Muxer) openSegment(c Cut, startMS int64) {
-	buf := new(bytes.Buffer)
+	reserve := m.lastSize + m.lastSize/4
+	var buf *bytes.Buffer
+	if n := len(m.spare); n > 0 {
+		buf, m.spare = m.spare[n-1], m.spare[:n-1]
+		buf.Reset() // Mux's Grow(reserve) is free when it is large enough
+	} else {
+		buf = new(bytes.Buffer)
+	}
 	m.cur = &openSegment{
 		seq: c.Seq, startMS: startMS, lastMS: startMS, disc: c.Discontinuity, dseq: c.DiscSeq,
-		buf: buf, reserve: m.lastSize + m.lastSize/4, needKey: m.ts.video, audioRAI: !m.ts.video,
+		buf: buf, reserve: reserve, needKey: m.ts.video, audioRAI: !m.ts.video,
 	}
 	m.ts.begin(buf)
 	m.mu.Lock()
@@ -502,7 +524,7 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 	dur := max(endMS-c.startMS, 0)
 	m.target = max(m.target, (dur+999)/1000, 1)
 	m.lastSize = c.buf.Len()
-	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), durMS: dur, disc: c.disc, dseq: c.dseq})
+	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), buf: c.buf, durMS: dur, disc: c.disc, dseq: c.dseq})
 }
 
 // publishEnded publishes the segments closed since the last call.
@@ -552,6 +574,14 @@ func (m *Muxer) publish(s *segment) {
 	if n := len(m.segs) - m.cfg.Window - keepExpired; n > 0 {
 		expired = append(expired, m.segs[:n]...)
 		m.segs = append(m.segs[:0], m.segs[n:]...)
+	}
+	// No Segment call can find an expired segment any more (it looks under mu): one that
+	// nobody holds now never will be, and its buffer can carry a later segment.
+	for _, e := range expired {
+		if e.readers.Load() == 0 && len(m.spare) < maxSpare {
+			m.spare = append(m.spare, e.buf)
+		}
+		e.data, e.buf = nil, nil
 	}
 	m.mu.Unlock()
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/asticode/go-astits"
 	"go.uber.org/zap"
@@ -61,10 +63,10 @@ func TestPlaysInFFmpeg(t *testing.T) {
 	if seq, ok := m.CutPoint(); !ok || seq != 3 {
 		t.Fatalf("CutPoint = %d, %v; want 3 (the open segment)", seq, ok)
 	}
-	if _, ok := m.Segment("0.ts"); !ok {
+	if _, _, ok := m.Segment("0.ts"); !ok {
 		t.Fatal("a just-expired segment must stay fetchable")
 	}
-	if _, ok := m.Segment("3.ts"); ok {
+	if _, _, ok := m.Segment("3.ts"); ok {
 		t.Fatal("the open segment must not be served")
 	}
 
@@ -75,7 +77,7 @@ func TestPlaysInFFmpeg(t *testing.T) {
 	}
 	var segs [][]byte
 	for _, n := range []string{"0.ts", "1.ts", "2.ts"} {
-		b, _ := m.Segment(n)
+		b, _, _ := m.Segment(n)
 		if d, err := os.ReadFile(filepath.Join(dir, n)); err != nil || !bytes.Equal(d, b) || len(b)%tsPacketSize != 0 {
 			t.Fatalf("%s on disk differs or is not whole TS packets (%v)", n, err)
 		}
@@ -185,7 +187,7 @@ func TestDiscontinuity(t *testing.T) {
 	// Window 3 plus 3 kept: 9.ts to 14.ts.
 	for seq := range 15 {
 		name := fmt.Sprintf("%d.ts", seq)
-		_, inMem := m.Segment(name)
+		_, _, inMem := m.Segment(name)
 		_, err := os.Stat(filepath.Join(dir, name))
 		if want := seq >= 9; inMem != want || (err == nil) != want {
 			t.Errorf("%s: in memory %v, on disk %v; want %v", name, inMem, err == nil, want)
@@ -242,7 +244,7 @@ func TestTimestampWrap(t *testing.T) {
 		if s.Duration != 1 {
 			t.Fatalf("%s lasts %v s:\n%s", s.URI, s.Duration, p)
 		}
-		b, _ := m.Segment(s.URI)
+		b, _, _ := m.Segment(s.URI)
 		all = append(all, b...)
 	}
 
@@ -304,9 +306,21 @@ func TestConcurrentReaders(t *testing.T) {
 				m.CutPoint()
 				if p, ok := m.Playlist(); ok {
 					for _, n := range names(t, p) {
-						if b, ok := m.Segment(n); ok && len(b)%tsPacketSize != 0 {
+						b, release, ok := m.Segment(n)
+						if !ok {
+							continue
+						}
+						// Held, a segment's bytes stay put even after it expires (its
+						// buffer is reused only once nobody holds it).
+						sum := crc32.ChecksumIEEE(b)
+						if len(b)%tsPacketSize != 0 {
 							t.Errorf("%s is %d bytes", n, len(b))
 						}
+						time.Sleep(time.Millisecond)
+						if crc32.ChecksumIEEE(b) != sum {
+							t.Errorf("%s changed while held", n)
+						}
+						release()
 					}
 				}
 			}
@@ -369,5 +383,56 @@ func TestCutLeavesTheWorkToMux(t *testing.T) {
 	}
 	if cuts < 3 {
 		t.Fatalf("%d cuts seen, want at least 3", cuts)
+	}
+}
+
+// TestSegmentBuffersReused: an expired segment nobody holds gives its buffer to a later
+// segment; one still held (Segment without release) keeps its bytes.
+func TestSegmentBuffersReused(t *testing.T) {
+	tags := append(makeFLV(t, "aac"), shifted(makeFLV(t, "aac"), 8000)...)
+	m := New(Config{Fragment: 500 * time.Millisecond, Window: 2}, nil)
+	defer m.Close()
+	spared := func(b []byte) bool {
+		for _, s := range m.spare {
+			if unsafe.SliceData(s.Bytes()) == unsafe.SliceData(b) {
+				return true
+			}
+		}
+		return false
+	}
+	var free, held, heldCopy []byte
+	freeSpared := false
+	for _, tag := range tags {
+		m.WriteTag(tag)
+		if free == nil {
+			if b, release, ok := m.Segment("0.ts"); ok {
+				free = b
+				release()
+			}
+		}
+		if held == nil {
+			if b, _, ok := m.Segment("1.ts"); ok {
+				held, heldCopy = b, bytes.Clone(b)
+			}
+		}
+		_, release, listed := m.Segment("0.ts")
+		if listed {
+			release()
+		}
+		if !listed && free != nil && !freeSpared {
+			if !spared(free) {
+				t.Fatal("0.ts expired unheld, but its buffer is not kept for the next segment")
+			}
+			freeSpared = true
+		}
+		if held != nil && spared(held) {
+			t.Fatal("1.ts is held, but its buffer is kept for reuse")
+		}
+	}
+	if _, _, ok := m.Segment("1.ts"); ok || !freeSpared {
+		t.Fatalf("the stream was too short: 1.ts still listed, or 0.ts never expired (%v)", freeSpared)
+	}
+	if !bytes.Equal(held, heldCopy) {
+		t.Fatal("a held segment's bytes changed after it expired")
 	}
 }
