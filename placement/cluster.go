@@ -533,10 +533,10 @@ func (c *Cluster) trigger() {
 
 // announceLoop makes the followers apply a committed change at once. Raft tells them
 // what is committed only with the next AppendEntries, which without new entries waits for
-// CommitTimeout (50-100 ms); a barrier entry is replicated right away and carries the
-// commit. This lets CommitTimeout stay long: an idle leader then wakes every follower a
-// few times a second instead of every 10-20 ms (background work every node pays). Bursts
-// of changes share one barrier.
+// CommitTimeout (0.5-1 s); a barrier entry is replicated right away and carries the
+// commit. This lets CommitTimeout stay long: an idle leader then wakes every follower
+// once or twice a second for it, besides heartbeats (background work every node pays).
+// Bursts of changes share one barrier.
 func (c *Cluster) announceLoop() {
 	defer c.wg.Done()
 	for {

@@ -39,8 +39,9 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	// CommitTimeout: an idle leader's AppendEntries period (default 50 ms, raft's). Followers
-	// do not wait for it to learn a change: see announceLoop.
+	// CommitTimeout: an idle leader's AppendEntries period (default 500 ms; raft's is
+	// 50 ms). Followers do not wait for it to learn a change (see announceLoop), and
+	// heartbeats, not these, tell them the leader lives.
 	CommitTimeout time.Duration
 
 	// FailoverGrace: how long memberlist must report a node dead before its
@@ -91,7 +92,7 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatTimeout, 300*time.Millisecond)
 	def(&c.ElectionTimeout, 300*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
-	def(&c.CommitTimeout, 50*time.Millisecond)
+	def(&c.CommitTimeout, 500*time.Millisecond)
 	def(&c.FailoverGrace, 500*time.Millisecond)
 	def(&c.DeadServerGrace, 2*time.Second)
 	def(&c.PromoteAfter, 500*time.Millisecond)
