@@ -4,7 +4,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
 
-.PHONY: run build test race lint bench chaos figures sim idle tools clean
+.PHONY: run build test race lint fuzz bench chaos figures sim idle tools clean
 
 run:
 	$(GO) run ./cmd/peer run
@@ -18,6 +18,11 @@ test: tools
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 12m $(PKGS)
 	$(GO) test -race -count=1 -timeout 8m $(RACE)
+	bash scripts/fuzz.sh
+
+# Every fuzz target for FUZZTIME each (3s) on its seed corpus; longer: FUZZTIME=60s make fuzz
+fuzz:
+	bash scripts/fuzz.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
