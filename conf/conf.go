@@ -6,6 +6,7 @@ package conf
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -31,7 +32,7 @@ type Node struct {
 
 	LogLevel  string `help:"debug, info, warn or error." default:"info" env:"PEER_LOG_LEVEL"`
 	LogFormat string `help:"console or json." default:"console" enum:"console,json" env:"PEER_LOG_FORMAT"`
-	LogFile   string `help:"Log to this file instead of stderr." env:"PEER_LOG_FILE"`
+	LogFile   string `help:"Log to this file instead of stderr; SIGHUP or SIGUSR1 reopens it (logrotate)." env:"PEER_LOG_FILE"`
 
 	MaxConnections int           `help:"Client connections allowed at once (SRS max_connections)." default:"1000" env:"PEER_MAX_CONNECTIONS"`
 	MaxPlayers     int           `help:"Players this node serves before it redirects new HTTP players to another node of the stream (0: no limit)." default:"0" env:"PEER_MAX_PLAYERS"`
@@ -79,7 +80,11 @@ func (n *Node) Logger() (*zap.Logger, error) {
 	}
 	cfg.OutputPaths = []string{"stderr"}
 	if n.LogFile != "" {
-		cfg.OutputPaths = []string{n.LogFile}
+		path, err := filepath.Abs(n.LogFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.OutputPaths = []string{logURL(path)}
 	}
 	log, err := cfg.Build()
 	if err != nil {

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests drive when missing: the real media clients (ffmpeg, ffprobe)
-# and iptables, with which the chaos harness cuts a node off (partition faults).
+# iptables, with which the chaos harness cuts a node off (partition faults), and logrotate
+# (the log-file rotation test).
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v iptables >/dev/null || missing+=(iptables)
+command -v logrotate >/dev/null || missing+=(logrotate)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -20,12 +20,13 @@ import (
 )
 
 type cli struct {
-	Config kong.ConfigFlag `help:"JSON config file; flags and PEER_* variables override it." env:"PEER_CONFIG"`
+	Config kong.ConfigFlag `help:"Config file (YAML with comments, keys are the flag names); flags and PEER_* variables override it." env:"PEER_CONFIG"`
 
 	Run     runCmd     `cmd:"" help:"Start a node; it forms a new cluster of one."`
 	Join    joinCmd    `cmd:"" help:"Start a node that joins through any member's gossip address."`
 	Status  statusCmd  `cmd:"" help:"Print the cluster view."`
 	Leave   leaveCmd   `cmd:"" help:"Hand this node's streams off, then leave the cluster."`
+	Conf    confCmd    `cmd:"" help:"Check a config file, or import an SRS one."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -61,12 +62,23 @@ func serve(cfg conf.Node, seeds []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGHUP, syscall.SIGUSR1) // logrotate, as SRS
+	defer signal.Stop(reopen)
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
+	for ctx.Err() == nil {
+		select {
+		case err := <-done:
+			return err
+		case <-reopen:
+			if err := conf.ReopenLogs(); err != nil {
+				fmt.Fprintln(os.Stderr, "peer: reopening the log file:", err)
+			} else {
+				log.Info("log file reopened")
+			}
+		case <-ctx.Done():
+		}
 	}
 	select {
 	case err := <-done:
@@ -123,7 +135,7 @@ func main() {
 	ctx := kong.Parse(&c,
 		kong.Name("peer"),
 		kong.Description("A self-organizing live-streaming cluster: RTMP, HTTP-FLV and HLS from any node."),
-		kong.Configuration(kong.JSON),
+		kong.Configuration(conf.Loader),
 		kong.Vars{"hostname": conf.Hostname()},
 		kong.UsageOnError())
 	ctx.FatalIfErrorf(ctx.Run())
