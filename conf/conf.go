@@ -44,6 +44,22 @@ type Node struct {
 	MergeWrite     time.Duration `help:"Gather this much media per write to a player (SRS mw_latency): fewer, larger writes for big audiences, at the price of that much latency (0: every video frame)." default:"0s" env:"PEER_MERGE_WRITE"`
 	IOTimeout      time.Duration `help:"Longest silence from a publisher or a client in its command phase." default:"20s" env:"PEER_IO_TIMEOUT"`
 	WriteTimeout   time.Duration `help:"Longest a write to a client may block." default:"10s" env:"PEER_WRITE_TIMEOUT"`
+
+	Admission `embed:""`
+}
+
+// Admission is who may publish and play at this node: signed tokens and SRS-compatible
+// HTTP hooks, checked once per client at the node the client reached.
+type Admission struct {
+	TokenPublishKey string        `help:"Publishers must carry ?token= signed with this key (peer token publish)." env:"PEER_TOKEN_PUBLISH_KEY"`
+	TokenPlayKey    string        `help:"Players must carry ?token= signed with this key (peer token play)." env:"PEER_TOKEN_PLAY_KEY"`
+	OnConnect       []string      `help:"SRS on_connect hook URLs (RTMP connect)." env:"PEER_ON_CONNECT"`
+	OnPublish       []string      `help:"SRS on_publish hook URLs; a publish is allowed only if each answers HTTP 200 with 0 or {\"code\":0}." env:"PEER_ON_PUBLISH"`
+	OnUnpublish     []string      `help:"SRS on_unpublish hook URLs." env:"PEER_ON_UNPUBLISH"`
+	OnPlay          []string      `help:"SRS on_play hook URLs; a play is allowed only if each allows it." env:"PEER_ON_PLAY"`
+	OnStop          []string      `help:"SRS on_stop hook URLs." env:"PEER_ON_STOP"`
+	OnHLS           []string      `help:"SRS on_hls hook URLs, called by a stream's master for each finished segment." env:"PEER_ON_HLS"`
+	HookTimeout     time.Duration `help:"Longest a hook may take to answer; no answer refuses." default:"5s" env:"PEER_HOOK_TIMEOUT"`
 }
 
 // DataDir is where the node keeps its state.

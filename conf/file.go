@@ -87,14 +87,16 @@ func ParseFile(path string, r io.Reader) (*File, error) {
 			errs = append(errs, FileError{path, k.Line, fmt.Sprintf("unknown setting %q%s", k.Value, suggest(k.Value, flags))})
 		case file.values[k.Value] != "":
 			errs = append(errs, FileError{path, k.Line, fmt.Sprintf("%s is set twice", k.Value)})
-		case v.Kind != yaml.ScalarNode:
-			errs = append(errs, FileError{path, v.Line, fmt.Sprintf("%s: want a single value", k.Value)})
 		default:
-			if err := checkValue(fl, v.Value); err != nil {
+			value, err := scalarOrList(fl, v)
+			if err == nil {
+				err = checkValue(fl, value)
+			}
+			if err != nil {
 				errs = append(errs, FileError{path, v.Line, fmt.Sprintf("%s: %v", k.Value, err)})
 				continue
 			}
-			file.values[k.Value] = v.Value
+			file.values[k.Value] = value
 		}
 	}
 	if len(errs) > 0 {
@@ -152,6 +154,25 @@ func runFlags() map[string]*kong.Flag {
 		}
 	}
 	return flags
+}
+
+// scalarOrList reads a value: a scalar, or for a list flag (hook URLs) a sequence of
+// scalars, joined as the flag would take them on the command line.
+func scalarOrList(fl *kong.Flag, v *yaml.Node) (string, error) {
+	if v.Kind == yaml.ScalarNode {
+		return v.Value, nil
+	}
+	if v.Kind != yaml.SequenceNode || !fl.IsSlice() {
+		return "", errors.New("want a single value")
+	}
+	items := make([]string, 0, len(v.Content))
+	for _, it := range v.Content {
+		if it.Kind != yaml.ScalarNode || strings.Contains(it.Value, string(fl.Tag.Sep)) {
+			return "", fmt.Errorf("line %d: want a list of plain values", it.Line)
+		}
+		items = append(items, it.Value)
+	}
+	return strings.Join(items, string(fl.Tag.Sep)), nil
 }
 
 // checkValue parses s as the flag would, into a scratch value of its type.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestFileRoundTrip(t *testing.T) {
 	}
 	want := Defaults()
 	want.Name, want.Replicas, want.HLSFragment, want.LogFormat = "from-file", 1, 3*time.Second, "json"
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -96,6 +97,21 @@ func TestFileErrorsHaveLines(t *testing.T) {
 	// YAML syntax errors carry their line too.
 	if _, err := LoadFile(writeFile(t, "rtmp: a\nhttp: [\n")); err == nil || !strings.Contains(err.Error(), ":2:") && !strings.Contains(err.Error(), ":3:") {
 		t.Fatalf("syntax error: %v", err)
+	}
+}
+
+// TestFileLists: a list flag (hook URLs) takes a YAML sequence.
+func TestFileLists(t *testing.T) {
+	p := writeFile(t, "on-publish:\n  - http://127.0.0.1:8085/api/v1/streams\n  - http://127.0.0.1:8086/hook\non-play: http://127.0.0.1:8085/play\n")
+	got, err := parseWith(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.OnPublish) != 2 || got.OnPublish[1] != "http://127.0.0.1:8086/hook" || len(got.OnPlay) != 1 {
+		t.Fatalf("on-publish %q, on-play %q", got.OnPublish, got.OnPlay)
+	}
+	if _, err := LoadFile(writeFile(t, "rtmp:\n  - a\n  - b\n")); err == nil || !strings.Contains(err.Error(), ":2: rtmp: want a single value") {
+		t.Fatalf("a list for a single-valued flag: %v", err)
 	}
 }
 

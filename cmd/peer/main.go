@@ -3,9 +3,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,9 +22,12 @@ type cli struct {
 
 	Run     runCmd     `cmd:"" help:"Start a node; it forms a new cluster of one."`
 	Join    joinCmd    `cmd:"" help:"Start a node that joins through any member's gossip address."`
-	Status  statusCmd  `cmd:"" help:"Print the cluster view."`
+	Status  statusCmd  `cmd:"" help:"Print the cluster view: members, leader, streams and their owners."`
+	Streams streamsCmd `cmd:"" help:"Print this node's streams."`
+	Clients clientsCmd `cmd:"" help:"Print this node's clients."`
 	Leave   leaveCmd   `cmd:"" help:"Hand this node's streams off, then leave the cluster."`
 	Conf    confCmd    `cmd:"" help:"Check a config file, or import an SRS one."`
+	Token   tokenCmd   `cmd:"" help:"Mint a signed ?token= for a publisher or a player."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -92,38 +93,10 @@ type apiFlag struct {
 	API string `help:"HTTP address of the node to ask." default:"http://127.0.0.1:8080" env:"PEER_API"`
 }
 
-type statusCmd struct{ apiFlag }
-
-func (c *statusCmd) Run() error { return apiCall(http.MethodGet, c.API+"/api/v1/cluster") }
-
 type leaveCmd struct{ apiFlag }
 
-func (c *leaveCmd) Run() error { return apiCall(http.MethodPost, c.API+"/api/v1/cluster/leave") }
-
-func apiCall(method, url string) error {
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, body)
-	}
-	var v any
-	if json.Unmarshal(body, &v) == nil {
-		body, _ = json.MarshalIndent(v, "", "  ")
-	}
-	fmt.Println(string(body))
-	return nil
+func (c *leaveCmd) Run() error {
+	return printJSON(apiDo(http.MethodPost, c.API+"/api/v1/cluster/leave", ""))
 }
 
 type versionCmd struct{}
