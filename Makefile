@@ -4,13 +4,24 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
 
-.PHONY: run build test race lint fuzz bench chaos figures sim idle tools clean
+.PHONY: run build install test race lint fuzz bench chaos figures sim idle tools clean
 
 run:
 	$(GO) run ./cmd/peer run
 
 build:
 	$(GO) build -o bin/peer ./cmd/peer
+
+# Installs the binary, the systemd unit, its environment file and an example config
+# (existing /etc files are kept). PREFIX=/usr/local DESTDIR= as usual.
+PREFIX  ?= /usr/local
+install: build
+	install -D -m 0755 bin/peer $(DESTDIR)$(PREFIX)/bin/peer
+	install -D -m 0644 conf/peer.service $(DESTDIR)/etc/systemd/system/peer.service
+	test -e $(DESTDIR)/etc/default/peer || install -D -m 0600 conf/peer.env $(DESTDIR)/etc/default/peer
+	test -e $(DESTDIR)/etc/peer/peer.yaml || install -D -m 0644 conf/examples/three-nodes.yaml $(DESTDIR)/etc/peer/peer.yaml
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/peer/README.md
+	@id peer >/dev/null 2>&1 || echo "create the service user: useradd --system --home /var/lib/peer peer"
 
 # The whole suite, as CI runs it: vet, unit and end-to-end tests (real ffmpeg/ffprobe
 # clients on loopback), race detector on the concurrent packages.
