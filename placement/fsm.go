@@ -47,6 +47,9 @@ type MemberRecord struct {
 	Raft        string `json:"raft,omitempty"`
 	State       string `json:"state"` // alive, dead, left, leaving
 	Incarnation int64  `json:"inc"`
+	// Key is the fingerprint of the node's identity key: the name belongs to that key
+	// while its holder lives (Cluster.trusted).
+	Key string `json:"key,omitempty"`
 }
 
 // command ops
