@@ -130,11 +130,11 @@ func callerOf(cert *x509.Certificate) (caller, error) {
 func (ca *clusterCA) tlsConfigs(cert tls.Certificate) (server, client *tls.Config) {
 	check := func(raw [][]byte, _ [][]*x509.Certificate) error { _, err := ca.verify(raw); return err }
 	server = &tls.Config{
-		MinVersion:            tls.VersionTLS13,
-		Certificates:          []tls.Certificate{cert},
-		ClientAuth:            tls.RequireAnyClientCert,
-		VerifyPeerCertificate: check,
-		NextProtos:            []string{alpnRaft, alpnRPC},
+		MinVersion:             tls.VersionTLS13,
+		Certificates:           []tls.Certificate{cert},
+		ClientAuth:             tls.RequireAnyClientCert,
+		VerifyPeerCertificate:  check,
+		NextProtos:             []string{alpnRaft, alpnRPC},
 		SessionTicketsDisabled: true,
 	}
 	client = &tls.Config{
