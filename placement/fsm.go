@@ -270,6 +270,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if d.Streams == nil {
 		d.Streams = map[string]*Assignment{}
 	}
+	// A null entry would crash every reader of the table (FuzzFSMApply found it).
+	for k, a := range d.Streams {
+		if a == nil {
+			delete(d.Streams, k)
+		}
+	}
 	if d.Members == nil {
 		d.Members = map[string]MemberRecord{}
 	}
