@@ -60,6 +60,12 @@ func TestRPCCallerChecks(t *testing.T) {
 			t.Errorf("%s: %+v, %v; want code %q", tc.name, resp, err, codeRefused)
 		}
 	}
+	if code, err := RequestAs(ctx, "k", "n2", leader.RaftAddr(), "drain", "", "n2", 0); err != nil || code != codeRefused {
+		t.Errorf("RequestAs as n2: %q, %v; want %q", code, err, codeRefused)
+	}
+	if _, err := RequestAs(ctx, "other", "n2", leader.RaftAddr(), "drain", "", "n2", 0); err == nil {
+		t.Error("RequestAs with another key got an answer")
+	}
 	// A member's own read-only request passes.
 	if resp, err := follower.rpcCall(ctx, leader.RaftAddr(), rpcReq{Op: "verify", Stream: "live/s", Node: "n2", Epoch: a.Epoch}); err != nil || resp.Code != codeOK {
 		t.Errorf("member's verify: %+v, %v", resp, err)
