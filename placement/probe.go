@@ -50,4 +50,3 @@ func RequestAs(ctx context.Context, clusterKey, name, addr, op, stream, node str
 	}
 	return resp.Code, nil
 }
-
