@@ -638,8 +638,12 @@ const leaveNotice = "peer-leave:"
 
 func (d *delegate) NotifyMsg(b []byte) {
 	if s := string(b); strings.HasPrefix(s, leaveNotice) {
+		name := strings.TrimPrefix(s, leaveNotice)
 		d.m.mu.Lock()
-		d.m.leaving[strings.TrimPrefix(s, leaveNotice)] = true
+		// Only for nodes we know: the set must not grow with made-up names.
+		if _, known := d.m.nodes[name]; known {
+			d.m.leaving[name] = true
+		}
 		d.m.mu.Unlock()
 	}
 }

@@ -31,8 +31,7 @@ type muxLayer struct {
 	advertise net.Addr
 	server    *tls.Config
 	client    *tls.Config
-	log       *zap.Logger
-	refused   *ratelog.Limiter
+	refused   *ratelog.Limiter // refused connections, logged at a bounded rate
 	timeout   time.Duration
 	rpc       func(net.Conn, caller)
 
@@ -48,7 +47,7 @@ type muxLayer struct {
 }
 
 func newMuxLayer(ln net.Listener, advertise net.Addr, server, client *tls.Config, log *zap.Logger, rpc func(net.Conn, caller)) *muxLayer {
-	m := &muxLayer{ln: ln, advertise: advertise, server: server, client: client, log: log, refused: ratelog.New(log, 0),
+	m := &muxLayer{ln: ln, advertise: advertise, server: server, client: client, refused: ratelog.New(log, 0),
 		timeout: 2 * time.Second, rpc: rpc, raftCh: make(chan net.Conn), closeCh: make(chan struct{}),
 		handshakes: make(chan struct{}, maxHandshakes), conns: map[*trackedConn]struct{}{}}
 	m.wg.Add(1)
