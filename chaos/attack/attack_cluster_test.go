@@ -182,6 +182,30 @@ func TestRPCFromOutsiders(t *testing.T) {
 	if got := tg.legitAssignment(); got.Epoch != a.Epoch || got.Master != a.Master {
 		t.Fatalf("placement changed: %+v -> %+v", a, got)
 	}
+	tg.attack(mi, "300 idle and 300 junk connections to the raft port", 20, func() {
+		var idle []net.Conn
+		for range 300 {
+			if c, err := net.DialTimeout("tcp", tg.nodes[mi].Raft, time.Second); err == nil {
+				idle = append(idle, c)
+			}
+		}
+		junk := []byte(strings.Repeat("\x16\x03\x01\xff\xff", 200))
+		for range 300 {
+			if c, err := net.DialTimeout("tcp", tg.nodes[mi].Raft, time.Second); err == nil {
+				_, _ = c.Write(junk)
+				c.Close()
+			}
+		}
+		time.Sleep(3 * time.Second) // past the handshake timeout: the node drops the idle ones
+		for _, c := range idle {
+			c.Close()
+		}
+		logged(t, tg.nodes[mi], "refused connection")
+	})
+	eventually(t, 15*time.Second, "an agreed cluster view after the flood", func() bool {
+		_, ok := procs.Agreed(context.Background(), tg.nodes, 3)
+		return ok
+	})
 	v, err := tg.nodes[0].View(context.Background())
 	if err != nil {
 		t.Fatal(err)
