@@ -28,6 +28,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"peer/conf/ratelog"
 )
 
 // State of a member as seen by this node.
@@ -65,6 +67,9 @@ type Meta struct {
 	Incarnation int64 `json:"i"`
 	Leaving     bool  `json:"x,omitempty"`
 	Load        Load  `json:"l"`
+	// Key is the fingerprint of the node's identity key (placement's raft-port
+	// certificate), which stays with its data dir across restarts.
+	Key string `json:"k,omitempty"`
 }
 
 // Member is one stable node as seen by this node.
@@ -78,6 +83,7 @@ type Member struct {
 	Raft        string    `json:"raft"`
 	Version     string    `json:"version"`
 	Incarnation int64     `json:"incarnation"`
+	Key         string    `json:"key,omitempty"` // identity key fingerprint (Meta.Key)
 	Leaving     bool      `json:"leaving"`
 	Load        Load      `json:"load"`
 	Since       time.Time `json:"since"` // local time of the last state change
@@ -171,6 +177,11 @@ type Config struct {
 	ClusterKey    string // shared secret; empty = no encryption
 	Meta          Meta   // Name and Incarnation are filled in if empty
 	Timing        Timing // zero = FastLAN()
+	// Trust reports whether a node gossiping as name with identity key (Meta.Key) may
+	// hold that name. A node it refuses is left out of Members and its events, and
+	// logged: a second node claiming a live member's name does not take its place.
+	// nil trusts every node.
+	Trust func(name, key string) bool
 }
 
 // Membership is a running gossip member.
@@ -179,6 +190,8 @@ type Membership struct {
 	log   *zap.Logger
 	ml    *memberlist.Memberlist
 	trans *blockableTransport
+	self  string           // this start's memberlist name
+	dups  *ratelog.Limiter // refused claims of a member's name
 
 	mu      sync.Mutex
 	meta    Meta
@@ -236,6 +249,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		leaving: map[string]bool{},
 		stopCh:  make(chan struct{}),
 	}
+	m.dups = ratelog.New(m.log, 0)
 	m.qcond = sync.NewCond(&m.mu)
 
 	mlLog := log.New(&logWriter{log: m.log}, "", 0)
@@ -253,6 +267,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	_, _ = rand.Read(nonce[:])
 	mc := memberlist.DefaultLocalConfig()
 	mc.Name = cfg.Name + "-" + hex.EncodeToString(nonce[:])
+	m.self = mc.Name
 	mc.Transport = m.trans
 	mc.Logger = mlLog
 	mc.Delegate = &delegate{m: m}
@@ -317,7 +332,19 @@ func (m *Membership) Addr() string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
-// Join contacts seeds (gossip host:port). It succeeds if at least one answered.
+// ErrKeyMismatch: a seed answered but its gossip is encrypted with another cluster key,
+// or one of the two sides has none. Retrying does not help.
+var ErrKeyMismatch = errors.New("membership: the seed uses another cluster key, or one side has none")
+
+// memberlist's errors (v0.6.0) when the two sides' keys differ; it has no typed errors.
+var keyMismatchErrors = []string{
+	"remote state is encrypted and encryption is not configured",
+	"encryption is configured but remote state is not encrypted",
+	"no installed keys could decrypt the message",
+}
+
+// Join contacts seeds (gossip host:port). It succeeds if at least one answered. When
+// every seed that answered refused this node's key, the error wraps ErrKeyMismatch.
 func (m *Membership) Join(seeds []string) error {
 	if len(seeds) == 0 {
 		return nil
@@ -329,6 +356,11 @@ func (m *Membership) Join(seeds []string) error {
 	}
 	if err == nil {
 		err = errors.New("no seed answered")
+	}
+	for _, e := range keyMismatchErrors {
+		if strings.Contains(err.Error(), e) {
+			return fmt.Errorf("%w: join %v: %v", ErrKeyMismatch, seeds, err)
+		}
 	}
 	return fmt.Errorf("membership: join %v: %w", seeds, err)
 }
@@ -415,6 +447,9 @@ func (m *Membership) Members() []Member {
 	defer m.mu.Unlock()
 	best := map[string]*entry{}
 	for _, e := range m.nodes {
+		if !m.trusts(e.gossipName, e.meta) {
+			continue
+		}
 		b := best[e.meta.Name]
 		if b == nil || better(e, b) {
 			best[e.meta.Name] = e
@@ -450,8 +485,13 @@ func (e *entry) member() Member {
 	return Member{
 		Name: e.meta.Name, GossipName: e.gossipName, State: e.state, Gossip: e.addr,
 		RTMP: e.meta.RTMP, HTTP: e.meta.HTTP, Raft: e.meta.Raft, Version: e.meta.Version,
-		Incarnation: e.meta.Incarnation, Leaving: e.meta.Leaving, Load: e.meta.Load, Since: e.since,
+		Incarnation: e.meta.Incarnation, Key: e.meta.Key, Leaving: e.meta.Leaving, Load: e.meta.Load, Since: e.since,
 	}
+}
+
+// trusts applies Config.Trust; this process's own entry is always itself.
+func (m *Membership) trusts(gossipName string, meta Meta) bool {
+	return m.cfg.Trust == nil || gossipName == m.self || m.cfg.Trust(meta.Name, meta.Key)
 }
 
 func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
@@ -461,20 +501,24 @@ func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
 		return
 	}
 	now := time.Now()
+	trusted := m.trusts(n.Name, meta)
 	m.mu.Lock()
 	e := m.nodes[n.Name]
-	// Is this incarnation the visible one for its stable name?
-	newer := true
+	// Is this incarnation the visible one for its stable name? Only trusted entries
+	// compete: a node refused the name neither hides nor replaces its holder.
+	newer := trusted
 	for _, o := range m.nodes {
-		if o != e && o.meta.Name == meta.Name && o.meta.Incarnation > meta.Incarnation {
+		if o != e && o.meta.Name == meta.Name && o.meta.Incarnation > meta.Incarnation && m.trusts(o.gossipName, o.meta) {
 			newer = false
 		}
 	}
 	if e == nil {
-		if !newer {
+		if !newer && trusted {
 			m.mu.Unlock()
 			return
 		}
+		// An untrusted claimant is kept (not shown): it becomes visible if the name's
+		// holder is gone and Trust accepts it then.
 		e = &entry{gossipName: n.Name, since: now}
 		m.nodes[n.Name] = e
 	}
@@ -493,13 +537,23 @@ func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
 	e.state = state
 	e.meta = meta
 	e.addr = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-	// Forget older incarnations of the same stable name that are gone.
-	if state == StateAlive {
+	// Forget older incarnations of the same node (same identity key) and gone ones.
+	if state == StateAlive && trusted {
 		for k, o := range m.nodes {
-			if o != e && o.meta.Name == meta.Name && o.meta.Incarnation < meta.Incarnation {
+			if o != e && o.meta.Name == meta.Name && o.meta.Incarnation < meta.Incarnation &&
+				(o.meta.Key == meta.Key || o.state != StateAlive) {
 				delete(m.nodes, k)
 			}
 		}
+	}
+	if !trusted {
+		addr := e.addr
+		m.mu.Unlock()
+		if state == StateAlive {
+			m.dups.Warn("duplicate name", "refused a node claiming the name of another member (not its identity key)",
+				zap.String("member", meta.Name), zap.String("gossip_name", n.Name), zap.String("addr", addr))
+		}
+		return
 	}
 	mem := e.member()
 	if newer {
@@ -584,8 +638,12 @@ const leaveNotice = "peer-leave:"
 
 func (d *delegate) NotifyMsg(b []byte) {
 	if s := string(b); strings.HasPrefix(s, leaveNotice) {
+		name := strings.TrimPrefix(s, leaveNotice)
 		d.m.mu.Lock()
-		d.m.leaving[strings.TrimPrefix(s, leaveNotice)] = true
+		// Only for nodes we know: the set must not grow with made-up names.
+		if _, known := d.m.nodes[name]; known {
+			d.m.leaving[name] = true
+		}
 		d.m.mu.Unlock()
 	}
 }

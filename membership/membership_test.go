@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -147,5 +148,25 @@ func TestWrongKeyRefusedAndLogged(t *testing.T) {
 	}
 	if logs.FilterMessage("refused gossip from a node without the cluster key").Len() == 0 {
 		t.Fatalf("refusal not logged; logs: %v", logs.All())
+	}
+}
+
+// A node whose key differs from the seed's (or that has none while the seed has one, or
+// the reverse) gets ErrKeyMismatch from Join, so a starting node can say so and stop
+// instead of retrying forever; an unreachable seed does not.
+func TestJoinKeyMismatch(t *testing.T) {
+	keyed := start(t, "keyed", "key", nil)
+	keyless := start(t, "keyless", "", nil)
+	for _, tc := range []struct{ key, seed string }{
+		{"", keyed.Addr()}, {"other", keyed.Addr()}, {"key", keyless.Addr()},
+	} {
+		m := start(t, "joiner-"+tc.key, tc.key, nil)
+		if err := m.Join([]string{tc.seed}); !errors.Is(err, ErrKeyMismatch) {
+			t.Errorf("key %q to %s: %v, want ErrKeyMismatch", tc.key, tc.seed, err)
+		}
+	}
+	m := start(t, "joiner", "key", nil)
+	if err := m.Join([]string{"127.0.0.1:1"}); err == nil || errors.Is(err, ErrKeyMismatch) {
+		t.Errorf("unreachable seed: %v, want a plain error", err)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,11 +47,17 @@ type Node struct {
 	router   *route.Router
 	leave    chan struct{} // closed by `peer leave`: hand off, then stop
 	leaveOne sync.Once
+	keySrc   keySource
 }
 
 // New binds the node's listeners; Run serves them. With no seeds the node forms a
 // cluster of one (`peer run`), otherwise it joins through them (`peer join`).
 func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
+	key, src, err := clusterKey(cfg, len(seeds) > 0)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClusterKey = key
 	mc := media.DefaultConfig()
 	if cfg.PlayerQueue > 0 {
 		mc.QueueTags = cfg.PlayerQueue
@@ -63,8 +71,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	relay.NoHLS = true
 	relay.MergeWrite = 0 // a relay's only players are its links to the master
 	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
-		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{})}
-	var err error
+		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{}), keySrc: src}
 	if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP); err != nil {
 		return nil, fmt.Errorf("rtmp listen: %w", err)
 	}
@@ -110,6 +117,18 @@ func advertise(bind, ip string) string {
 	return net.JoinHostPort("127.0.0.1", port)
 }
 
+// JoinCommand is the command that adds a node to this node's cluster, when this node's
+// key was generated (now or by an earlier start) rather than given: the operator has no
+// other place to read it from, as with kubeadm's and k3s's join tokens. Empty otherwise.
+func (n *Node) JoinCommand() string { return n.joinCommand(advertise(n.cfg.Gossip, n.cfg.Advertise)) }
+
+func (n *Node) joinCommand(gossip string) string {
+	if n.keySrc != keyGenerated && n.keySrc != keyStored {
+		return ""
+	}
+	return "peer join " + gossip + " --cluster-key " + n.cfg.ClusterKey
+}
+
 // Leave hands this node's streams off, leaves the cluster and then stops the node.
 func (n *Node) Leave(ctx context.Context) error {
 	err := n.cluster.Leave(ctx)
@@ -136,8 +155,20 @@ func (n *Node) Run(ctx context.Context) error {
 		n.httpLn.Close()
 		return fmt.Errorf("cluster: %w", err)
 	}
+	security := "cluster key: gossip encrypted, raft/RPC over TLS, links signed"
+	if n.keySrc == keyNone {
+		security = "KEYLESS: gossip and raft bind loopback only; anyone on this host can join or control the cluster"
+	}
 	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()),
-		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.Int("procs", runtime.GOMAXPROCS(0)), zap.String("version", Version))
+		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.Int("procs", runtime.GOMAXPROCS(0)),
+		zap.String("version", Version), zap.String("security", security))
+	if j := n.joinCommand(n.cluster.GossipAddr()); j != "" {
+		where := "generated a cluster key"
+		if n.keySrc == keyStored {
+			where = "using the cluster key generated at the first start"
+		}
+		n.log.Info(where+" (kept in "+filepath.Join(n.cfg.DataDir(), keyFile)+"); add nodes with: "+j, zap.String("join", j))
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	run := func(name string, f func() error) {
@@ -153,7 +184,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("hub", func() error { n.hub.Run(ctx); return nil })
 	run("relay hub", func() error { n.relayHub.Run(ctx); return nil })
 	run("router", func() error { n.router.Run(ctx); return nil })
-	run("cluster", func() error { n.joinAndReport(ctx); return nil })
+	run("cluster", func() error { return n.joinAndReport(ctx) })
 	go func() {
 		select {
 		case <-n.leave:
@@ -170,8 +201,9 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // joinAndReport joins the seeds (retrying with backoff until one answers), then gossips
-// this node's load until ctx ends.
-func (n *Node) joinAndReport(ctx context.Context) {
+// this node's load until ctx ends. A seed that refuses this node's key (or lack of one)
+// stops the node: retrying cannot help, and the operator must be told.
+func (n *Node) joinAndReport(ctx context.Context) error {
 	cpu := newCPUMeter()
 	report := func() {
 		streams, clients := n.hub.Snapshot()
@@ -190,10 +222,17 @@ func (n *Node) joinAndReport(ctx context.Context) {
 			n.log.Info("joined the cluster", zap.Strings("seeds", n.seeds))
 			break
 		}
+		if errors.Is(err, membership.ErrKeyMismatch) {
+			seeds := strings.Join(n.seeds, ", ")
+			if n.keySrc == keyNone {
+				return fmt.Errorf("the cluster at %s needs --cluster-key (printed by the first node's start): %w", seeds, err)
+			}
+			return fmt.Errorf("the cluster at %s refused this node's cluster key (it has another one, or none): %w", seeds, err)
+		}
 		n.log.Warn("join failed; retrying", zap.Strings("seeds", n.seeds), zap.Error(err))
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -203,7 +242,7 @@ func (n *Node) joinAndReport(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			report()
 		}

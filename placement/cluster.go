@@ -7,6 +7,8 @@ package placement
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +25,7 @@ import (
 	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/membership"
 )
 
@@ -49,6 +52,9 @@ type Cluster struct {
 	obsCh  chan raft.Observation
 	obs    *raft.Observer
 	advRaf string
+	keyID  string // fingerprint of this node's identity key (gossiped; see tls.go)
+
+	refused *ratelog.Limiter // refused RPCs, logged at a bounded rate
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -90,7 +96,7 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	if cfg.Replicas < 0 {
 		return nil, fmt.Errorf("placement: replicas %d: want 0 or more", cfg.Replicas)
 	}
-	c := &Cluster{cfg: cfg, log: log, kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){},
+	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){},
 		nonvoterSince: map[raft.ServerID]time.Time{}}
 	c.ncond = sync.NewCond(&c.nmu)
 	return c, nil
@@ -125,6 +131,38 @@ func (c *Cluster) loadIdentity() (string, error) {
 	return c.cfg.Name, nil
 }
 
+// loadCertificate loads (or creates) this node's identity key and has the cluster CA,
+// derived from the cluster key, issue the node's certificate for the raft port.
+func (c *Cluster) loadCertificate() (server, client *tls.Config, err error) {
+	key, err := loadNodeKey(c.cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("placement: node key: %w", err)
+	}
+	ca, err := deriveCA(c.cfg.ClusterKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("placement: cluster CA: %w", err)
+	}
+	cert, err := ca.issue(c.name, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("placement: node certificate: %w", err)
+	}
+	c.keyID = keyFingerprint(key.Public().(ed25519.PublicKey))
+	server, client = ca.tlsConfigs(cert)
+	return server, client, nil
+}
+
+// trusted tells membership whether the node gossiping as name with identity key may
+// hold that name: a name belongs to the identity key the replicated member table
+// recorded for it while that holder lives (a node restarted on its data dir keeps its
+// key). A record of a dead or departed holder can be taken over by a new identity.
+func (c *Cluster) trusted(name, key string) bool {
+	rec, ok := c.fsm.member(name)
+	if !ok || rec.Key == "" || rec.Key == key {
+		return true
+	}
+	return rec.State == string(membership.StateDead) || rec.State == string(membership.StateLeft)
+}
+
 // Start opens the raft log, starts raft, gossip and the background loops.
 // Cancelling ctx shuts the node down (like Shutdown).
 func (c *Cluster) Start(ctx context.Context) (err error) {
@@ -142,6 +180,10 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return err
 	}
 	c.name = name
+	serverTLS, clientTLS, err := c.loadCertificate()
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", c.cfg.RaftAddr)
 	if err != nil {
@@ -167,7 +209,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("placement: raft advertise: %w", err)
 	}
 	c.advRaf = advAddr.String()
-	c.layer = newMuxLayer(ln, advAddr, transportKey(c.cfg.ClusterKey), c.log.Named("transport"), c.serveRPC)
+	c.layer = newMuxLayer(ln, advAddr, serverTLS, clientTLS, c.log.Named("transport"), c.serveRPC)
 
 	hl := newHCLog("raft", c.cfg.RaftLogLevel, c.log.Named("raft"))
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -246,9 +288,9 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 
 	c.mem, err = membership.New(membership.Config{
 		Name: name, BindAddr: c.cfg.GossipAddr, AdvertiseAddr: c.cfg.GossipAdvertise,
-		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip,
+		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip, Trust: c.trusted,
 		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version,
-			Load: membership.Load{MaxStreams: c.cfg.MaxStreams}},
+			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}},
 	}, c.log)
 	if err != nil {
 		return err

@@ -47,6 +47,9 @@ type MemberRecord struct {
 	Raft        string `json:"raft,omitempty"`
 	State       string `json:"state"` // alive, dead, left, leaving
 	Incarnation int64  `json:"inc"`
+	// Key is the fingerprint of the node's identity key: the name belongs to that key
+	// while its holder lives (Cluster.trusted).
+	Key string `json:"key,omitempty"`
 }
 
 // command ops
@@ -266,6 +269,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if d.Streams == nil {
 		d.Streams = map[string]*Assignment{}
+	}
+	// A null entry would crash every reader of the table (FuzzFSMApply found it).
+	for k, a := range d.Streams {
+		if a == nil {
+			delete(d.Streams, k)
+		}
 	}
 	if d.Members == nil {
 		d.Members = map[string]MemberRecord{}

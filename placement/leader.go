@@ -295,7 +295,7 @@ func (c *Cluster) doDrain(node string) rpcResp {
 	m, _ := c.mem.Member(node)
 	rec, ok := c.fsm.member(node)
 	if !ok {
-		rec = MemberRecord{Name: node, RTMP: m.RTMP, HTTP: m.HTTP, Raft: m.Raft}
+		rec = MemberRecord{Name: node, RTMP: m.RTMP, HTTP: m.HTTP, Raft: m.Raft, Key: m.Key}
 	}
 	rec.State = "leaving"
 	rec.Incarnation = m.Incarnation
@@ -433,7 +433,7 @@ func (c *Cluster) syncMembers() error {
 		if ok && old.State == "leaving" && old.Incarnation == m.Incarnation && m.State == membership.StateAlive {
 			st = "leaving"
 		}
-		r := MemberRecord{Name: m.Name, RTMP: m.RTMP, HTTP: m.HTTP, Raft: m.Raft, State: st, Incarnation: m.Incarnation}
+		r := MemberRecord{Name: m.Name, RTMP: m.RTMP, HTTP: m.HTTP, Raft: m.Raft, State: st, Incarnation: m.Incarnation, Key: m.Key}
 		if !ok || old != r {
 			recs = append(recs, r)
 		}

@@ -1,10 +1,9 @@
 package placement
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -14,69 +13,43 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/ingress/vecio"
-)
-
-// Wire format of every TCP connection on the raft port:
-//
-//	client -> server: 'P' <type byte> <16-byte client nonce>
-//	with a cluster key:
-//	server -> client: <16-byte server nonce> <HMAC-SHA256(k, "s"|type|cn|sn)>
-//	client -> server: <HMAC-SHA256(k, "c"|type|cn|sn)>
-//
-// where k = SHA-256("peer-transport\0" + cluster key). Both sides prove
-// knowledge of the key without sending it and each nonce makes replays
-// useless. Type 'R' hands the connection to raft's NetworkTransport, type 'C'
-// to the internal control RPC. A peer failing the handshake is logged and
-// dropped. Without a key only the 3-byte header + nonce is exchanged.
-const (
-	connRaft = 'R'
-	connRPC  = 'C'
-	magic    = 'P'
-	nonceLen = 16
-	macLen   = sha256.Size
 )
 
 var errPartitioned = errors.New("placement: partitioned (fault injection)")
 
-func transportKey(clusterKey string) []byte {
-	if clusterKey == "" {
-		return nil
-	}
-	s := sha256.Sum256([]byte("peer-transport\x00" + clusterKey))
-	return s[:]
-}
+// maxHandshakes bounds the connections of the raft port that have not finished their
+// TLS handshake: a flood of idle or junk connections is closed beyond it instead of each
+// holding a goroutine for the handshake timeout.
+const maxHandshakes = 64
 
-func handshakeMAC(key []byte, side byte, typ byte, cn, sn []byte) []byte {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte{side, typ})
-	h.Write(cn)
-	h.Write(sn)
-	return h.Sum(nil)
-}
-
-// muxLayer is a raft.StreamLayer multiplexing raft and RPC on one listener.
+// muxLayer is a raft.StreamLayer multiplexing raft and RPC on one listener; every
+// connection is mutually authenticated TLS (see tls.go).
 type muxLayer struct {
 	ln        net.Listener
 	advertise net.Addr
-	key       []byte
-	log       *zap.Logger
+	server    *tls.Config
+	client    *tls.Config
+	refused   *ratelog.Limiter // refused connections, logged at a bounded rate
 	timeout   time.Duration
-	rpc       func(net.Conn)
+	rpc       func(net.Conn, caller)
 
-	raftCh  chan net.Conn
-	closeCh chan struct{}
-	closed  atomic.Bool
-	blocked atomic.Bool
-	wg      sync.WaitGroup
+	raftCh     chan net.Conn
+	closeCh    chan struct{}
+	closed     atomic.Bool
+	blocked    atomic.Bool
+	handshakes chan struct{} // semaphore of handshakes in progress
+	wg         sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
 }
 
-func newMuxLayer(ln net.Listener, advertise net.Addr, key []byte, log *zap.Logger, rpc func(net.Conn)) *muxLayer {
-	m := &muxLayer{ln: ln, advertise: advertise, key: key, log: log, timeout: 2 * time.Second, rpc: rpc,
-		raftCh: make(chan net.Conn), closeCh: make(chan struct{}), conns: map[*trackedConn]struct{}{}}
+func newMuxLayer(ln net.Listener, advertise net.Addr, server, client *tls.Config, log *zap.Logger, rpc func(net.Conn, caller)) *muxLayer {
+	m := &muxLayer{ln: ln, advertise: advertise, server: server, client: client, refused: ratelog.New(log, 0),
+		timeout: 2 * time.Second, rpc: rpc, raftCh: make(chan net.Conn), closeCh: make(chan struct{}),
+		handshakes: make(chan struct{}, maxHandshakes), conns: map[*trackedConn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m
@@ -101,6 +74,14 @@ func (m *muxLayer) acceptLoop() {
 			_ = c.Close()
 			continue
 		}
+		select {
+		case m.handshakes <- struct{}{}:
+		default:
+			m.refused.Warn("handshakes", "refused connection: too many handshakes in progress",
+				zap.String("remote", c.RemoteAddr().String()), zap.Int("limit", maxHandshakes))
+			_ = c.Close()
+			continue
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -110,52 +91,46 @@ func (m *muxLayer) acceptLoop() {
 }
 
 func (m *muxLayer) serverHandshake(c net.Conn) {
-	_ = c.SetDeadline(time.Now().Add(m.timeout))
-	var hdr [2 + nonceLen]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		_ = c.Close()
-		return
-	}
-	typ := hdr[1]
-	if hdr[0] != magic || (typ != connRaft && typ != connRPC) {
-		m.log.Warn("refused connection: bad header", zap.String("remote", c.RemoteAddr().String()))
-		_ = c.Close()
-		return
-	}
-	if m.key != nil {
-		cn := hdr[2:]
-		sn := make([]byte, nonceLen)
-		_, _ = rand.Read(sn)
-		out := append(append([]byte{}, sn...), handshakeMAC(m.key, 's', typ, cn, sn)...)
-		if _, err := c.Write(out); err != nil {
-			_ = c.Close()
-			return
-		}
-		got := make([]byte, macLen)
-		if _, err := io.ReadFull(c, got); err != nil || !hmac.Equal(got, handshakeMAC(m.key, 'c', typ, cn, sn)) {
-			m.log.Warn("refused connection: cluster key authentication failed",
-				zap.String("remote", c.RemoteAddr().String()), zap.String("kind", string(typ)))
-			_ = c.Close()
-			return
-		}
-	}
-	_ = c.SetDeadline(time.Time{})
 	tc := m.track(c)
 	if tc == nil {
+		<-m.handshakes
 		return
 	}
-	if typ == connRPC {
-		m.rpc(tc)
+	tlc := tls.Server(tc, m.server)
+	_ = c.SetDeadline(time.Now().Add(m.timeout))
+	err := tlc.Handshake()
+	<-m.handshakes
+	if err != nil {
+		m.refused.Warn("tls", "refused connection: no valid cluster certificate (a node without the cluster key?)",
+			zap.String("remote", c.RemoteAddr().String()), zap.Error(err))
+		_ = tlc.Close()
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	st := tlc.ConnectionState()
+	who, err := callerOf(st.PeerCertificates[0])
+	if err != nil {
+		_ = tlc.Close()
+		return
+	}
+	if st.NegotiatedProtocol == alpnRPC {
+		m.rpc(tlc, who)
+		return
+	}
+	if st.NegotiatedProtocol != alpnRaft {
+		m.refused.Warn("alpn", "refused connection: no protocol named", zap.String("remote", c.RemoteAddr().String()))
+		_ = tlc.Close()
 		return
 	}
 	select {
-	case m.raftCh <- tc:
+	case m.raftCh <- tlc:
 	case <-m.closeCh:
-		_ = tc.Close()
+		_ = tlc.Close()
 	}
 }
 
-func (m *muxLayer) dial(typ byte, addr string, timeout time.Duration) (net.Conn, error) {
+// dial opens an authenticated connection carrying proto (alpnRaft or alpnRPC).
+func (m *muxLayer) dial(proto, addr string, timeout time.Duration) (net.Conn, error) {
 	if m.blocked.Load() {
 		return nil, errPartitioned
 	}
@@ -166,42 +141,25 @@ func (m *muxLayer) dial(typ byte, addr string, timeout time.Duration) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	hdr := make([]byte, 2+nonceLen)
-	hdr[0], hdr[1] = magic, typ
-	_, _ = rand.Read(hdr[2:])
-	if _, err := c.Write(hdr); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	if m.key != nil {
-		in := make([]byte, nonceLen+macLen)
-		if _, err := io.ReadFull(c, in); err != nil {
-			_ = c.Close()
-			return nil, errors.New("placement: handshake refused by " + addr)
-		}
-		sn := in[:nonceLen]
-		if !hmac.Equal(in[nonceLen:], handshakeMAC(m.key, 's', typ, hdr[2:], sn)) {
-			_ = c.Close()
-			m.log.Warn("refused server: cluster key authentication failed", zap.String("remote", addr))
-			return nil, errors.New("placement: server " + addr + " failed authentication")
-		}
-		if _, err := c.Write(handshakeMAC(m.key, 'c', typ, hdr[2:], sn)); err != nil {
-			_ = c.Close()
-			return nil, err
-		}
-	}
-	_ = c.SetDeadline(time.Time{})
 	tc := m.track(c)
 	if tc == nil {
 		return nil, errPartitioned
 	}
-	return tc, nil
+	cfg := m.client.Clone()
+	cfg.NextProtos = []string{proto}
+	tlc := tls.Client(tc, cfg)
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if err := tlc.Handshake(); err != nil {
+		_ = tlc.Close()
+		return nil, fmt.Errorf("placement: TLS with %s (another cluster key?): %w", addr, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tlc, nil
 }
 
 // Dial implements raft.StreamLayer.
 func (m *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return m.dial(connRaft, string(address), timeout)
+	return m.dial(alpnRaft, string(address), timeout)
 }
 
 // Accept implements net.Listener (raft connections only).

@@ -1,9 +1,11 @@
 package placement
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -11,8 +13,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// rpcReq is a request forwarded to the leader over the authenticated 'C'
-// connection type of the raft port (JSON, one request/response per line).
+// rpcReq is a request forwarded to the leader over the TLS connections of the raft
+// port (ALPN alpnRPC; JSON, one request and one response per line).
 type rpcReq struct {
 	Op     string `json:"op"` // acquire release edge verify drain remove
 	Stream string `json:"stream,omitempty"`
@@ -27,7 +29,22 @@ const (
 	codeStale     = "stale"
 	codeNotFound  = "not_found"
 	codeError     = "error"
+	// codeRefused: the caller may not make this request. The caller retries like an
+	// error: a node that just joined or restarted is refused until the leader's gossip
+	// view has its identity key.
+	codeRefused = "refused"
 )
+
+// Bounds of the control RPC: a request line, a response line (an assignment lists
+// every edge of a stream), the length of a name, and how long a connection may idle.
+const (
+	maxRequest  = 16 << 10
+	maxResponse = 1 << 20
+	maxName     = 1024
+	rpcIdle     = 30 * time.Second
+)
+
+var errLineTooLong = errors.New("placement: RPC message too long")
 
 type rpcResp struct {
 	Code       string      `json:"code,omitempty"`
@@ -47,20 +64,84 @@ func (r rpcResp) err() error {
 	return errors.New("placement: " + r.Code + ": " + r.Err)
 }
 
-// serveRPC runs on an authenticated connection.
-func (c *Cluster) serveRPC(conn net.Conn) {
+// readLine reads one newline-terminated message of at most limit bytes.
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > limit {
+			return nil, errLineTooLong
+		}
+		line = append(line, chunk...)
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
+// decodeRPC parses and checks one request line.
+func decodeRPC(line []byte) (rpcReq, error) {
+	var req rpcReq
+	if err := json.Unmarshal(line, &req); err != nil {
+		return rpcReq{}, err
+	}
+	switch req.Op {
+	case "acquire", "release", "edge", "verify", "drain", "remove":
+	default:
+		return rpcReq{}, fmt.Errorf("placement: unknown RPC %.32q", req.Op)
+	}
+	if len(req.Stream) > maxName || len(req.Node) > maxName {
+		return rpcReq{}, errors.New("placement: RPC names too long")
+	}
+	return req, nil
+}
+
+// authorize decides whether the node at the other end of a connection may make req.
+// The caller must be a member: the member of its certificate's name must gossip the
+// same identity key (so a holder of the cluster key that is not a member, or claims a
+// member's name with another key, is refused). A request that changes what a node
+// holds (acquire, release, edge, drain, remove) must name the caller itself; only the
+// leader acts for other nodes, and it does so without an RPC. verify only reads.
+func (c *Cluster) authorize(who caller, req rpcReq) error {
+	m, ok := c.mem.Member(who.name)
+	if !ok || m.Key != who.key {
+		return fmt.Errorf("caller %.64q is not a member with this identity key", who.name)
+	}
+	if req.Op != "verify" && req.Node != who.name {
+		return fmt.Errorf("%s for node %.64q from node %.64q: a node may only ask for itself", req.Op, req.Node, who.name)
+	}
+	return nil
+}
+
+// serveRPC runs on an authenticated connection from who.
+func (c *Cluster) serveRPC(conn net.Conn, who caller) {
 	defer conn.Close()
-	dec := json.NewDecoder(conn)
+	in := bufio.NewReader(conn)
 	enc := json.NewEncoder(conn)
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-		var req rpcReq
-		if err := dec.Decode(&req); err != nil {
+		_ = conn.SetReadDeadline(time.Now().Add(rpcIdle))
+		line, err := readLine(in, maxRequest)
+		if err != nil {
+			if errors.Is(err, errLineTooLong) {
+				c.refused.Warn("rpc size", "refused RPC: request too long", zap.String("caller", who.name), zap.Int("limit", maxRequest))
+			}
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RPCTimeout)
-		resp := c.handle(ctx, req)
-		cancel()
+		req, err := decodeRPC(line)
+		if err != nil {
+			c.refused.Warn("rpc decode", "refused RPC: bad request", zap.String("caller", who.name), zap.Error(err))
+			return
+		}
+		var resp rpcResp
+		if err := c.authorize(who, req); err != nil {
+			c.refused.Warn("rpc auth", "refused RPC", zap.String("caller", who.name), zap.String("op", req.Op),
+				zap.String("node", req.Node), zap.String("stream", req.Stream), zap.Error(err))
+			resp = rpcResp{Code: codeRefused, Err: err.Error()}
+		} else {
+			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.RPCTimeout)
+			resp = c.handle(ctx, req)
+			cancel()
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(c.cfg.RPCTimeout))
 		if err := enc.Encode(&resp); err != nil {
 			return
@@ -69,7 +150,7 @@ func (c *Cluster) serveRPC(conn net.Conn) {
 }
 
 func (c *Cluster) rpcCall(ctx context.Context, addr string, req rpcReq) (rpcResp, error) {
-	conn, err := c.layer.dial(connRPC, addr, time.Second)
+	conn, err := c.layer.dial(alpnRPC, addr, time.Second)
 	if err != nil {
 		return rpcResp{}, err
 	}
@@ -82,8 +163,12 @@ func (c *Cluster) rpcCall(ctx context.Context, addr string, req rpcReq) (rpcResp
 	if err := json.NewEncoder(conn).Encode(&req); err != nil {
 		return rpcResp{}, err
 	}
+	line, err := readLine(bufio.NewReader(conn), maxResponse)
+	if err != nil {
+		return rpcResp{}, err
+	}
 	var resp rpcResp
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+	if err := json.Unmarshal(line, &resp); err != nil {
 		return rpcResp{}, err
 	}
 	return resp, nil
@@ -119,7 +204,7 @@ func (c *Cluster) call(ctx context.Context, req rpcReq) (rpcResp, error) {
 				c.log.Debug("rpc to leader failed", zap.String("leader", string(id)), zap.Error(err))
 			}
 		}
-		if err == nil && resp.Code != codeNotLeader && resp.Code != codeError {
+		if err == nil && resp.Code != codeNotLeader && resp.Code != codeError && resp.Code != codeRefused {
 			return resp, resp.err()
 		}
 		if err != nil {

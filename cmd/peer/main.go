@@ -61,6 +61,11 @@ func serve(cfg conf.Node, seeds []string) error {
 	if err != nil {
 		return err
 	}
+	if j := n.JoinCommand(); j != "" {
+		// The generated key has no other place the operator sees it: print the line to
+		// copy, as kubeadm and k3s print their join tokens.
+		fmt.Printf("This node's cluster key is kept in its data dir. Add nodes to the cluster with:\n\n    %s\n\n", j)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reopen := make(chan os.Signal, 1)

@@ -256,12 +256,16 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 			if !ok {
 				return errors.New("replica not alive")
 			}
+			a, ok := l.r.Cluster.Lookup(stream)
+			if !ok {
+				return placement.ErrNotFound
+			}
 			player, err := l.r.Hub.Play(app, name, media.PlayOptions{Kind: "link-forward", Remote: "node:" + replica, Internal: true})
 			if err != nil {
 				return err
 			}
 			defer player.Close()
-			c, err := rtmp.DialPublish(ctx, m.RTMP, app, name+l.r.auth.query(linkForward, stream, l.r.self(), false), l.r.DialTimeout)
+			c, err := rtmp.DialPublish(ctx, m.RTMP, app, name+l.r.auth.query(linkForward, stream, l.r.self(), replica, a.Epoch, false), l.r.DialTimeout)
 			if err != nil {
 				return err
 			}
@@ -293,7 +297,7 @@ func (l *links) pull(app, name string) func(context.Context, *link) {
 				if !ok {
 					continue
 				}
-				c, err := rtmp.DialPlay(ctx, m.RTMP, app, name+l.r.auth.query(linkPull, stream, l.r.self(), false), l.r.DialTimeout)
+				c, err := rtmp.DialPlay(ctx, m.RTMP, app, name+l.r.auth.query(linkPull, stream, l.r.self(), origin, a.Epoch, false), l.r.DialTimeout)
 				if err != nil {
 					lastErr = err
 					continue

@@ -141,7 +141,7 @@ func (r *Router) openRelaySink(ctx context.Context, app, name string, a placemen
 		err := errors.New("master not alive")
 		if m, ok := r.links.member(a.Master); ok {
 			var c *rtmp.Client
-			c, err = rtmp.DialPublish(ctx, m.RTMP, app, name+r.auth.query(linkRelay, stream, r.self(), cont), r.DialTimeout)
+			c, err = rtmp.DialPublish(ctx, m.RTMP, app, name+r.auth.query(linkRelay, stream, r.self(), a.Master, a.Epoch, cont), r.DialTimeout)
 			if err == nil {
 				return remoteSink{c: c, master: a.Master}, nil
 			}

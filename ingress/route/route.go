@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/media"
 	"peer/placement"
 )
@@ -33,14 +34,16 @@ type Router struct {
 	// MaxPlayers: past this many local players, new HTTP players are redirected.
 	MaxPlayers int
 
-	auth  linkAuth
-	links *links
-	once  sync.Once
+	auth    *linkAuth
+	refused *ratelog.Limiter // refused links, logged at a bounded rate
+	links   *links
+	once    sync.Once
 }
 
 func (r *Router) init() {
 	r.once.Do(func() {
-		r.auth = linkAuth{key: []byte(r.Key)}
+		r.auth = newLinkAuth(r.Key)
+		r.refused = ratelog.New(r.Log, 0)
 		if r.DialTimeout == 0 {
 			r.DialTimeout = 3 * time.Second
 		}
@@ -61,8 +64,12 @@ func (r *Router) self() string { return r.Cluster.Self() }
 func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (*media.Publisher, func(), error) {
 	r.init()
 	stream := app + "/" + name
-	if claim, ok := r.auth.parse(stream, query); ok {
-		return r.acceptLink(app, name, remote, claim)
+	if claim, ok := r.auth.parse(stream, query, r.self(), time.Now()); ok {
+		pub, finish, err := r.acceptLink(app, name, remote, claim)
+		if err != nil {
+			r.refuseLink(stream, remote, claim, err)
+		}
+		return pub, finish, err
 	}
 	a, err := r.acquire(ctx, stream)
 	if err != nil {
@@ -108,17 +115,20 @@ func (r *Router) release(stream string, epoch uint64) {
 }
 
 // acceptLink checks a node-to-node publish: a relay only reaches the current master, a
-// forward only a replica, from the current master.
+// forward only a replica, from the current master, and neither for an older epoch than
+// this node's view (a ticket captured before the stream changed master).
 func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publisher, func(), error) {
 	stream := app + "/" + name
-	if !c.valid {
-		return nil, nil, fmt.Errorf("%w: bad signature from %q", ErrLinkRefused, c.from)
+	if c.err != nil {
+		return nil, nil, fmt.Errorf("%w: %s %s from %q: %v", ErrLinkRefused, c.kind, stream, c.from, c.err)
 	}
 	a, ok := r.Cluster.Lookup(stream)
 	self := r.self()
 	switch {
 	case !ok:
 		return nil, nil, fmt.Errorf("%w: %s is not placed", ErrLinkRefused, stream)
+	case c.epoch < a.Epoch:
+		return nil, nil, fmt.Errorf("%w: %s from %s for epoch %d, the stream is at %d", ErrLinkRefused, c.kind, c.from, c.epoch, a.Epoch)
 	case c.kind == linkRelay && a.Master != self:
 		return nil, nil, fmt.Errorf("%w: relay from %s but the master is %s", ErrLinkRefused, c.from, a.Master)
 	case c.kind == linkForward && (a.Master != c.from || !contains(a.Replicas, self)):
@@ -151,14 +161,31 @@ func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publi
 func (r *Router) Play(app, name, query string) (internal bool, err error) {
 	r.init()
 	stream := app + "/" + name
-	if claim, ok := r.auth.parse(stream, query); ok {
-		if !claim.valid || claim.kind != linkPull {
-			return false, fmt.Errorf("%w: bad pull from %q", ErrLinkRefused, claim.from)
+	if claim, ok := r.auth.parse(stream, query, r.self(), time.Now()); ok {
+		err := claim.err
+		switch a, placed := r.Cluster.Lookup(stream); {
+		case err != nil:
+		case claim.kind != linkPull:
+			err = fmt.Errorf("%q is not a playing link", claim.kind)
+		case placed && claim.epoch < a.Epoch:
+			err = fmt.Errorf("for epoch %d, the stream is at %d", claim.epoch, a.Epoch)
+		}
+		if err != nil {
+			err = fmt.Errorf("%w: pull of %s from %q: %v", ErrLinkRefused, stream, claim.from, err)
+			r.refuseLink(stream, "", claim, err)
+			return false, err
 		}
 		return true, nil
 	}
 	r.links.trigger()
 	return false, nil
+}
+
+// refuseLink logs a refused link at a bounded rate: a forger or a replayer can repeat
+// them as fast as it connects.
+func (r *Router) refuseLink(stream, remote string, c linkClaim, err error) {
+	r.refused.Warn("link refused", "refused a cluster link", zap.String("stream", stream), zap.String("kind", c.kind),
+		zap.String("claimed_from", c.from), zap.String("remote", remote), zap.Error(err))
 }
 
 func contains(list []string, s string) bool {
