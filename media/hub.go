@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/media/hls"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	QueueTags    int           // tags a player may have queued before it skips to a keyframe
 	MaxOverflows int           // skips tolerated before a slow player is disconnected
 	GOPMaxBytes  int           // largest GOP cached for fast start
+	GOPMaxTime   time.Duration // longest GOP cached (an audio-only stream keeps at most this, and at most 2 s, of audio)
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
 	HLS          hls.Config
 	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
@@ -43,7 +45,7 @@ type Config struct {
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
 func DefaultConfig() Config {
-	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, IdleTimeout: 30 * time.Second,
+	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, GOPMaxTime: 10 * time.Second, IdleTimeout: 30 * time.Second,
 		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}, HLSIdle: 30 * time.Second}
 }
 
@@ -51,6 +53,7 @@ func DefaultConfig() Config {
 type Hub struct {
 	cfg    Config
 	log    *zap.Logger
+	warn   *ratelog.Limiter // refusals and drops a client can cause repeatedly
 	nextID atomic.Uint64
 
 	mu      sync.Mutex
@@ -59,7 +62,10 @@ type Hub struct {
 
 // NewHub makes an empty hub; Run maintains it.
 func NewHub(cfg Config, log *zap.Logger) *Hub {
-	return &Hub{cfg: cfg, log: log, streams: map[string]*Stream{}}
+	if cfg.GOPMaxTime <= 0 {
+		cfg.GOPMaxTime = DefaultConfig().GOPMaxTime
+	}
+	return &Hub{cfg: cfg, log: log, warn: ratelog.New(log, 0), streams: map[string]*Stream{}}
 }
 
 // ValidateName checks an app or stream name from a client.
