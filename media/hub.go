@@ -41,6 +41,8 @@ type Config struct {
 	// audience costs fewer, larger writes, at the price of that much latency. 0 writes
 	// every video frame.
 	MergeWrite time.Duration
+	// Budget caps streams and per-client publishes, shared by a node's hubs; nil: none.
+	Budget *Budget
 }
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
@@ -64,6 +66,9 @@ type Hub struct {
 func NewHub(cfg Config, log *zap.Logger) *Hub {
 	if cfg.GOPMaxTime <= 0 {
 		cfg.GOPMaxTime = DefaultConfig().GOPMaxTime
+	}
+	if cfg.Budget == nil {
+		cfg.Budget = &Budget{}
 	}
 	return &Hub{cfg: cfg, log: log, warn: ratelog.New(log, 0), streams: map[string]*Stream{}}
 }
@@ -98,6 +103,11 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 	defer h.mu.Unlock()
 	s := h.streams[key]
 	if s == nil {
+		if err := h.cfg.Budget.addStream(); err != nil {
+			h.warn.Warn("stream-budget", "stream refused: the node holds its maximum", zap.String("stream", key),
+				zap.Int("max_node_streams", h.cfg.Budget.MaxStreams))
+			return nil, err
+		}
 		log := h.log.With(zap.String("stream", key))
 		s = &Stream{App: app, Name: name, hub: h, log: log, created: time.Now(), vacantSince: time.Now(),
 			players: map[*Player]struct{}{}}
@@ -150,8 +160,14 @@ func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) 
 	if s.pub != nil {
 		return nil, ErrBusy
 	}
+	ip, err := h.cfg.Budget.addPublish(remote)
+	if err != nil {
+		h.warn.Warn("publish-budget", "publish refused: too many from this client address", zap.String("stream", s.Key()),
+			zap.String("peer", remote), zap.Int("max_publishes_per_ip", h.cfg.Budget.MaxPublishesPerIP))
+		return nil, err
+	}
 	feed := src == Feed
-	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s,
+	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s, ip: ip,
 		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime, continues: src != User}}
 	s.pub = p
 	if s.hls != nil {
@@ -216,6 +232,7 @@ func (h *Hub) Kick(app, name string, match func(*Publisher) bool, reason error) 
 	p.detached.Store(true)
 	s.pub, s.vacantSince = nil, time.Now()
 	s.mu.Unlock()
+	p.releaseBudget()
 	p.kick(reason)
 	return true
 }
@@ -257,6 +274,7 @@ func (h *Hub) maintain(now time.Time, tick time.Duration) {
 		s.mu.Unlock()
 		if vacant {
 			delete(h.streams, key)
+			h.cfg.Budget.removeStream()
 			s.shutdown(ErrStreamClosed)
 		}
 	}
@@ -267,6 +285,7 @@ func (h *Hub) closeAll() {
 	defer h.mu.Unlock()
 	for key, s := range h.streams {
 		delete(h.streams, key)
+		h.cfg.Budget.removeStream()
 		s.shutdown(ErrStreamClosed)
 	}
 }

@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -345,6 +346,16 @@ type Publisher struct {
 	kickMu   sync.Mutex
 	onKick   func(error)
 	detached atomic.Bool // kicked: its writes are dropped
+
+	ip       netip.Addr // the client address counted in the hub's Budget, if any
+	released atomic.Bool
+}
+
+// releaseBudget gives the publisher's per-address count back, once (Kick, then Close).
+func (p *Publisher) releaseBudget() {
+	if !p.released.Swap(true) {
+		p.stream.hub.cfg.Budget.removePublish(p.ip)
+	}
 }
 
 // Stream is the stream being published.
@@ -569,6 +580,7 @@ func (p *Publisher) Close() {
 		pl.signal() // what a merged write still holds goes out now
 	}
 	s.mu.Unlock()
+	p.releaseBudget()
 }
 
 // shutdown closes every player and releases the HLS packager.
