@@ -81,3 +81,28 @@ func TestPublishesPerIP(t *testing.T) {
 	c.Close()
 	h.closeAll()
 }
+
+// TestRefusedPublishLeavesNoStream: a publish refused for its address creates nothing,
+// and a busy refusal gives the address's place back.
+func TestRefusedPublishLeavesNoStream(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Budget = &Budget{MaxPublishesPerIP: 1}
+	h := NewHub(cfg, zap.NewNop())
+	defer h.closeAll()
+	p, _ := h.Publish("live", "a", "10.0.0.1:1", User)
+	defer p.Close()
+	if _, err := h.Publish("live", "b", "10.0.0.1:2", User); !errors.Is(err, ErrTooManyPublishes) {
+		t.Fatal(err)
+	}
+	if h.Lookup("live", "b") != nil || cfg.Budget.Streams() != 1 {
+		t.Fatal("a refused publish left a stream")
+	}
+	if _, err := h.Publish("live", "a", "10.0.0.2:1", User); !errors.Is(err, ErrBusy) {
+		t.Fatal(err)
+	}
+	if q, err := h.Publish("live", "c", "10.0.0.2:1", User); err != nil {
+		t.Fatalf("the busy refusal kept the address's place: %v", err)
+	} else {
+		q.Close()
+	}
+}

@@ -151,20 +151,23 @@ const (
 
 // Publish attaches the stream's source, refusing a second one with ErrBusy.
 func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) {
+	// The client's count first: a refused publish leaves no stream behind.
+	ip, err := h.cfg.Budget.addPublish(remote)
+	if err != nil {
+		h.warn.Warn("publish-budget", "publish refused: too many from this client address", zap.String("stream", app+"/"+name),
+			zap.String("peer", remote), zap.Int("max_publishes_per_ip", h.cfg.Budget.MaxPublishesPerIP))
+		return nil, err
+	}
 	s, err := h.stream(app, name)
 	if err != nil {
+		h.cfg.Budget.removePublish(ip)
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pub != nil {
+		h.cfg.Budget.removePublish(ip)
 		return nil, ErrBusy
-	}
-	ip, err := h.cfg.Budget.addPublish(remote)
-	if err != nil {
-		h.warn.Warn("publish-budget", "publish refused: too many from this client address", zap.String("stream", s.Key()),
-			zap.String("peer", remote), zap.Int("max_publishes_per_ip", h.cfg.Budget.MaxPublishesPerIP))
-		return nil, err
 	}
 	feed := src == Feed
 	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s, ip: ip,

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +279,46 @@ func (tg *target) streamBytesIn(i int, id string) int64 {
 		}
 	}
 	return 0
+}
+
+// TestPublishFloodFromOneAddress: one client address opens many publishes; past
+// --max-publishes-per-ip they are refused (and logged, rate-limited), its own earlier
+// publishes and everyone else's keep working, and a publish that ended frees its place.
+func TestPublishFloodFromOneAddress(t *testing.T) {
+	tg := newTarget(t, 1, "--max-publishes-per-ip", "4") // the legit ffmpeg is one of them
+	tg.attack(0, "50 publishes from one address, 4 allowed", 30, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var open []*rtmp.Client
+		defer func() {
+			for _, c := range open {
+				c.Close()
+			}
+		}()
+		refused := 0
+		for i := range 50 {
+			c, err := rtmp.DialPublish(ctx, tg.nodes[0].RTMP, "live", "flood"+strconv.Itoa(i), 10*time.Second)
+			if err != nil {
+				refused++
+				continue
+			}
+			open = append(open, c)
+		}
+		if len(open) != 3 || refused != 47 {
+			t.Fatalf("%d publishes accepted, %d refused; want 3 and 47", len(open), refused)
+		}
+		open[0].Close()
+		open = open[1:]
+		eventually(t, 10*time.Second, "a freed place taken", func() bool {
+			c, err := rtmp.DialPublish(ctx, tg.nodes[0].RTMP, "live", "flood-again", 10*time.Second)
+			if err != nil {
+				return false
+			}
+			open = append(open, c)
+			return true
+		})
+		if n := strings.Count(tg.nodes[0].Logs(), "too many from this client address"); n < 1 || n > 2 {
+			t.Fatalf("%d refusal lines for 47 refusals: want one per 10 s", n)
+		}
+	})
 }
