@@ -41,9 +41,13 @@ type Node struct {
 	HLSDir         string        `help:"Also write HLS segments to this directory." env:"PEER_HLS_DIR"`
 	HLSAlways      bool          `help:"Package HLS for every stream this node carries. By default a stream's master always packages it and other nodes only while HLS players ask for it there (and always with --hls-dir)." env:"PEER_HLS_ALWAYS"`
 	PlayerQueue    int           `help:"Tags a player may lag behind before it skips to the next keyframe." default:"1024" env:"PEER_PLAYER_QUEUE"`
+	GOPCacheTime   time.Duration `help:"Longest GOP kept for players' fast start: a longer one is dropped until the next keyframe (an audio-only stream keeps its last 2 s of audio, at most this)." default:"10s" env:"PEER_GOP_CACHE_TIME"`
 	MergeWrite     time.Duration `help:"Gather this much media per write to a player (SRS mw_latency): fewer, larger writes for big audiences, at the price of that much latency (0: every video frame)." default:"0s" env:"PEER_MERGE_WRITE"`
 	IOTimeout      time.Duration `help:"Longest silence from a publisher or a client in its command phase." default:"20s" env:"PEER_IO_TIMEOUT"`
 	WriteTimeout   time.Duration `help:"Longest a write to a client may block." default:"10s" env:"PEER_WRITE_TIMEOUT"`
+
+	MaxNodeStreams    int `help:"Streams this node holds at once, of every kind: published, relayed, forwarded, pulled, or awaited by players. Past it new ones are refused (0: no limit)." default:"1000" env:"PEER_MAX_NODE_STREAMS"`
+	MaxPublishesPerIP int `help:"Streams one client IP may publish to this node at once, loopback included (cluster links are not counted; 0: no limit)." default:"10" env:"PEER_MAX_PUBLISHES_PER_IP"`
 
 	Admission `embed:""`
 }

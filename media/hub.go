@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/media/hls"
 )
 
@@ -26,6 +27,7 @@ type Config struct {
 	QueueTags    int           // tags a player may have queued before it skips to a keyframe
 	MaxOverflows int           // skips tolerated before a slow player is disconnected
 	GOPMaxBytes  int           // largest GOP cached for fast start
+	GOPMaxTime   time.Duration // longest GOP cached (an audio-only stream keeps at most this, and at most 2 s, of audio)
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
 	HLS          hls.Config
 	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
@@ -39,11 +41,13 @@ type Config struct {
 	// audience costs fewer, larger writes, at the price of that much latency. 0 writes
 	// every video frame.
 	MergeWrite time.Duration
+	// Budget caps streams and per-client publishes, shared by a node's hubs; nil: none.
+	Budget *Budget
 }
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
 func DefaultConfig() Config {
-	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, IdleTimeout: 30 * time.Second,
+	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, GOPMaxTime: 10 * time.Second, IdleTimeout: 30 * time.Second,
 		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}, HLSIdle: 30 * time.Second}
 }
 
@@ -51,6 +55,7 @@ func DefaultConfig() Config {
 type Hub struct {
 	cfg    Config
 	log    *zap.Logger
+	warn   *ratelog.Limiter // refusals and drops a client can cause repeatedly
 	nextID atomic.Uint64
 
 	mu      sync.Mutex
@@ -59,7 +64,13 @@ type Hub struct {
 
 // NewHub makes an empty hub; Run maintains it.
 func NewHub(cfg Config, log *zap.Logger) *Hub {
-	return &Hub{cfg: cfg, log: log, streams: map[string]*Stream{}}
+	if cfg.GOPMaxTime <= 0 {
+		cfg.GOPMaxTime = DefaultConfig().GOPMaxTime
+	}
+	if cfg.Budget == nil {
+		cfg.Budget = &Budget{}
+	}
+	return &Hub{cfg: cfg, log: log, warn: ratelog.New(log, 0), streams: map[string]*Stream{}}
 }
 
 // ValidateName checks an app or stream name from a client.
@@ -92,6 +103,11 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 	defer h.mu.Unlock()
 	s := h.streams[key]
 	if s == nil {
+		if err := h.cfg.Budget.addStream(); err != nil {
+			h.warn.Warn("stream-budget", "stream refused: the node holds its maximum", zap.String("stream", key),
+				zap.Int("max_node_streams", h.cfg.Budget.MaxStreams))
+			return nil, err
+		}
 		log := h.log.With(zap.String("stream", key))
 		s = &Stream{App: app, Name: name, hub: h, log: log, created: time.Now(), vacantSince: time.Now(),
 			players: map[*Player]struct{}{}}
@@ -135,17 +151,26 @@ const (
 
 // Publish attaches the stream's source, refusing a second one with ErrBusy.
 func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) {
+	// The client's count first: a refused publish leaves no stream behind.
+	ip, err := h.cfg.Budget.addPublish(remote)
+	if err != nil {
+		h.warn.Warn("publish-budget", "publish refused: too many from this client address", zap.String("stream", app+"/"+name),
+			zap.String("peer", remote), zap.Int("max_publishes_per_ip", h.cfg.Budget.MaxPublishesPerIP))
+		return nil, err
+	}
 	s, err := h.stream(app, name)
 	if err != nil {
+		h.cfg.Budget.removePublish(ip)
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pub != nil {
+		h.cfg.Budget.removePublish(ip)
 		return nil, ErrBusy
 	}
 	feed := src == Feed
-	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s,
+	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s, ip: ip,
 		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime, continues: src != User}}
 	s.pub = p
 	if s.hls != nil {
@@ -210,6 +235,7 @@ func (h *Hub) Kick(app, name string, match func(*Publisher) bool, reason error) 
 	p.detached.Store(true)
 	s.pub, s.vacantSince = nil, time.Now()
 	s.mu.Unlock()
+	p.releaseBudget()
 	p.kick(reason)
 	return true
 }
@@ -251,6 +277,7 @@ func (h *Hub) maintain(now time.Time, tick time.Duration) {
 		s.mu.Unlock()
 		if vacant {
 			delete(h.streams, key)
+			h.cfg.Budget.removeStream()
 			s.shutdown(ErrStreamClosed)
 		}
 	}
@@ -261,6 +288,7 @@ func (h *Hub) closeAll() {
 	defer h.mu.Unlock()
 	for key, s := range h.streams {
 		delete(h.streams, key)
+		h.cfg.Budget.removeStream()
 		s.shutdown(ErrStreamClosed)
 	}
 }

@@ -163,8 +163,8 @@ func TestSkipResumesAtKeyframe(t *testing.T) {
 func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
 	pl, pub2 := restartedAt5s(t)
 	defer pl.Close()
-	pub2.Write(flv.TypeVideo, 0, keyframe)
-	pub2.Write(flv.TypeVideo, 0x7fffffff, interFr)
+	pub2.Write(flv.TypeVideo, 0xffffff00, keyframe) // 49.7 days in
+	pub2.Write(flv.TypeVideo, 0xffffff80, interFr)
 	pub2.Write(flv.TypeVideo, 0xfffffff0, interFr)
 	pub2.Write(flv.TypeVideo, 30, interFr) // wrapped
 	got, _ := pl.Next(context.Background(), nil)

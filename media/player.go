@@ -112,10 +112,11 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 		return false, false
 	}
 	if p.skipping {
-		if !t.IsKeyframe() && !isConfig(t) {
+		resume := p.resumesAt(t)
+		if !resume && !isConfig(t) {
 			return false, false
 		}
-		if t.IsKeyframe() {
+		if resume {
 			p.skipping = false
 		}
 	}
@@ -130,7 +131,8 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 			p.signal()
 			return true, false
 		}
-		p.skipping = !t.IsKeyframe()
+		p.requeueConfigLocked(t)
+		p.skipping = !p.resumesAt(t)
 		if p.skipping && !isConfig(t) {
 			return true, false
 		}
@@ -148,6 +150,25 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 	}
 	p.signal()
 	return dropped, false
+}
+
+// resumesAt reports a tag a skipping player can resume at: a keyframe, or any audio
+// frame of a stream without video. The stream's lock is held (push).
+func (p *Player) resumesAt(t *flv.Tag) bool {
+	return t.IsKeyframe() || (t.Type == flv.TypeAudio && !p.stream.hasVideo)
+}
+
+// requeueConfigLocked queues the stream's metadata and sequence headers again after a
+// backlog was dropped with them: what the player resumes at needs them to decode (an
+// audio-only stream resumes at once, a player may be dropped before it got them). t,
+// being pushed, is not queued twice. The stream's lock is held (push).
+func (p *Player) requeueConfigLocked(t *flv.Tag) {
+	s := p.stream
+	for _, c := range [...]*flv.Tag{s.meta, s.videoSeq, s.audioSeq} {
+		if c != nil && c != t && p.size+1 < len(p.queue) {
+			p.appendLocked(c)
+		}
+	}
 }
 
 func (p *Player) appendLocked(t *flv.Tag) {
@@ -215,6 +236,21 @@ func (p *Player) flushInline(buf []*flv.Tag) ([]*flv.Tag, int) {
 
 // isConfig: metadata, sequence headers and cut markers reach a skipping player too.
 func isConfig(t *flv.Tag) bool { return t.Type == flv.TypeScript || t.IsSequenceHeader() }
+
+// isConfigData is isConfig on a message's type and body: an AVC or AAC sequence header.
+func isConfigData(typ uint8, data []byte) bool {
+	switch {
+	case typ == flv.TypeScript:
+		return true
+	case len(data) < 2 || data[1] != 0:
+		return false
+	case typ == flv.TypeVideo:
+		return data[0]&0x0f == flv.VideoH264
+	case typ == flv.TypeAudio:
+		return data[0]>>4 == flv.AudioAAC
+	}
+	return false
+}
 
 // growLocked doubles the ring (up to the limit), unrolling it to start at 0.
 func (p *Player) growLocked() {

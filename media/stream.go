@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,10 @@ type Stream struct {
 	meta       *flv.Tag
 	videoSeq   *flv.Tag
 	audioSeq   *flv.Tag
-	gop        []*flv.Tag
+	gop        gopCache
+	hasVideo   bool     // video was seen: the GOP cache and skipping players wait for keyframes
 	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
 	cut        *flv.Tag // a cut marker to send with the next tag (publisher's goroutine only)
-	gopBytes   int
 	players    map[*Player]struct{}
 	lastTime   int64
 	hasTime    bool
@@ -132,6 +133,9 @@ func (s *Stream) hlsWanted(idle time.Duration) bool {
 // storeLocked updates the stream's caches with t; false means players need nothing.
 func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 	s.lastTime, s.hasTime = t.Time, true
+	if t.Type == flv.TypeVideo {
+		s.hasVideo = true
+	}
 	switch {
 	case t.Type == flv.TypeScript:
 		s.meta = t
@@ -181,7 +185,7 @@ func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
 		}
 		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, w, true)
 		if dropped {
-			s.hub.log.Warn("player skipped to next keyframe: queue full",
+			s.hub.warn.Warn("player-skip", "player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
 		}
 		if claimed {
@@ -291,49 +295,22 @@ func (fo *fanOut) writeClaimed() {
 	}
 }
 
-// cacheGOP keeps the tags since the latest keyframe, bounded in bytes: a stream whose
-// GOP outgrows the bound is served from its next keyframe instead.
-func (s *Stream) cacheGOP(t *flv.Tag) {
-	switch {
-	case t.IsKeyframe():
-		// A cut marker right before the keyframe stays: it starts the new GOP.
-		var marker *flv.Tag
-		if n := len(s.gop); n > 0 && hls.IsCutMarker(s.gop[n-1]) {
-			marker = s.gop[n-1]
-		}
-		clear(s.gop)
-		s.gop, s.gopBytes = s.gop[:0], 0
-		if marker != nil {
-			s.gop, s.gopBytes = append(s.gop, marker), len(marker.Raw)
-		}
-	case hls.IsCutMarker(t):
-	case len(s.gop) == 0 && s.videoSeq != nil:
-		return // video stream: wait for a keyframe before caching anything
-	}
-	if s.gopBytes+len(t.Raw) > s.hub.cfg.GOPMaxBytes {
-		clear(s.gop)
-		s.gop, s.gopBytes = s.gop[:0], 0
-		return
-	}
-	s.gop = append(s.gop, t)
-	s.gopBytes += len(t.Raw)
-}
-
 // startTags is what a new player receives first: metadata, sequence headers, the GOP.
 // A cluster link also gets the marker of the HLS segment in progress when the GOP does
 // not start with it: a follower that joins or switches upstream mid-segment keeps the
 // numbering (its copy of that one segment starts later) instead of skipping it.
 func (s *Stream) startTagsLocked() []*flv.Tag {
-	out := make([]*flv.Tag, 0, 4+len(s.gop))
+	gop := s.gop.tags()
+	out := make([]*flv.Tag, 0, 4+len(gop))
 	for _, t := range []*flv.Tag{s.meta, s.videoSeq, s.audioSeq} {
 		if t != nil {
 			out = append(out, t)
 		}
 	}
-	if s.lastMarker != nil && (len(s.gop) == 0 || s.gop[0] != s.lastMarker) {
+	if s.lastMarker != nil && (len(gop) == 0 || gop[0] != s.lastMarker) {
 		out = append(out, s.lastMarker)
 	}
-	return append(out, s.gop...)
+	return append(out, gop...)
 }
 
 func (s *Stream) subscribe(p *Player) {
@@ -362,12 +339,23 @@ type Publisher struct {
 	Feed   bool
 	stream *Stream
 	clock  flv.Unwrapper
+	tracks [2]trackClock // audio, video: a user's publisher only (see trackClock)
 	tl     timeline
 	fo     fanOut
 
 	kickMu   sync.Mutex
 	onKick   func(error)
 	detached atomic.Bool // kicked: its writes are dropped
+
+	ip       netip.Addr // the client address counted in the hub's Budget, if any
+	released atomic.Bool
+}
+
+// releaseBudget gives the publisher's per-address count back, once (Kick, then Close).
+func (p *Publisher) releaseBudget() {
+	if !p.released.Swap(true) {
+		p.stream.hub.cfg.Budget.removePublish(p.ip)
+	}
 }
 
 // Stream is the stream being published.
@@ -411,6 +399,9 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		}
 	}
 	s := p.stream
+	if !p.Feed && (typ == flv.TypeAudio || typ == flv.TypeVideo) && !isConfigData(typ, data) {
+		timeMS = p.rebase(typ, timeMS)
+	}
 	t := flv.NewTag(typ, timeMS+p.tl.offset, data)
 	if !p.tl.started {
 		if isConfig(t) {
@@ -430,8 +421,11 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 			p.tl.align(at, ok)
 		}
 		p.tl.start(timeMS)
-		if p.tl.offset != 0 && s.hls != nil && !p.Feed {
-			s.hls.Discontinuity() // a new timeline: the publisher restarted
+		if (p.tl.offset != 0 || (p.tl.prevHas && !p.tl.continues)) && s.hls != nil && !p.Feed {
+			// A new timeline: the publisher restarted. A new user publisher always starts
+			// one, whether its clock is behind the stream (shifted) or ahead: the segment in
+			// progress must not last until its first tag.
+			s.hls.Discontinuity()
 		}
 		t = flv.NewTag(typ, timeMS+p.tl.offset, data)
 	}
@@ -443,6 +437,57 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		t = flv.NewTag(typ, at, data)
 	}
 	s.write(t, p.Feed, &p.fo)
+}
+
+// Bounds on the step between consecutive tags of one track of a user's publisher;
+// beyond them the publisher's clock is taken to have jumped and the track is rebased.
+const (
+	maxForwardStep  = 10_000 // ms: no live encoder sends nothing on a track for 10 s
+	maxBackwardStep = 1_000  // ms: beyond B-frame reordering or audio/video skew
+	maxRebasedStep  = 100    // ms: the longest usual frame interval, used after a jump
+)
+
+// trackClock keeps one track of a user's publisher continuous: a timestamp that jumps
+// forward by more than maxForwardStep or back by more than maxBackwardStep (an encoder
+// restarted without reconnecting, a broken or hostile client sending 0x7fffffff) is
+// placed one frame interval after the track's previous tag, and the track's later tags
+// keep that shift. A track's first tag is held to the other track's latest tag. Before, a jump reached the stream's players and its HLS packager,
+// whose segment lasted until the jump (TARGETDURATION:22947778). Feeds are the
+// master's timeline and are never rebased; their catch-up replays go back on purpose.
+type trackClock struct {
+	shift int64
+	last  int64
+	step  int64 // the latest step forward, at most maxRebasedStep
+	has   bool
+}
+
+// rebase returns the time of a tag of the publisher's track typ on the rebased clock.
+func (p *Publisher) rebase(typ uint8, ms int64) int64 {
+	c, other := &p.tracks[0], &p.tracks[1]
+	if typ == flv.TypeVideo {
+		c, other = other, c
+	}
+	// A track's first tag is measured against the other track's latest one.
+	ref := c
+	if !c.has {
+		ref = other
+	}
+	at := ms + c.shift
+	if ref.has {
+		switch d := at - ref.last; {
+		case d > maxForwardStep || d < -maxBackwardStep:
+			to := ref.last + max(c.step, 1)
+			p.stream.hub.warn.Warn("timestamp-jump", "publisher's timestamps jumped: track rebased",
+				zap.String("stream", p.stream.Key()), zap.String("peer", p.Remote),
+				zap.Bool("video", typ == flv.TypeVideo), zap.Int64("from", ref.last), zap.Int64("to", at))
+			c.shift += to - at
+			at = to
+		case d > 0 && ref == c:
+			c.step = min(d, maxRebasedStep)
+		}
+	}
+	c.last, c.has = at, true
+	return at
 }
 
 // timeline keeps a stream's time growing across publishers. A new user publisher whose
@@ -514,8 +559,9 @@ func (tl *timeline) place(t *flv.Tag) (int64, bool) {
 func (s *Stream) timeOf(typ uint8, data []byte) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := len(s.gop) - 1; i >= 0; i-- {
-		if t := s.gop[i]; t.Type == typ && bytes.Equal(t.Data(), data) {
+	gop := s.gop.tags()
+	for i := len(gop) - 1; i >= 0; i-- {
+		if t := gop[i]; t.Type == typ && bytes.Equal(t.Data(), data) {
 			return t.Time, true
 		}
 	}
@@ -534,6 +580,7 @@ func (p *Publisher) Close() {
 		pl.signal() // what a merged write still holds goes out now
 	}
 	s.mu.Unlock()
+	p.releaseBudget()
 }
 
 // shutdown closes every player and releases the HLS packager.

@@ -63,6 +63,9 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		mc.QueueTags = cfg.PlayerQueue
 	}
 	mc.MergeWrite = cfg.MergeWrite
+	mc.GOPMaxTime = cfg.GOPCacheTime
+	// One budget for both hubs: a relayed publish counts on this node like any other.
+	mc.Budget = &media.Budget{MaxStreams: cfg.MaxNodeStreams, MaxPublishesPerIP: cfg.MaxPublishesPerIP}
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
 	if cfg.HLSAlways || cfg.HLSDir != "" {
 		mc.HLSIdle = 0 // files in HLSDir are read by other programs: no requests to see

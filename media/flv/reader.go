@@ -36,7 +36,11 @@ func (r *Reader) Read() (*Tag, error) {
 		if fh[0] != 'F' || fh[1] != 'L' || fh[2] != 'V' {
 			return nil, ErrNotFLV
 		}
-		if skip := int64(binary.BigEndian.Uint32(fh[5:9])) - 9; skip > 0 {
+		skip := int64(binary.BigEndian.Uint32(fh[5:9])) - 9
+		if skip > maxHeaderSkip {
+			return nil, fmt.Errorf("flv: header of %d bytes", skip+9)
+		}
+		if skip > 0 {
 			if _, err := io.CopyN(io.Discard, r.r, skip); err != nil {
 				return nil, err
 			}
@@ -50,13 +54,41 @@ func (r *Reader) Read() (*Tag, error) {
 	if n > MaxTagData {
 		return nil, fmt.Errorf("flv: tag of %d bytes exceeds limit", n)
 	}
-	raw := make([]byte, HeaderLen+n+TrailerLen)
-	copy(raw, r.hdr[:])
-	if _, err := io.ReadFull(r.r, raw[HeaderLen:]); err != nil {
+	raw, err := r.readBody(HeaderLen + n + TrailerLen)
+	if err != nil {
 		return nil, err
 	}
 	ts := uint32(r.hdr[4])<<16 | uint32(r.hdr[5])<<8 | uint32(r.hdr[6]) | uint32(r.hdr[7])<<24
 	return &Tag{Type: r.hdr[0] & 0x1f, Time: r.clock.Extend(ts), Raw: raw}, nil
+}
+
+// maxHeaderSkip bounds the bytes after the 9-byte file header that a reader skips (the
+// spec has none; a DataOffset up to 4 GB would make us read that much junk).
+const maxHeaderSkip = 1 << 10
+
+// firstRead is the most a tag's body gets before its bytes arrive.
+const firstRead = 64 << 10
+
+// readBody reads the tag whose header is in r.hdr, size bytes in all. The buffer grows
+// (doubling) as the bytes arrive, so a length field alone cannot make the reader
+// allocate: memory follows what the peer actually sent.
+func (r *Reader) readBody(size int) ([]byte, error) {
+	raw := make([]byte, HeaderLen, min(size, firstRead))
+	copy(raw, r.hdr[:])
+	for len(raw) < size {
+		if len(raw) == cap(raw) {
+			raw = append(make([]byte, 0, min(2*cap(raw), size)), raw...)
+		}
+		n, err := io.ReadFull(r.r, raw[len(raw):cap(raw)])
+		raw = raw[:len(raw)+n]
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the header came: the stream ended inside the tag
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
 }
 
 // Unwrapper extends 32-bit millisecond timestamps (RTMP, FLV) to 64 bits so stream

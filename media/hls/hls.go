@@ -19,6 +19,7 @@ import (
 	"github.com/grafov/m3u8"
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/media/flv"
 )
 
@@ -38,7 +39,26 @@ type Config struct {
 	// WriteTag before the tag that starts the segment is muxed; forward the marker to
 	// followers ahead of that tag.
 	OnCut func(marker *flv.Tag)
+	// MaxSegmentBytes caps the segment being written (0: SegmentCap(Fragment)). Past it a
+	// leader cuts at the next frame and a follower drops the segment.
+	MaxSegmentBytes int
 }
+
+// SegmentCap is the default byte cap of an open segment: 5 fragments (at least 10 s,
+// the longest GOP an encoder for live use is set to) at 25 Mbit/s, twice what a 1080p60
+// contribution stream uses: 31 MB with 2 s fragments. Only a segment that never sees a
+// keyframe reaches it; it bounds what a publisher sending no keyframes can make a node
+// hold (before the cap, 600 MB of inter frames made one segment of 600 MB).
+func SegmentCap(fragment time.Duration) int {
+	span := max(5*fragment, 10*time.Second)
+	return int(span.Seconds() * 25e6 / 8)
+}
+
+// maxFragments bounds a segment's duration in fragments: a leader cuts a segment that
+// long even without a keyframe, and segment durations (EXTINF, TARGETDURATION) are
+// clamped to it, so timestamps that jump cannot inflate the playlist's target duration,
+// which RFC 8216 forbids changing later.
+const maxFragments = 10
 
 const (
 	defaultFragment = 2 * time.Second
@@ -79,6 +99,7 @@ type openSegment struct {
 	buf      *bytes.Buffer
 	reserve  int  // capacity to give buf before the first write (Mux), not at the cut
 	needKey  bool // drop video until a keyframe
+	hasMedia bool // a frame went in (a segment without one has nothing to bound)
 	audioRAI bool // mark the first audio PES as random access (audio carries the PCR)
 }
 
@@ -97,6 +118,9 @@ type Muxer struct {
 	cfg        Config
 	log        *zap.Logger
 	fragmentMS int64
+	maxMS      int64 // longest segment (maxFragments)
+	maxBytes   int   // cap of the open segment
+	warn       *ratelog.Limiter
 
 	// Writer side: touched only by the goroutine calling WriteTag.
 	ts          *tsMux
@@ -151,7 +175,12 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: newTSMux()}
+	if cfg.MaxSegmentBytes <= 0 {
+		cfg.MaxSegmentBytes = SegmentCap(cfg.Fragment)
+	}
+	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: newTSMux(),
+		maxBytes: cfg.MaxSegmentBytes, warn: ratelog.New(log, 0)}
+	m.maxMS = maxFragments * m.fragmentMS
 	m.skipped = [2]uint32{noCodec, noCodec}
 	if cfg.Dir != "" {
 		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -211,6 +240,12 @@ func (m *Muxer) Mux(t *flv.Tag) {
 	if c := m.cur; c != nil && c.reserve > 0 {
 		c.buf.Grow(c.reserve)
 		c.reserve = 0
+	}
+	if c := m.cur; c != nil && m.cfg.Follow && c.buf.Len() >= m.maxBytes && t.Type != flv.TypeScript {
+		// The leader cuts before its segment passes the cap, so this is not its segment.
+		m.warn.Warn("hls-segment-cap", "hls: segment over its byte cap without a cut from the leader, dropped",
+			zap.Uint64("seq", c.seq), zap.Int("bytes", c.buf.Len()), zap.Int("cap", m.maxBytes))
+		m.dropSegment()
 	}
 	switch t.Type {
 	case flv.TypeVideo:
@@ -353,6 +388,7 @@ func (m *Muxer) writeVideo(t *flv.Tag) {
 		return
 	}
 	c.lastMS = max(c.lastMS, t.Time)
+	c.hasMedia = true
 }
 
 func (m *Muxer) writeAudio(t *flv.Tag) {
@@ -391,6 +427,7 @@ func (m *Muxer) writeAudio(t *flv.Tag) {
 	m.audio = m.aac.appendADTS(m.audio, frame)
 	m.audioFrames++
 	c.lastMS = max(c.lastMS, t.Time)
+	c.hasMedia = true
 	if m.audioFrames == audioFramesPerPES {
 		m.flushAudio()
 	}
@@ -428,15 +465,25 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 		return
 	}
 	c := m.cur
-	var cut bool
+	var cut, over bool
 	switch {
 	case c == nil:
 		cut = key || (t.Type == flv.TypeAudio && m.avc == nil)
 	case m.discPending:
 		cut = true
-	case m.avc != nil:
+	case c.hasMedia && (c.buf.Len() >= m.maxBytes || t.Time-c.startMS >= m.maxMS):
+		// No keyframe for too long: cut anyway; the next segment drops video until one.
+		cut, over = true, true
+		m.warn.Warn("hls-segment-cap", "hls: segment cut at its cap without a keyframe; video dropped until the next one",
+			zap.Uint64("seq", c.seq), zap.Int("bytes", c.buf.Len()), zap.Int64("ms", t.Time-c.startMS),
+			zap.Int("cap_bytes", m.maxBytes), zap.Int64("cap_ms", m.maxMS))
+	case m.avc != nil && !c.needKey:
 		// Video that just appeared starts a segment at once: only then is it in the PMT.
 		cut = key && (t.Time-c.startMS >= m.fragmentMS || !m.ts.video)
+	case m.avc != nil:
+		// Waiting for a keyframe after a cut at the cap: cut on time once audio went in,
+		// so the audio keeps flowing in segments of the usual length.
+		cut = c.hasMedia && t.Time-c.startMS >= m.fragmentMS
 	default:
 		cut = t.Time-c.startMS >= m.fragmentMS
 	}
@@ -446,6 +493,9 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 	disc := m.discPending
 	m.discPending = false
 	m.closeSegment(t.Time, disc)
+	if over {
+		m.lastSize = 0 // the next segment's buffer is not sized after a capped one
+	}
 	m.ts.setStreams(m.avc != nil, m.aac != nil)
 	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, TS: m.ts.state()}
 	m.nextSeq++
@@ -458,6 +508,16 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 	}
 }
 
+// dropSegment abandons the segment being written; nothing is packaged until the next cut.
+func (m *Muxer) dropSegment() {
+	m.flushAudio()
+	m.ts.end()
+	m.cur = nil
+}
+
+// maxTarget is the largest TARGETDURATION, in seconds: the longest segment.
+func (m *Muxer) maxTarget() int64 { return (m.maxMS + 999) / 1000 }
+
 // followCut applies a leader's marker.
 func (m *Muxer) followCut(c Cut, timeMS int64) {
 	if m.cur != nil && c.Seq <= m.cur.seq {
@@ -468,11 +528,11 @@ func (m *Muxer) followCut(c Cut, timeMS int64) {
 	if m.cur != nil && c.Seq != m.cur.seq+1 {
 		// A marker went missing: what we have would not match the leader's segment.
 		m.log.Warn("hls: cut markers missing, segment dropped", zap.Uint64("seq", m.cur.seq), zap.Uint64("next", c.Seq))
-		m.flushAudio()
-		m.ts.end()
-		m.cur = nil
+		m.dropSegment()
 	}
-	m.target = max(m.target, c.Target) // before closing, so our playlist says what the leader's does
+	// Before closing, so our playlist says what the leader's does; bounded as the
+	// leader's own target is, whatever the marker says.
+	m.target = max(m.target, min(c.Target, m.maxTarget()))
 	m.closeSegment(timeMS, c.Discontinuity)
 	m.ts.setStreams(m.avc != nil, m.aac != nil)
 	if !m.ts.sync(c.TS) {
@@ -521,7 +581,7 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 	if disc {
 		endMS = c.lastMS
 	}
-	dur := max(endMS-c.startMS, 0)
+	dur := min(max(endMS-c.startMS, 0), m.maxMS)
 	m.target = max(m.target, (dur+999)/1000, 1)
 	m.lastSize = c.buf.Len()
 	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), buf: c.buf, durMS: dur, disc: c.disc, dseq: c.dseq})
