@@ -55,6 +55,7 @@ func serve(cfg conf.Node, seeds []string) error {
 		return err
 	}
 	defer log.Sync()
+	raiseFileLimit(log, cfg.MaxConnections)
 	n, err := node.New(cfg, log, seeds)
 	if err != nil {
 		return err
@@ -82,16 +83,26 @@ type apiFlag struct {
 
 type statusCmd struct{ apiFlag }
 
-func (c *statusCmd) Run() error { return apiCall(http.MethodGet, c.API+"/api/v1/cluster") }
+func (c *statusCmd) Run() error { return apiCall(http.MethodGet, c.API+"/api/v1/cluster", "") }
 
-type leaveCmd struct{ apiFlag }
+type leaveCmd struct {
+	apiFlag
+	APIToken string `help:"The node's --api-token (admin actions need it unless sent from its own host)." env:"PEER_API_TOKEN"`
+}
 
-func (c *leaveCmd) Run() error { return apiCall(http.MethodPost, c.API+"/api/v1/cluster/leave") }
+func (c *leaveCmd) Run() error {
+	return apiCall(http.MethodPost, c.API+"/api/v1/cluster/leave", c.APIToken)
+}
 
-func apiCall(method, url string) error {
+// apiCall sends one API request, with token as its bearer token when not empty, and
+// prints the JSON answer.
+func apiCall(method, url, token string) error {
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)

@@ -161,6 +161,14 @@ func (r *Router) Play(app, name, query string) (internal bool, err error) {
 	return false, nil
 }
 
+// Placed reports whether the cluster has placed app/name: some node publishes it. This
+// is how a player's stream is resolved against the cluster view: a stream nobody
+// publishes gets no state (HLS answers 404 at once) or a capped wait (media.Config).
+func (r *Router) Placed(app, name string) bool {
+	_, ok := r.Cluster.Lookup(app + "/" + name)
+	return ok
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

@@ -89,8 +89,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return err
 		}
-		if !s.Limit.Acquire() {
-			s.Log.Warn("connection refused: max_connections reached", zap.String("peer", c.RemoteAddr().String()))
+		if !s.Limit.Acquire(c.RemoteAddr().String()) { // logs the refusal, rate-limited
 			c.Close()
 			continue
 		}
