@@ -302,7 +302,11 @@ func TestIdleConnectionFlood(t *testing.T) {
 		eventually(t, 30*time.Second, "the idle connections' slots to free", func() bool {
 			_, body, err := tryRequest(http.MethodGet, tg.httpURL(0, "/api/v1/summaries"), nil)
 			var s struct {
-				Data struct{ System struct{ ConnSrs int64 `json:"conn_srs"` } }
+				Data struct {
+					System struct {
+						ConnSrs int64 `json:"conn_srs"`
+					}
+				}
 			}
 			return err == nil && json.Unmarshal(body, &s) == nil && s.Data.System.ConnSrs <= 2
 		})
