@@ -11,8 +11,10 @@ package web
 
 import (
 	"context"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,7 +158,7 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 			IdleTimeout:       60 * time.Second,
 			MaxHeaderBytes:    16 << 10,
 			BaseContext:       func(net.Listener) context.Context { return ctx },
-			ErrorLog:          zap.NewStdLog(s.Log.Named(name)),
+			ErrorLog:          s.errorLog(name),
 			ConnState:         s.connState,
 		}
 		servers = append(servers, hs)
@@ -187,6 +189,20 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	}
 	s.wg.Wait()
 	return err
+}
+
+// errorLog passes net/http's own error lines (accept errors such as running out of
+// file descriptors, malformed requests) through the rate-limited log: a flood of broken
+// connections must not flood the log.
+func (s *Server) errorLog(name string) *log.Logger {
+	return log.New(logWriter(func(line string) { s.refusals.Warn("net/http "+name, "net/http: "+line, zap.String("listener", name)) }), "", 0)
+}
+
+type logWriter func(string)
+
+func (f logWriter) Write(p []byte) (int, error) {
+	f(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // connState keeps the idle pool in line with net/http's view of each connection, and
