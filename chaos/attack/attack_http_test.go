@@ -498,3 +498,45 @@ func TestLeaveNeedsTheToken(t *testing.T) {
 	eventually(t, 20*time.Second, "the node to stop after leaving", func() bool { return !tg.nodes[0].Running() })
 	t.Logf("ATTACK | leave with the right --api-token | accepted, node left and stopped | -")
 }
+
+// TestWaitingPlayersOfUnknownStreams: HTTP-FLV players may wait for a stream before its
+// publisher, but only --max-waiting of them for streams no node publishes; the rest
+// are refused with 503 and the node holds no more streams than the ones waited for.
+func TestWaitingPlayersOfUnknownStreams(t *testing.T) {
+	const maxWaiting, players = 50, 300
+	tg := newTarget(t, 1, "--max-waiting", fmt.Sprint(maxWaiting))
+	var refused int
+	tg.attack(0, "300 HTTP-FLV players of unknown streams held open (--max-waiting 50)", 30, func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for i := range players {
+			c, err := net.DialTimeout("tcp", tg.nodes[0].HTTP, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			fmt.Fprintf(c, "GET /live/not-yet-%d.flv HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		}
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			head := make([]byte, 12)
+			if n, _ := io.ReadFull(c, head); n == len(head) && strings.HasPrefix(string(head), "HTTP/1.1 503") {
+				refused++
+			}
+		}
+		if ids := tg.streamIDs(0); len(ids) > maxWaiting+1 {
+			t.Fatalf("%d streams held for %d waiting players (cap %d)", len(ids), players, maxWaiting)
+		}
+	})
+	t.Logf("%d of %d players of unknown streams refused", refused, players)
+	if refused != players-maxWaiting {
+		t.Fatalf("%d players refused, want %d past --max-waiting %d", refused, players-maxWaiting, maxWaiting)
+	}
+	if n, _ := tg.logLines(0, "too many players wait"); n == 0 || n > 5 {
+		t.Fatalf("%d log lines for %d refusals, want a few", n, players-maxWaiting)
+	}
+}
