@@ -325,7 +325,7 @@ func TestIdleConnectionFlood(t *testing.T) {
 	}
 	_, metrics := tg.get(0, "/metrics", nil)
 	for _, line := range strings.Split(string(metrics), "\n") {
-		if strings.HasPrefix(line, "peer_connections_refused_total ") {
+		if strings.HasPrefix(line, "peer_connections_refused_total ") || strings.HasPrefix(line, "peer_http_idle_closed_total{") {
 			t.Logf("metrics: %s", line)
 		}
 	}

@@ -57,9 +57,13 @@ type Server struct {
 	ctx      context.Context // Serve's: ends the players' connections
 	wg       sync.WaitGroup
 	api      *limit.Limiter
+	idle     [2]*limit.IdlePool // per listener, in listenerNames' order
 	refusals *ratelog.Limiter
 	metrics  http.Handler
 }
+
+// listenerNames name the HTTP listener and the API's own one (--api) in logs and metrics.
+var listenerNames = [2]string{"http", "api"}
 
 // Router readies the node to serve a stream it may not hold (package route).
 type Router interface {
@@ -81,9 +85,13 @@ func (s *Server) init() {
 		s.MaxAPIRequests = DefaultMaxAPIRequests
 	}
 	s.api = limit.New(s.MaxAPIRequests).WithLog("API request budget", s.Log)
+	for i, name := range listenerNames {
+		s.idle[i] = limit.NewIdlePool(name+" idle connections", s.MaxIdle, s.Log)
+	}
 	s.refusals = ratelog.New(s.Log, 0)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newHubCollector(s.Hub, s.Limit))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newHubCollector(s.Hub, s.Limit), newBudgetCollector(s))
 	s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
@@ -145,7 +153,7 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	s.ctx = ctx
 	var servers []*http.Server
 	done := make(chan error, 2)
-	serve := func(l net.Listener, h http.Handler, name string) {
+	serve := func(l net.Listener, h http.Handler, name string, pool *limit.IdlePool) {
 		hs := &http.Server{
 			Handler:     h,
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
@@ -162,14 +170,13 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 			ConnState:         s.connState,
 		}
 		servers = append(servers, hs)
-		pool := limit.NewIdlePool(name+" idle connections", s.MaxIdle, s.Log)
 		go func() { done <- hs.Serve(&trackedListener{Listener: l, pool: pool}) }()
 	}
 	if apiLn == nil {
-		serve(ln, s.handler(true, true), "http")
+		serve(ln, s.handler(true, true), listenerNames[0], s.idle[0])
 	} else {
-		serve(ln, s.handler(false, true), "http")
-		serve(apiLn, s.handler(true, false), "api")
+		serve(ln, s.handler(false, true), listenerNames[0], s.idle[0])
+		serve(apiLn, s.handler(true, false), listenerNames[1], s.idle[1])
 	}
 	var err error
 	received := 0
