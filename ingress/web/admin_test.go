@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,8 +110,8 @@ func do(t *testing.T, method, url string, header map[string]string) (*http.Respo
 // Admin endpoints answer without CORS and refuse what the check refuses; read-only
 // ones keep Access-Control-Allow-Origin: *.
 func TestAdminEndpointOverHTTP(t *testing.T) {
-	left := 0
-	addr := startServer(t, &Server{Leave: func(context.Context) error { left++; return nil }})
+	var left atomic.Int32
+	addr := startServer(t, &Server{Leave: func(context.Context) error { left.Add(1); return nil }})
 	base := "http://" + addr
 
 	resp, _ := do(t, "GET", base+"/api/v1/versions", nil)
@@ -124,12 +125,12 @@ func TestAdminEndpointOverHTTP(t *testing.T) {
 		}
 	}
 	resp, _ = do(t, "POST", base+"/api/v1/cluster/leave", map[string]string{"Origin": "http://evil.example"})
-	if resp.StatusCode != http.StatusForbidden || left != 0 {
-		t.Fatalf("cross-site leave: %s, left %d times", resp.Status, left)
+	if resp.StatusCode != http.StatusForbidden || left.Load() != 0 {
+		t.Fatalf("cross-site leave: %s, left %d times", resp.Status, left.Load())
 	}
 	resp, body := do(t, "POST", base+"/api/v1/cluster/leave", nil)
-	if resp.StatusCode != 200 || left != 1 || resp.Header.Get("Access-Control-Allow-Origin") != "" || !strings.Contains(body, `"code":0`) {
-		t.Fatalf("loopback leave: %s %s, left %d times, CORS %q", resp.Status, body, left, resp.Header.Get("Access-Control-Allow-Origin"))
+	if resp.StatusCode != 200 || left.Load() != 1 || resp.Header.Get("Access-Control-Allow-Origin") != "" || !strings.Contains(body, `"code":0`) {
+		t.Fatalf("loopback leave: %s %s, left %d times, CORS %q", resp.Status, body, left.Load(), resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 	// Players' preflights keep CORS.
 	resp, _ = do(t, "OPTIONS", base+"/live/x.flv", map[string]string{"Origin": "http://player.example"})

@@ -51,29 +51,35 @@ const flvResponseHead = "HTTP/1.1 200 OK\r\n" +
 // is most of what a player would otherwise cost in memory. The session holds a
 // max_connections slot until it ends.
 func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name string) {
+	corsHeaders(w) // a refusal is readable by a browser player too
 	if !s.Limit.Acquire(r.RemoteAddr) {
 		http.Error(w, "max_connections reached", http.StatusServiceUnavailable)
 		return
 	}
+	// Until the session's goroutine owns the slot, returning gives it back.
+	owned := false
+	defer func() {
+		if !owned {
+			s.Limit.Release()
+		}
+	}()
 	player, err := s.subscribe(r, app, name)
 	if err != nil {
-		s.Limit.Release()
 		playError(w, err)
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		player.Close()
-		s.Limit.Release()
 		http.Error(w, "streaming needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
 		return
 	}
 	if brw.Reader.Buffered() > 0 {
 		player.Close()
 		conn.Close() // a client that pipelines after a live stream request is not a player
-		s.Limit.Release()
 		return
 	}
+	owned = true
 	conn.SetReadDeadline(time.Time{})
 	log := s.Log.With(zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play"))
 	log.Info("play start")
