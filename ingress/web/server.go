@@ -70,8 +70,6 @@ type Router interface {
 	Play(app, name, query string) (internal bool, err error)
 	// Redirect names another node's HTTP address when this one is full.
 	Redirect(app, name, clientIP string) (string, bool)
-	// Placed reports whether the cluster has placed app/name: some node publishes it.
-	Placed(app, name string) bool
 }
 
 func (s *Server) init() {
