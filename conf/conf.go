@@ -1,5 +1,5 @@
 // Package conf is a node's configuration: the flags of `peer run`/`peer join`, each also
-// settable as PEER_<FLAG> and in a JSON config file. Every field has an embedded default,
+// settable as PEER_<FLAG> and in a YAML config file (file.go). Every field has an embedded default,
 // so a node needs no file to start.
 package conf
 
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -19,7 +20,9 @@ import (
 type Node struct {
 	Name       string `help:"Unique node name." default:"${hostname}" env:"PEER_NAME"`
 	RTMP       string `help:"RTMP listen address (publish and play)." default:"0.0.0.0:1935" env:"PEER_RTMP"`
-	HTTP       string `help:"HTTP listen address: HTTP-FLV, HLS, API, metrics." default:"0.0.0.0:8080" env:"PEER_HTTP"`
+	HTTP       string `help:"HTTP listen address: HTTP-FLV, HLS, and the API and metrics unless --api is given." default:"0.0.0.0:8080" env:"PEER_HTTP"`
+	API        string `help:"Separate listen address (host:port, or http://host:port as peer status takes) for the API and metrics (SRS http_api); empty: they are served on --http." env:"PEER_API"`
+	APIToken   string `help:"Bearer token admin actions (leave) need; without it they are accepted from loopback only." env:"PEER_API_TOKEN"`
 	Gossip     string `help:"Memberlist bind address." default:"0.0.0.0:7946" env:"PEER_GOSSIP"`
 	Raft       string `help:"Raft bind address." default:"0.0.0.0:7947" env:"PEER_RAFT"`
 	Advertise  string `help:"The IP other nodes use to reach this one (derived when empty)." env:"PEER_ADVERTISE"`
@@ -34,7 +37,9 @@ type Node struct {
 	LogFormat string `help:"console or json." default:"console" enum:"console,json" env:"PEER_LOG_FORMAT"`
 	LogFile   string `help:"Log to this file instead of stderr; SIGHUP or SIGUSR1 reopens it (logrotate)." env:"PEER_LOG_FILE"`
 
-	MaxConnections int           `help:"Client connections allowed at once (SRS max_connections)." default:"1000" env:"PEER_MAX_CONNECTIONS"`
+	MaxConnections int           `help:"Client media sessions allowed at once across RTMP and HTTP (SRS max_connections); the API has its own budget." default:"1000" env:"PEER_MAX_CONNECTIONS"`
+	MaxWaiting     int           `help:"Players that may wait at once for streams no node publishes (RTMP, HTTP-FLV); past it they are refused (0: no limit)." default:"256" env:"PEER_MAX_WAITING"`
+	MaxHTTPIdle    int           `help:"HTTP connections kept per listener without a request in progress (new, keep-alive, slow); past it the longest idle one is closed." default:"1024" env:"PEER_MAX_HTTP_IDLE"`
 	MaxPlayers     int           `help:"Players this node serves before it redirects new HTTP players to another node of the stream (0: no limit)." default:"0" env:"PEER_MAX_PLAYERS"`
 	HLSFragment    time.Duration `help:"Target HLS segment duration (SRS hls_fragment)." default:"2s" env:"PEER_HLS_FRAGMENT"`
 	HLSWindow      int           `help:"Segments in the live HLS playlist (SRS hls_window)." default:"6" env:"PEER_HLS_WINDOW"`
@@ -64,6 +69,11 @@ type Admission struct {
 	OnStop          []string      `help:"SRS on_stop hook URLs." env:"PEER_ON_STOP"`
 	OnHLS           []string      `help:"SRS on_hls hook URLs, called by a stream's master for each finished segment." env:"PEER_ON_HLS"`
 	HookTimeout     time.Duration `help:"Longest a hook may take to answer; no answer refuses." default:"5s" env:"PEER_HOOK_TIMEOUT"`
+}
+
+// APIAddr is the --api listen address without the http:// a URL may carry.
+func (n *Node) APIAddr() string {
+	return strings.TrimSuffix(strings.TrimPrefix(n.API, "http://"), "/")
 }
 
 // DataDir is where the node keeps its state.

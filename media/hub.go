@@ -22,6 +22,14 @@ import (
 // ErrBusy refuses a second publisher of a live stream.
 var ErrBusy = errors.New("stream is already being published")
 
+// ErrNoStream answers an HLS request for a stream that neither this node nor the
+// cluster has: nothing is created for it.
+var ErrNoStream = errors.New("no such stream")
+
+// ErrTooManyWaiting refuses a player of a stream nobody publishes once Config.MaxWaiting
+// players wait for such streams.
+var ErrTooManyWaiting = errors.New("too many players waiting for streams nobody publishes")
+
 // Config bounds the hub's memory and its players' patience.
 type Config struct {
 	QueueTags    int           // tags a player may have queued before it skips to a keyframe
@@ -43,6 +51,12 @@ type Config struct {
 	MergeWrite time.Duration
 	// Budget caps streams and per-client publishes, shared by a node's hubs; nil: none.
 	Budget *Budget
+	// Placed reports whether the cluster has placed a stream (a node publishes it); nil
+	// means every stream counts as placed. A player of a stream that is neither placed
+	// nor published here waits for a publisher, and at most MaxWaiting such players wait
+	// at once (0: no limit); an HLS request for it gets ErrNoStream.
+	Placed     func(app, name string) bool
+	MaxWaiting int
 }
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
@@ -60,6 +74,8 @@ type Hub struct {
 
 	mu      sync.Mutex
 	streams map[string]*Stream
+
+	waitMu sync.Mutex // serializes admissions of waiting players, so the cap holds
 }
 
 // NewHub makes an empty hub; Run maintains it.
@@ -192,8 +208,18 @@ type PlayOptions struct {
 }
 
 // Play subscribes a player; it receives the stream's start tags, then live tags. A
-// player may arrive before the publisher and waits for it.
+// player may arrive before the publisher and waits for it, within Config.MaxWaiting
+// when no node publishes the stream.
 func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
+	if !o.Internal && !o.Pull && !h.known(app, name) {
+		h.waitMu.Lock()
+		defer h.waitMu.Unlock()
+		if n := h.waitingPlayers(); h.cfg.MaxWaiting > 0 && n >= h.cfg.MaxWaiting {
+			h.warn.Warn("max_waiting", "player refused: too many players wait for streams nobody publishes",
+				zap.String("stream", app+"/"+name), zap.String("peer", o.Remote), zap.Int("max_waiting", h.cfg.MaxWaiting))
+			return nil, ErrTooManyWaiting
+		}
+	}
 	s, err := h.stream(app, name)
 	if err != nil {
 		return nil, err
@@ -204,16 +230,77 @@ func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
 	return p, nil
 }
 
-// WatchHLS returns the stream for an HLS request, creating it if needed, and notes the
-// request: HLS players hold no connection, so this is how the node knows the stream is
-// wanted here.
+// known reports a stream published here or placed in the cluster.
+func (h *Hub) known(app, name string) bool {
+	if s := h.Lookup(app, name); s != nil && s.Publishing() {
+		return true
+	}
+	return h.cfg.Placed == nil || h.cfg.Placed(app, name)
+}
+
+// waitingPlayers counts the user players of streams that are neither published here
+// nor placed. Called with waitMu held; the streams it walks are bounded by the cap
+// itself plus the real ones.
+func (h *Hub) waitingPlayers() int {
+	type vacant struct {
+		s       *Stream
+		players int
+	}
+	var list []vacant
+	h.mu.Lock()
+	for _, s := range h.streams {
+		s.mu.Lock()
+		if s.pub == nil && len(s.players) > 0 {
+			n := 0
+			for p := range s.players {
+				if !p.internal {
+					n++
+				}
+			}
+			list = append(list, vacant{s, n})
+		}
+		s.mu.Unlock()
+	}
+	h.mu.Unlock()
+	n := 0
+	for _, v := range list { // outside the hub's lock: Placed asks the cluster
+		if !h.cfg.Placed(v.s.App, v.s.Name) { // not nil: known said the stream is unknown
+			n += v.players
+		}
+	}
+	return n
+}
+
+// WatchHLS returns the stream for an HLS request and notes the request: HLS players
+// hold no connection, so this is how the node knows the stream is wanted here. It
+// creates the stream only when a node publishes it (this node then pulls it); a stream
+// nobody publishes gets ErrNoStream, unless this node still holds its HLS window.
 func (h *Hub) WatchHLS(app, name string) (*Stream, error) {
-	s, err := h.stream(app, name)
-	if err != nil {
-		return nil, err
+	s := h.Lookup(app, name)
+	switch {
+	case s != nil && s.servesHLS():
+	case h.known(app, name):
+		if s == nil {
+			var err error
+			if s, err = h.stream(app, name); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, ErrNoStream
 	}
 	s.hlsSeen.Store(time.Now().UnixNano())
 	return s, nil
+}
+
+// servesHLS reports a playlist to serve: a publisher that just left keeps its window
+// until the stream is dropped.
+func (s *Stream) servesHLS() bool {
+	if s.hls == nil {
+		return false
+	}
+	_, ok := s.hls.Playlist()
+	return ok
 }
 
 // Kick detaches the stream's publisher if match accepts it (nil: any) and reports

@@ -178,8 +178,8 @@ func TestExtendedTimestamps(t *testing.T) {
 	avtest.CheckPlayable(t, n.httpURL("/live/long.flv"), 17000)
 }
 
-// TestMaxConnections refuses connections past the limit and serves again once a slot
-// frees.
+// TestMaxConnections refuses media sessions past the limit, keeps the API answering
+// while it is reached, and serves again once a slot frees.
 func TestMaxConnections(t *testing.T) {
 	n := startNode(t, func(c *conf.Node) { c.MaxConnections = 2 })
 	var held []net.Conn
@@ -191,7 +191,7 @@ func TestMaxConnections(t *testing.T) {
 		held = append(held, c)
 	}
 	eventually(t, 5*time.Second, "2 active connections", func() bool { return n.limit.Active() == 2 })
-	extra, err := net.Dial("tcp", n.HTTPAddr())
+	extra, err := net.Dial("tcp", n.RTMPAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +202,14 @@ func TestMaxConnections(t *testing.T) {
 	extra.Close()
 	if !n.logged("max_connections") {
 		t.Fatal("refusal not logged")
+	}
+	if resp, _ := httpGet(t, n.httpURL("/live/test.flv")); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("HTTP-FLV player over the limit: %s", resp.Status)
+	}
+	for _, path := range []string{"/api/v1/versions", "/metrics"} {
+		if resp, _ := httpGet(t, n.httpURL(path)); resp.StatusCode != 200 {
+			t.Fatalf("%s while max_connections is reached: %s", path, resp.Status)
+		}
 	}
 	for _, c := range held {
 		c.Close()

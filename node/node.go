@@ -41,6 +41,7 @@ type Node struct {
 	limit    *limit.Limiter
 	rtmpLn   net.Listener
 	httpLn   net.Listener
+	apiLn    net.Listener // nil: the API is served on httpLn
 	rtmp     *rtmp.Server
 	web      *web.Server
 	cluster  *placement.Cluster
@@ -73,14 +74,14 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	relay := mc
 	relay.NoHLS = true
 	relay.MergeWrite = 0 // a relay's only players are its links to the master
-	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
-		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{}), keySrc: src}
-	if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP); err != nil {
-		return nil, fmt.Errorf("rtmp listen: %w", err)
-	}
-	if n.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
-		n.rtmpLn.Close()
-		return nil, fmt.Errorf("http listen: %w", err)
+	n := &Node{cfg: cfg, log: log, seeds: seeds, relayHub: media.NewHub(relay, log.Named("relay")),
+		limit: limit.New(cfg.MaxConnections).WithLog("max_connections", log), leave: make(chan struct{}), keySrc: src}
+	// Players of streams nobody publishes are resolved against the cluster view.
+	mc.Placed = func(app, name string) bool { return n.router.Placed(app, name) }
+	mc.MaxWaiting = cfg.MaxWaiting
+	n.hub = media.NewHub(mc, log)
+	if err := n.listen(); err != nil {
+		return nil, err
 	}
 	n.cluster, err = placement.New(placement.Config{
 		Name: cfg.Name, DataDir: cfg.DataDir(), Version: Version, ClusterKey: cfg.ClusterKey, Bootstrap: len(seeds) == 0,
@@ -90,15 +91,42 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		Replicas: cfg.Replicas, MaxStreams: cfg.MaxStreams,
 	}, log.Named("cluster"))
 	if err != nil {
-		n.rtmpLn.Close()
-		n.httpLn.Close()
+		n.closeListeners()
 		return nil, err
 	}
 	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
 	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
-		WriteTimeout: cfg.WriteTimeout, Cluster: func() any { return n.cluster.View() }, Leave: n.Leave}
+		WriteTimeout: cfg.WriteTimeout, APIToken: cfg.APIToken, MaxIdle: cfg.MaxHTTPIdle,
+		Cluster: func() any { return n.cluster.View() }, Leave: n.Leave}
 	return n, nil
+}
+
+// listen binds the RTMP, HTTP and (with --api) API listeners.
+func (n *Node) listen() error {
+	var err error
+	if n.rtmpLn, err = net.Listen("tcp", n.cfg.RTMP); err != nil {
+		return fmt.Errorf("rtmp listen: %w", err)
+	}
+	if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
+		n.closeListeners()
+		return fmt.Errorf("http listen: %w", err)
+	}
+	if addr := n.cfg.APIAddr(); addr != "" {
+		if n.apiLn, err = net.Listen("tcp", addr); err != nil {
+			n.closeListeners()
+			return fmt.Errorf("api listen: %w", err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) closeListeners() {
+	for _, ln := range []net.Listener{n.rtmpLn, n.httpLn, n.apiLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 // advertise turns a bind address into one other nodes can reach: the --advertise IP
@@ -145,6 +173,14 @@ func (n *Node) RTMPAddr() string { return n.rtmpLn.Addr().String() }
 // HTTPAddr is the bound HTTP address.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
 
+// APIAddr is the bound API address: HTTPAddr unless --api gave the API its own.
+func (n *Node) APIAddr() string {
+	if n.apiLn == nil {
+		return n.HTTPAddr()
+	}
+	return n.apiLn.Addr().String()
+}
+
 // Hub is the node's media hub.
 func (n *Node) Hub() *media.Hub { return n.hub }
 
@@ -154,15 +190,14 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := n.cluster.Start(ctx); err != nil {
-		n.rtmpLn.Close()
-		n.httpLn.Close()
+		n.closeListeners()
 		return fmt.Errorf("cluster: %w", err)
 	}
 	security := "cluster key: gossip encrypted, raft/RPC over TLS, links signed"
 	if n.keySrc == keyNone {
 		security = "KEYLESS: gossip and raft bind loopback only; anyone on this host can join or control the cluster"
 	}
-	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()),
+	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()), zap.String("api", n.APIAddr()),
 		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.Int("procs", runtime.GOMAXPROCS(0)),
 		zap.String("version", Version), zap.String("security", security))
 	if j := n.joinCommand(n.cluster.GossipAddr()); j != "" {
@@ -196,7 +231,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}()
 	run("rtmp", func() error { return n.rtmp.Serve(ctx, n.rtmpLn) })
-	run("http", func() error { return n.web.Serve(ctx, n.httpLn) })
+	run("http", func() error { return n.web.Serve(ctx, n.httpLn, n.apiLn) })
 	wg.Wait()
 	close(errs)
 	n.log.Info("node stopped")

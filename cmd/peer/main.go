@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +58,7 @@ func serve(cfg conf.Node, seeds []string) error {
 		return err
 	}
 	defer log.Sync()
+	raiseFileLimit(log, cfg.MaxConnections)
 	n, err := node.New(cfg, log, seeds)
 	if err != nil {
 		return err
@@ -95,13 +97,26 @@ func serve(cfg conf.Node, seeds []string) error {
 }
 
 type apiFlag struct {
-	API string `help:"HTTP address of the node to ask." default:"http://127.0.0.1:8080" env:"PEER_API"`
+	API string `help:"The node to ask: its API URL or host:port (PEER_API, also the node's own --api listener)." default:"http://127.0.0.1:8080" env:"PEER_API"`
 }
 
-type leaveCmd struct{ apiFlag }
+// url is the API's base URL. PEER_API is shared with `peer run --api`, where it is a
+// listen address: host:port means http://host:port.
+func (f apiFlag) url() string {
+	u := strings.TrimSuffix(f.API, "/")
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return u
+}
+
+type leaveCmd struct {
+	apiFlag
+	APIToken string `help:"The node's --api-token (admin actions need it unless sent from its own host)." env:"PEER_API_TOKEN"`
+}
 
 func (c *leaveCmd) Run() error {
-	return printJSON(apiDo(http.MethodPost, c.API+"/api/v1/cluster/leave", ""))
+	return printJSON(apiDo(http.MethodPost, c.url()+"/api/v1/cluster/leave", c.APIToken))
 }
 
 type versionCmd struct{}

@@ -87,7 +87,7 @@ type clientsView struct {
 }
 
 func (c *statusCmd) Run() error {
-	body, err := apiGet(c.API + "/api/v1/cluster")
+	body, err := apiGet(c.url() + "/api/v1/cluster")
 	if err != nil || c.JSON {
 		return printJSON(body, err)
 	}
@@ -95,7 +95,7 @@ func (c *statusCmd) Run() error {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return fmt.Errorf("cluster view: %w", err)
 	}
-	printStatus(os.Stdout, v, c.API)
+	printStatus(os.Stdout, v, c.url())
 	return nil
 }
 
@@ -134,7 +134,7 @@ func printStatus(out io.Writer, v clusterView, api string) {
 }
 
 func (c *streamsCmd) Run() error {
-	body, err := apiGet(c.API + "/api/v1/streams")
+	body, err := apiGet(c.url() + "/api/v1/streams")
 	if err != nil || c.JSON {
 		return printJSON(body, err)
 	}
@@ -158,7 +158,7 @@ func (c *streamsCmd) Run() error {
 }
 
 func (c *clientsCmd) Run() error {
-	body, err := apiGet(c.API + "/api/v1/clients")
+	body, err := apiGet(c.url() + "/api/v1/clients")
 	if err != nil || c.JSON {
 		return printJSON(body, err)
 	}

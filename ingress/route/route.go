@@ -188,6 +188,14 @@ func (r *Router) refuseLink(stream, remote string, c linkClaim, err error) {
 		zap.String("claimed_from", c.from), zap.String("remote", remote), zap.Error(err))
 }
 
+// Placed reports whether the cluster has placed app/name: some node publishes it. This
+// is how a player's stream is resolved against the cluster view: a stream nobody
+// publishes gets no state (HLS answers 404 at once) or a capped wait (media.Config).
+func (r *Router) Placed(app, name string) bool {
+	_, ok := r.Cluster.Lookup(app + "/" + name)
+	return ok
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bluenviron/gortmplib/pkg/amf0"
@@ -15,6 +16,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/ingress/limit"
 	"peer/media"
 	"peer/media/flv"
@@ -38,7 +40,8 @@ type Server struct {
 	WriteTimeout time.Duration // longest a write to a client may block
 	IdlePlayer   time.Duration // players send little; their reads get this long deadline
 
-	wg sync.WaitGroup
+	wg        sync.WaitGroup
+	acceptLog *ratelog.Limiter
 }
 
 // hubRouter is the Router of a node without a cluster: everything is local.
@@ -67,6 +70,7 @@ func (s *Server) defaults() {
 	if s.IdlePlayer == 0 {
 		s.IdlePlayer = 10 * time.Minute
 	}
+	s.acceptLog = ratelog.New(s.Log, 0)
 }
 
 // Serve accepts connections until ctx ends, then closes them and waits for their
@@ -87,10 +91,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors (a connection flood): that passes as
+				// connections close, and must not end the listener, as net/http's does not.
+				s.acceptLog.Warn("accept", "rtmp accept failed: out of file descriptors", zap.Error(err))
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
 			return err
 		}
-		if !s.Limit.Acquire() {
-			s.Log.Warn("connection refused: max_connections reached", zap.String("peer", c.RemoteAddr().String()))
+		if !s.Limit.Acquire(c.RemoteAddr().String()) { // logs the refusal, rate-limited
 			c.Close()
 			continue
 		}

@@ -13,9 +13,9 @@ import (
 	"peer/media"
 )
 
+// writeJSON answers with v. Read-only routes add CORS (withCORS), admin actions do not.
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "no-cache")
 	json.NewEncoder(w).Encode(v)
 }

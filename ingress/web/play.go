@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"peer/ingress/route"
 	"peer/ingress/vecio"
 	"peer/media"
 	"peer/media/flv"
@@ -46,20 +48,30 @@ const flvResponseHead = "HTTP/1.1 200 OK\r\n" +
 // playFLV takes the connection over from net/http so tags go out with writev straight
 // from the shared tag buffers (no chunked-encoding copy per player), and hands it to a
 // goroutine of its own: net/http's connection state and its grown stack are freed, which
-// is most of what a player would otherwise cost in memory.
+// is most of what a player would otherwise cost in memory. The session holds a
+// max_connections slot until it ends.
 func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name string) {
-	rc := http.NewResponseController(w)
-	conn, brw, err := rc.Hijack()
-	if err != nil {
-		http.Error(w, "streaming needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+	corsHeaders(w) // a refusal is readable by a browser player too
+	if !s.Limit.Acquire(r.RemoteAddr) {
+		http.Error(w, "max_connections reached", http.StatusServiceUnavailable)
 		return
 	}
-	if s.Router != nil {
-		s.Router.Play(app, name, r.URL.RawQuery)
-	}
-	player, err := s.Hub.Play(app, name, media.PlayOptions{Kind: "flv-play", Remote: r.RemoteAddr})
+	// Until the session's goroutine owns the slot, returning gives it back.
+	owned := false
+	defer func() {
+		if !owned {
+			s.Limit.Release()
+		}
+	}()
+	player, err := s.subscribe(r, app, name)
 	if err != nil {
-		conn.Close()
+		playError(w, err)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		player.Close()
+		http.Error(w, "streaming needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
 		return
 	}
 	if brw.Reader.Buffered() > 0 {
@@ -67,18 +79,45 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 		conn.Close() // a client that pipelines after a live stream request is not a player
 		return
 	}
+	owned = true
 	conn.SetReadDeadline(time.Time{})
 	log := s.Log.With(zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play"))
 	log.Info("play start")
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.Limit.Release()
 		defer conn.Close()
 		defer player.Close()
 		start := time.Now()
 		err := s.deliverFLV(s.ctx, conn, player)
 		log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
 	}()
+}
+
+// subscribe readies the route of app/name and attaches an HTTP-FLV player to it.
+func (s *Server) subscribe(r *http.Request, app, name string) (*media.Player, error) {
+	if s.Router != nil {
+		if _, err := s.Router.Play(app, name, r.URL.RawQuery); err != nil {
+			return nil, err
+		}
+	}
+	return s.Hub.Play(app, name, media.PlayOptions{Kind: "flv-play", Remote: r.RemoteAddr})
+}
+
+// playError answers a player the node cannot serve.
+func playError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, media.ErrNoStream):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, media.ErrTooManyWaiting):
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	case errors.Is(err, route.ErrLinkRefused):
+		http.Error(w, err.Error(), http.StatusForbidden)
+	default:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
 }
 
 func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player) (err error) {
@@ -152,11 +191,19 @@ func corsHeaders(w http.ResponseWriter) {
 // (or whose first segment is not complete yet) before answering 404.
 const hlsWait = 8 * time.Second
 
+// playlist answers at once with 404 for a stream no node publishes: HLS players
+// retry, so waiting would only let a flood of unknown names pile up. An HLS request
+// holds a max_connections slot while it is served.
 func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name string) {
 	corsHeaders(w)
+	if !s.Limit.Acquire(r.RemoteAddr) {
+		http.Error(w, "max_connections reached", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.Limit.Release()
 	st, err := s.Hub.WatchHLS(app, name)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		playError(w, err)
 		return
 	}
 	if s.Router != nil {
@@ -178,9 +225,14 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 
 func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 	corsHeaders(w)
+	if !s.Limit.Acquire(r.RemoteAddr) {
+		http.Error(w, "max_connections reached", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.Limit.Release()
 	st, err := s.Hub.WatchHLS(r.PathValue("app"), r.PathValue("stream"))
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		playError(w, err)
 		return
 	}
 	body, release, ok := st.HLS().Segment(r.PathValue("segment"))

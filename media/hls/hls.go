@@ -143,6 +143,7 @@ type Muxer struct {
 	audioFrames int
 	audioPTS    int64
 	stopped     bool
+	dirOnce     sync.Once // Dir is created (makeDir)
 	// A sleeping follower (Sleep) packages nothing; it keeps the codec configuration, the
 	// last marker (lastCut) and the tags since it (held) so Wake can start at once.
 	asleep    bool
@@ -182,12 +183,18 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 		maxBytes: cfg.MaxSegmentBytes, warn: ratelog.New(log, 0)}
 	m.maxMS = maxFragments * m.fragmentMS
 	m.skipped = [2]uint32{noCodec, noCodec}
-	if cfg.Dir != "" {
-		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-			log.Warn("hls: cannot create segment directory", zap.String("dir", cfg.Dir), zap.Error(err))
-		}
-	}
 	return m
+}
+
+// makeDir creates Dir when the first segment is written to it, not in New: a stream
+// that never publishes (players waiting, HLS requests for names nobody publishes)
+// leaves no directory behind.
+func (m *Muxer) makeDir() {
+	m.dirOnce.Do(func() {
+		if err := os.MkdirAll(m.cfg.Dir, 0o755); err != nil {
+			m.log.Warn("hls: cannot create segment directory", zap.String("dir", m.cfg.Dir), zap.Error(err))
+		}
+	})
 }
 
 // WriteTag feeds the next tag of the stream. The tag is not modified; only a sleeping
@@ -318,7 +325,7 @@ func (m *Muxer) Close() {
 // dropWindow forgets the playlist and every segment, and deletes their files.
 func (m *Muxer) dropWindow() {
 	m.mu.Lock()
-	segs := m.segs
+	segs, closed := m.segs, m.closed
 	m.segs, m.win, m.pl, m.playlist, m.cutOK = nil, nil, nil, nil, false
 	m.mu.Unlock()
 	if m.cfg.Dir == "" {
@@ -328,6 +335,9 @@ func (m *Muxer) dropWindow() {
 		m.removeFile(s.name)
 	}
 	m.removeFile(m.cfg.PlaylistFile)
+	if closed {
+		os.Remove(m.cfg.Dir) // the stream's own directory, once empty; others may share its parent
+	}
 }
 
 func (m *Muxer) writeVideo(t *flv.Tag) {
@@ -648,6 +658,7 @@ func (m *Muxer) publish(s *segment) {
 	if m.cfg.Dir == "" {
 		return
 	}
+	m.makeDir()
 	m.writeFile(s.name, s.data)
 	m.writeFile(m.cfg.PlaylistFile, playlist)
 	for _, e := range expired {
