@@ -35,17 +35,21 @@ func TestStatusTables(t *testing.T) {
 	}
 	defer pub.Stop()
 	api := "http://" + c.Nodes[1].HTTP
-	run := func(args ...string) string {
+	try := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append(args, "--api", api)...).CombinedOutput()
+		return string(out), err
+	}
+	run := func(args ...string) string {
+		out, err := try(args...)
 		if err != nil {
 			t.Fatalf("peer %v: %v\n%s", args, err, out)
 		}
-		return string(out)
+		return out
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, agreed := procs.Agreed(context.Background(), c.Nodes, 3)
-		out := run("status")
+		out, _ := try("status") // the node may not be listening yet
 		if agreed && strings.Contains(out, "live/status") && strings.Count(out, " alive ") == 3 {
 			t.Logf("peer status:\n%s", out)
 			for _, want := range []string{"MEMBER", "STATE", "RAFT", "n1 ", "n2 *", "n3 ", "leader", "voter",
