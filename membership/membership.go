@@ -252,7 +252,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	m.dups = ratelog.New(m.log, 0)
 	m.qcond = sync.NewCond(&m.mu)
 
-	mlLog := log.New(&logWriter{log: m.log}, "", 0)
+	mlLog := log.New(&logWriter{log: m.log, refused: ratelog.New(m.log, 0)}, "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{host},
 		BindPort:  port,
@@ -658,14 +658,18 @@ func (e *events) NotifyLeave(n *memberlist.Node)  { e.m.onNode(n, EventFail) }
 func (e *events) NotifyUpdate(n *memberlist.Node) { e.m.onNode(n, EventUpdate) }
 
 // logWriter routes memberlist's std logger into zap; decryption failures
-// (a peer without the cluster key) are reported as refused attempts.
-type logWriter struct{ log *zap.Logger }
+// (a peer without the cluster key) are reported as refused attempts, at a bounded rate:
+// anyone who can send a UDP packet to the gossip port can cause one.
+type logWriter struct {
+	log     *zap.Logger
+	refused *ratelog.Limiter
+}
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	s := strings.TrimSpace(string(p))
 	switch {
 	case strings.Contains(s, "decrypt") || strings.Contains(s, "Decrypt") || strings.Contains(s, "No installed keys"):
-		w.log.Warn("refused gossip from a node without the cluster key", zap.String("detail", s))
+		w.refused.Warn("no key", "refused gossip from a node without the cluster key", zap.String("detail", s))
 	case strings.HasPrefix(s, "[DEBUG]"):
 	case strings.HasPrefix(s, "[INFO]"):
 		w.log.Debug(s)

@@ -170,3 +170,41 @@ func TestJoinKeyMismatch(t *testing.T) {
 		t.Errorf("unreachable seed: %v, want a plain error", err)
 	}
 }
+
+// A node that Trust refuses (a second "b" with another identity key) neither replaces
+// nor hides the member of that name, produces no event, and is logged once.
+func TestTrustKeepsTheNameHolder(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	a, err := New(Config{Name: "a", BindAddr: "127.0.0.1:0", ClusterKey: "key",
+		Trust: func(name, key string) bool { return name != "b" || key == "kb" }}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Shutdown)
+	events := make(chan Event, 64)
+	a.Subscribe(func(e Event) { events <- e })
+	startKeyed := func(name, key string) *Membership {
+		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", ClusterKey: "key", Meta: Meta{Key: key}}, logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Shutdown)
+		if err := m.Join([]string{a.Addr()}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	b := startKeyed("b", "kb")
+	waitFor(t, 3*time.Second, "b alive at a", func() bool { return state(a, "b") == StateAlive })
+	startKeyed("b", "other")
+	waitFor(t, 3*time.Second, "the impostor refused", func() bool { return logs.FilterMessageSnippet("claiming the name").Len() > 0 })
+	m, _ := a.Member("b")
+	if m.Key != "kb" || m.Gossip != b.Addr() {
+		t.Fatalf("a shows b as %+v; want the holder at %s", m, b.Addr())
+	}
+	for len(events) > 0 {
+		if e := <-events; e.Member.Key == "other" {
+			t.Fatalf("event for the impostor: %+v", e)
+		}
+	}
+}

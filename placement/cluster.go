@@ -54,7 +54,8 @@ type Cluster struct {
 	advRaf string
 	keyID  string // fingerprint of this node's identity key (gossiped; see tls.go)
 
-	refused *ratelog.Limiter // refused RPCs, logged at a bounded rate
+	refused  *ratelog.Limiter // refused RPCs, logged at a bounded rate
+	rpcConns rpcPool          // idle connections to the leader
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -409,6 +410,7 @@ func (c *Cluster) teardown() {
 	if c.trans != nil {
 		_ = c.trans.Close()
 	}
+	c.rpcConns.close()
 	if c.layer != nil {
 		_ = c.layer.Close()
 		c.layer.wait()

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"net"
 	"strings"
@@ -184,5 +185,20 @@ func TestNodeKeyPersists(t *testing.T) {
 	}
 	if _, err := other.verify(cert.Certificate); err == nil {
 		t.Fatal("a certificate of another cluster key verified")
+	}
+}
+
+// BenchmarkRPCRoundTrip is one forwarded request as a follower makes it: a TLS
+// connection to the raft port (handshake with both certificates) and one verify.
+func BenchmarkRPCRoundTrip(b *testing.B) {
+	h := newHarness(b, "k")
+	nodes := h.cluster(1)
+	waitFor(b, 10*time.Second, "a leader", func() bool { return nodes[0].IsLeader() })
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if resp, err := nodes[0].rpcCall(ctx, nodes[0].RaftAddr(), rpcReq{Op: "verify", Stream: "s"}); err != nil || resp.Code != codeStale {
+			b.Fatalf("%+v %v", resp, err)
+		}
 	}
 }

@@ -202,6 +202,22 @@ func TestRPCFromOutsiders(t *testing.T) {
 		}
 		logged(t, tg.nodes[mi], "refused connection")
 	})
+	tg.attack(mi, "2000 UDP packets without the key to the gossip port (plain deadMsg type)", 20, func() {
+		before := len(tg.nodes[mi].Logs())
+		c, err := net.Dial("udp", tg.nodes[mi].Gossip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkt := append([]byte{6}, []byte(strings.Repeat("n2-dead", 40))...) // 6: memberlist's deadMsg
+		for range 2000 {
+			_, _ = c.Write(pkt)
+		}
+		c.Close()
+		logged(t, tg.nodes[mi], "refused gossip from a node without the cluster key")
+		if grown := len(tg.nodes[mi].Logs()) - before; grown > 20<<10 {
+			t.Fatalf("the refusals wrote %d bytes of log", grown)
+		}
+	})
 	eventually(t, 15*time.Second, "an agreed cluster view after the flood", func() bool {
 		_, ok := procs.Agreed(context.Background(), tg.nodes, 3)
 		return ok

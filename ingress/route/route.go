@@ -66,7 +66,7 @@ func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (
 	stream := app + "/" + name
 	if claim, ok := r.auth.parse(stream, query, r.self(), time.Now()); ok {
 		pub, finish, err := r.acceptLink(app, name, remote, claim)
-		if err != nil {
+		if errors.Is(err, ErrLinkRefused) {
 			r.refuseLink(stream, remote, claim, err)
 		}
 		return pub, finish, err
