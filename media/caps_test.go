@@ -196,3 +196,22 @@ func TestAbsurdPublisherDoesNotLeak(t *testing.T) {
 		t.Fatalf("got %v", describe(got))
 	}
 }
+
+// TestVideoAppearsInAudioOnlyStream: once video appears, the audio window goes and
+// joiners start at a keyframe, not at inter frames that follow the audio.
+func TestVideoAppearsInAudioOnlyStream(t *testing.T) {
+	h := testHub(t, 256)
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeAudio, 0, aacSeq)
+	for i := range 20 {
+		pub.Write(flv.TypeAudio, uint32(23*i), aacFrame)
+	}
+	pub.Write(flv.TypeVideo, 460, avcSeq)
+	pub.Write(flv.TypeVideo, 480, interFr)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	got, _ := pl.Next(context.Background(), nil)
+	if len(got) != 2 || !got[0].IsSequenceHeader() || !got[1].IsSequenceHeader() {
+		t.Fatalf("joiner got %v", describe(got))
+	}
+}

@@ -133,8 +133,9 @@ func (s *Stream) hlsWanted(idle time.Duration) bool {
 // storeLocked updates the stream's caches with t; false means players need nothing.
 func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 	s.lastTime, s.hasTime = t.Time, true
-	if t.Type == flv.TypeVideo {
+	if t.Type == flv.TypeVideo && !s.hasVideo {
 		s.hasVideo = true
+		s.gop.reset() // audio cached as an audio-only stream's: joiners now start at a keyframe
 	}
 	switch {
 	case t.Type == flv.TypeScript:
