@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"peer/media/flv"
+	"peer/media/hls"
 )
 
 var aacSeq = []byte{0xaf, 0, 0x12, 0x10}
@@ -213,5 +214,22 @@ func TestVideoAppearsInAudioOnlyStream(t *testing.T) {
 	got, _ := pl.Next(context.Background(), nil)
 	if len(got) != 2 || !got[0].IsSequenceHeader() || !got[1].IsSequenceHeader() {
 		t.Fatalf("joiner got %v", describe(got))
+	}
+}
+
+// TestLinkJoinsAudioOnlyMidWindow: a cluster link joining an audio-only stream whose
+// window holds the segment's marker gets it once, where it is, not ahead of older audio.
+func TestLinkJoinsAudioOnlyMidWindow(t *testing.T) {
+	h := testHub(t, 256)
+	pub, _ := h.Publish("live", "a", "node:n1", Feed)
+	pub.Write(flv.TypeAudio, 0, aacSeq)
+	pub.Write(flv.TypeAudio, 0, aacFrame)
+	pub.WriteAt(flv.TypeScript, 23, hls.CutMarker(hls.Cut{Seq: 3}, 23).Data())
+	pub.Write(flv.TypeAudio, 23, aacFrame)
+	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Internal: true})
+	defer link.Close()
+	got, _ := link.Next(context.Background(), nil)
+	if len(got) != 4 || !got[0].IsSequenceHeader() || got[1].Time != 0 || !hls.IsCutMarker(got[2]) || got[3].Time != 23 {
+		t.Fatalf("link got %v", describe(got))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -308,7 +309,9 @@ func (s *Stream) startTagsLocked() []*flv.Tag {
 			out = append(out, t)
 		}
 	}
-	if s.lastMarker != nil && (len(gop) == 0 || gop[0] != s.lastMarker) {
+	// An audio-only stream's window may hold the marker further in: a link then drops the
+	// audio before it, as the leader's packager did.
+	if s.lastMarker != nil && !slices.Contains(gop, s.lastMarker) {
 		out = append(out, s.lastMarker)
 	}
 	return append(out, gop...)
