@@ -44,11 +44,11 @@ type Config struct {
 	MaxSegmentBytes int
 }
 
-// SegmentCap is the default byte cap of an open segment: 5 fragments (at least 10 s,
-// the longest GOP an encoder for live use is set to) at 25 Mbit/s, twice what a 1080p60
-// contribution stream uses: 31 MB with 2 s fragments. Only a segment that never sees a
-// keyframe reaches it; it bounds what a publisher sending no keyframes can make a node
-// hold (before the cap, 600 MB of inter frames made one segment of 600 MB).
+// SegmentCap is the default byte cap of an open segment: 5 fragments (at least 10 s, a
+// long GOP for a high-rate encoder) at 25 Mbit/s, twice what a 1080p60 contribution
+// stream uses: 31 MB with 2 s fragments. Only a segment that sees no keyframe for that
+// long reaches it; it bounds what a publisher sending no keyframes can make a node hold
+// (before the cap, 600 MB of inter frames made one segment of 600 MB).
 func SegmentCap(fragment time.Duration) int {
 	span := max(5*fragment, 10*time.Second)
 	return int(span.Seconds() * 25e6 / 8)
