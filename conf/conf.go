@@ -46,7 +46,7 @@ type Node struct {
 	HLSDir         string        `help:"Also write HLS segments to this directory." env:"PEER_HLS_DIR"`
 	HLSAlways      bool          `help:"Package HLS for every stream this node carries. By default a stream's master always packages it and other nodes only while HLS players ask for it there (and always with --hls-dir)." env:"PEER_HLS_ALWAYS"`
 	PlayerQueue    int           `help:"Tags a player may lag behind before it skips to the next keyframe." default:"1024" env:"PEER_PLAYER_QUEUE"`
-	GOPCacheTime   time.Duration `help:"Longest GOP kept for players' fast start: a longer one is dropped until the next keyframe (an audio-only stream keeps its last 2 s of audio, at most this)." default:"10s" env:"PEER_GOP_CACHE_TIME"`
+	GOPCacheTime   time.Duration `help:"Longest GOP kept for players' fast start: a longer one is dropped until the next keyframe (an audio-only stream keeps its last 2 s of audio, at most this)." default:"30s" env:"PEER_GOP_CACHE_TIME"`
 	MergeWrite     time.Duration `help:"Gather this much media per write to a player (SRS mw_latency): fewer, larger writes for big audiences, at the price of that much latency (0: every video frame)." default:"0s" env:"PEER_MERGE_WRITE"`
 	IOTimeout      time.Duration `help:"Longest silence from a publisher or a client in its command phase." default:"20s" env:"PEER_IO_TIMEOUT"`
 	WriteTimeout   time.Duration `help:"Longest a write to a client may block." default:"10s" env:"PEER_WRITE_TIMEOUT"`

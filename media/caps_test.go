@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"peer/media/flv"
+	"peer/media/hls"
 )
 
 var aacSeq = []byte{0xaf, 0, 0x12, 0x10}
@@ -194,5 +195,41 @@ func TestAbsurdPublisherDoesNotLeak(t *testing.T) {
 	}
 	if len(got) != 6 || got[5].Time <= got[3].Time {
 		t.Fatalf("got %v", describe(got))
+	}
+}
+
+// TestVideoAppearsInAudioOnlyStream: once video appears, the audio window goes and
+// joiners start at a keyframe, not at inter frames that follow the audio.
+func TestVideoAppearsInAudioOnlyStream(t *testing.T) {
+	h := testHub(t, 256)
+	pub, _ := h.Publish("live", "a", "x", User)
+	pub.Write(flv.TypeAudio, 0, aacSeq)
+	for i := range 20 {
+		pub.Write(flv.TypeAudio, uint32(23*i), aacFrame)
+	}
+	pub.Write(flv.TypeVideo, 460, avcSeq)
+	pub.Write(flv.TypeVideo, 480, interFr)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	got, _ := pl.Next(context.Background(), nil)
+	if len(got) != 2 || !got[0].IsSequenceHeader() || !got[1].IsSequenceHeader() {
+		t.Fatalf("joiner got %v", describe(got))
+	}
+}
+
+// TestLinkJoinsAudioOnlyMidWindow: a cluster link joining an audio-only stream whose
+// window holds the segment's marker gets it once, where it is, not ahead of older audio.
+func TestLinkJoinsAudioOnlyMidWindow(t *testing.T) {
+	h := testHub(t, 256)
+	pub, _ := h.Publish("live", "a", "node:n1", Feed)
+	pub.Write(flv.TypeAudio, 0, aacSeq)
+	pub.Write(flv.TypeAudio, 0, aacFrame)
+	pub.WriteAt(flv.TypeScript, 23, hls.CutMarker(hls.Cut{Seq: 3}, 23).Data())
+	pub.Write(flv.TypeAudio, 23, aacFrame)
+	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Internal: true})
+	defer link.Close()
+	got, _ := link.Next(context.Background(), nil)
+	if len(got) != 4 || !got[0].IsSequenceHeader() || got[1].Time != 0 || !hls.IsCutMarker(got[2]) || got[3].Time != 23 {
+		t.Fatalf("link got %v", describe(got))
 	}
 }

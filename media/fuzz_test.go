@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
+	"peer/media/internal/allocs"
 )
 
 // FuzzCodecInfo: the sequence headers a publisher sends, as the API's Info reads them
@@ -18,8 +19,15 @@ func FuzzCodecInfo(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0, 0xff, 0xff, 0xff}, []byte{0xf8, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, avcc, asc []byte) {
 		var i Info
-		i.fromVideoConfig(flv.NewTag(flv.TypeVideo, 0, append([]byte{0x17, 0, 0, 0, 0}, avcc...)))
-		i.fromAudioConfig(flv.NewTag(flv.TypeAudio, 0, append([]byte{0xaf, 0}, asc...)))
+		video := flv.NewTag(flv.TypeVideo, 0, append([]byte{0x17, 0, 0, 0, 0}, avcc...))
+		audio := flv.NewTag(flv.TypeAudio, 0, append([]byte{0xaf, 0}, asc...))
+		n := allocs.Of(func() {
+			i.fromVideoConfig(video)
+			i.fromAudioConfig(audio)
+		})
+		if n > allocs.Bound(len(avcc)+len(asc)) {
+			t.Fatalf("%d bytes of configuration allocated %d", len(avcc)+len(asc), n)
+		}
 		if sps := FirstSPS(avcc); len(sps) > len(avcc) {
 			t.Fatal("SPS longer than its record")
 		}

@@ -61,7 +61,7 @@ type Config struct {
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
 func DefaultConfig() Config {
-	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, GOPMaxTime: 10 * time.Second, IdleTimeout: 30 * time.Second,
+	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, GOPMaxTime: 30 * time.Second, IdleTimeout: 30 * time.Second,
 		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}, HLSIdle: 30 * time.Second}
 }
 

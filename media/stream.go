@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,8 +134,9 @@ func (s *Stream) hlsWanted(idle time.Duration) bool {
 // storeLocked updates the stream's caches with t; false means players need nothing.
 func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 	s.lastTime, s.hasTime = t.Time, true
-	if t.Type == flv.TypeVideo {
+	if t.Type == flv.TypeVideo && !s.hasVideo {
 		s.hasVideo = true
+		s.gop.reset() // audio cached as an audio-only stream's: joiners now start at a keyframe
 	}
 	switch {
 	case t.Type == flv.TypeScript:
@@ -307,7 +309,9 @@ func (s *Stream) startTagsLocked() []*flv.Tag {
 			out = append(out, t)
 		}
 	}
-	if s.lastMarker != nil && (len(gop) == 0 || gop[0] != s.lastMarker) {
+	// An audio-only stream's window may hold the marker further in: a link then drops the
+	// audio before it, as the leader's packager did.
+	if s.lastMarker != nil && !slices.Contains(gop, s.lastMarker) {
 		out = append(out, s.lastMarker)
 	}
 	return append(out, gop...)

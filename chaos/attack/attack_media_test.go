@@ -157,7 +157,7 @@ func TestKeyframelessInterFrames(t *testing.T) {
 			}
 			return flv.NewTag(flv.TypeVideo, t0+int64(i)*40, body)
 		})
-		if target, p := tg.targetDuration(0, "nokey"); target > 20 {
+		if target, p := tg.targetDuration(0, "nokey"); target > 30 {
 			t.Fatalf("TARGETDURATION %d:\n%s", target, p)
 		}
 	})

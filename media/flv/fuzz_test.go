@@ -2,23 +2,10 @@ package flv
 
 import (
 	"bytes"
-	"runtime"
 	"testing"
+
+	"peer/media/internal/allocs"
 )
-
-// allocBound is the most a parser may allocate for an input of n bytes: a small
-// constant plus a multiple of the input (a length field alone must not buy memory).
-func allocBound(n int) uint64 { return 1<<20 + 8*uint64(n) }
-
-// allocated runs f and returns the bytes it allocated (the fuzzing engine's own
-// allocations in between are small against the bound).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // FuzzReader reads an FLV stream from the network (an HTTP-FLV pull, a file): no panic,
 // time only grows within the unwrapper's rules, and memory follows the input.
@@ -27,7 +14,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00\x09\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add([]byte("FLV\x01\x05\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		n := allocated(func() {
+		n := allocs.Of(func() {
 			r := NewReader(bytes.NewReader(data))
 			for range 1000 {
 				tag, err := r.Read()
@@ -43,7 +30,7 @@ func FuzzReader(f *testing.F) {
 				tag.Payload()
 			}
 		})
-		if n > allocBound(len(data)) {
+		if n > allocs.Bound(len(data)) {
 			t.Fatalf("%d bytes of input allocated %d", len(data), n)
 		}
 	})

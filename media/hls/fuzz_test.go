@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"peer/media/flv"
+	"peer/media/internal/allocs"
 )
 
 // Seeds shared by the fuzz targets: an avcC record and an AudioSpecificConfig of the
@@ -21,7 +22,11 @@ func FuzzParseAVCC(f *testing.F) {
 	f.Add(seedAVCC)
 	f.Add([]byte{1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		c, err := parseAVCC(rec)
+		var c *avcConfig
+		var err error
+		if n := allocs.Of(func() { c, err = parseAVCC(rec) }); n > allocs.Bound(len(rec)) {
+			t.Fatalf("a %d-byte record allocated %d", len(rec), n)
+		}
 		if err != nil {
 			return
 		}
@@ -44,7 +49,11 @@ func FuzzAnnexB(f *testing.F) {
 	f.Fuzz(func(t *testing.T, lengthSize uint8, au []byte) {
 		cfg := *c
 		cfg.lengthSize = int(lengthSize%4) + 1
-		out, err := appendAnnexB(nil, &cfg, au)
+		var out []byte
+		var err error
+		if n := allocs.Of(func() { out, err = appendAnnexB(nil, &cfg, au) }); n > allocs.Bound(len(au)) {
+			t.Fatalf("a %d-byte frame allocated %d", len(au), n)
+		}
 		if err != nil {
 			return
 		}
@@ -60,7 +69,11 @@ func FuzzParseASC(f *testing.F) {
 	f.Add(seedASC, []byte{0x21, 0x10, 0x04})
 	f.Add([]byte{0xf8, 0xff, 0xff, 0xff}, []byte{})
 	f.Fuzz(func(t *testing.T, asc, frame []byte) {
-		c, err := parseASC(asc)
+		var c *aacConfig
+		var err error
+		if n := allocs.Of(func() { c, err = parseASC(asc) }); n > allocs.Bound(len(asc)) {
+			t.Fatalf("a %d-byte config allocated %d", len(asc), n)
+		}
 		if err != nil || len(frame) > maxADTSFrame {
 			return
 		}
@@ -79,7 +92,12 @@ func FuzzParseCutMarker(f *testing.F) {
 	f.Add(CutMarker(Cut{Seq: 1 << 60, Target: 22947778, TS: noTS}, 0).Data())
 	f.Add(append(append([]byte{}, cutPrefix...), amfObject, 0xff, 0xff))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, ok := ParseCutMarker(flv.NewTag(flv.TypeScript, 0, data))
+		tag := flv.NewTag(flv.TypeScript, 0, data)
+		var c Cut
+		var ok bool
+		if n := allocs.Of(func() { c, ok = ParseCutMarker(tag) }); n > allocs.Bound(len(data)) {
+			t.Fatalf("a %d-byte marker allocated %d", len(data), n)
+		}
 		if !ok {
 			return
 		}

@@ -44,21 +44,22 @@ type Config struct {
 	MaxSegmentBytes int
 }
 
-// SegmentCap is the default byte cap of an open segment: 5 fragments (at least 10 s,
-// the longest GOP an encoder for live use is set to) at 25 Mbit/s, twice what a 1080p60
-// contribution stream uses: 31 MB with 2 s fragments. Only a segment that never sees a
-// keyframe reaches it; it bounds what a publisher sending no keyframes can make a node
-// hold (before the cap, 600 MB of inter frames made one segment of 600 MB).
+// SegmentCap is the default byte cap of an open segment: 5 fragments (at least 10 s, a
+// long GOP for a high-rate encoder) at 25 Mbit/s, twice what a 1080p60 contribution
+// stream uses: 31 MB with 2 s fragments. Only a segment that sees no keyframe for that
+// long reaches it; it bounds what a publisher sending no keyframes can make a node hold
+// (before the cap, 600 MB of inter frames made one segment of 600 MB).
 func SegmentCap(fragment time.Duration) int {
 	span := max(5*fragment, 10*time.Second)
 	return int(span.Seconds() * 25e6 / 8)
 }
 
-// maxFragments bounds a segment's duration in fragments: a leader cuts a segment that
-// long even without a keyframe, and segment durations (EXTINF, TARGETDURATION) are
-// clamped to it, so timestamps that jump cannot inflate the playlist's target duration,
-// which RFC 8216 forbids changing later.
-const maxFragments = 10
+// MaxSegment is the longest segment: 10 fragments, and at least 30 s, which x264's
+// default GOP (250 frames) reaches at 8.3 fps. A leader cuts a segment that long even
+// without a keyframe, and segment durations (EXTINF, TARGETDURATION) are clamped to it,
+// so timestamps that jump cannot inflate the playlist's target duration, which RFC 8216
+// forbids changing later.
+func MaxSegment(fragment time.Duration) time.Duration { return max(10*fragment, 30*time.Second) }
 
 const (
 	defaultFragment = 2 * time.Second
@@ -118,7 +119,7 @@ type Muxer struct {
 	cfg        Config
 	log        *zap.Logger
 	fragmentMS int64
-	maxMS      int64 // longest segment (maxFragments)
+	maxMS      int64 // longest segment (MaxSegment)
 	maxBytes   int   // cap of the open segment
 	warn       *ratelog.Limiter
 
@@ -181,7 +182,7 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 	}
 	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: newTSMux(),
 		maxBytes: cfg.MaxSegmentBytes, warn: ratelog.New(log, 0)}
-	m.maxMS = maxFragments * m.fragmentMS
+	m.maxMS = MaxSegment(cfg.Fragment).Milliseconds()
 	m.skipped = [2]uint32{noCodec, noCodec}
 	return m
 }
