@@ -214,6 +214,21 @@ func TestReadReusesBuffers(t *testing.T) {
 	}
 }
 
+// TestLargeMessageSmallChunks: a message of many small chunks grows its buffer by
+// doubling, not by a chunk at a time.
+func TestLargeMessageSmallChunks(t *testing.T) {
+	in := AppendMessage(nil, &Message{ChunkStreamID: 6, Type: 9, StreamID: 1, Body: make([]byte, 4<<20)}, 128)
+	allocs := testing.AllocsPerRun(3, func() {
+		r := NewReader(bytes.NewReader(in), DefaultLimits, nil)
+		if _, err := r.Read(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 20 {
+		t.Fatalf("%v allocations for a 4 MB message in 128-byte chunks", allocs)
+	}
+}
+
 // repeat reads b over and over.
 type repeat struct {
 	b   []byte

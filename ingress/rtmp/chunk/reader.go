@@ -269,7 +269,7 @@ func (r *Reader) body(s *stream) error {
 	left := min(int(s.length)-len(s.buf), int(r.chunkSize))
 	for left > 0 {
 		if len(s.buf) == cap(s.buf) {
-			if err := r.grow(s, left); err != nil {
+			if err := r.grow(s); err != nil {
 				return err
 			}
 		}
@@ -288,10 +288,11 @@ func (r *Reader) body(s *stream) error {
 // minGrow is the smallest buffer a chunk stream gets.
 const minGrow = 512
 
-// grow makes room in s.buf for up to want more bytes: it doubles the buffer (starting
-// at minGrow), so a stream's buffer is at most twice what arrived on it plus minGrow.
-func (r *Reader) grow(s *stream, want int) error {
-	size := min(len(s.buf)+want, max(2*cap(s.buf), minGrow))
+// grow makes room in the full s.buf: it doubles the buffer (starting at minGrow, and
+// never past the message's length), so a stream's buffer is at most twice what arrived
+// on it plus minGrow, and a message costs a logarithmic number of copies.
+func (r *Reader) grow(s *stream) error {
+	size := min(int(s.length), max(2*cap(s.buf), minGrow))
 	if r.buffered-cap(s.buf)+size > r.limits.MaxBuffered {
 		r.releaseIdle(s)
 	}
