@@ -117,7 +117,7 @@ func TestAttackRTMPNestedAMF0(t *testing.T) {
 		for range 3 {
 			c := dialRTMPRaw(t, addr)
 			c.send(3, 20, 0, body)
-			if !c.closedByServer(10*time.Second) {
+			if !c.closedByServer(10 * time.Second) {
 				t.Error("connection not closed")
 			}
 			c.Close()
@@ -129,7 +129,7 @@ func TestAttackRTMPNestedAMF0(t *testing.T) {
 		for range 3 {
 			c := dialRTMPRaw(t, addr)
 			c.send(3, 20, 0, body)
-			if !c.closedByServer(10*time.Second) {
+			if !c.closedByServer(10 * time.Second) {
 				t.Error("connection not closed")
 			}
 			c.Close()
@@ -140,7 +140,7 @@ func TestAttackRTMPNestedAMF0(t *testing.T) {
 		c := dialRTMPRaw(t, addr)
 		defer c.Close()
 		c.command(0, "connect", 1.0, amf0.Object{{Key: "app", Value: strings.Repeat("x", 70<<10)}})
-		if !c.closedByServer(10*time.Second) {
+		if !c.closedByServer(10 * time.Second) {
 			t.Error("connection not closed")
 		}
 	})
