@@ -94,21 +94,31 @@ func TestGStreamerPublishPlay(t *testing.T) {
 	}
 }
 
-// TestLibrtmpPlay plays with rtmpdump (librtmp, as OBS and many players use it): it
-// must get media and must not log that the handshake signature does not match.
-func TestLibrtmpPlay(t *testing.T) {
+// TestPlayerClientsQuiet plays with rtmpdump (librtmp, as OBS and many players use it),
+// which must get media without logging that the handshake signature does not match, and
+// with ffmpeg, which must not warn about the answer to its getStreamLength call.
+func TestPlayerClientsQuiet(t *testing.T) {
 	avtest.RequireTools(t)
 	requireClients(t, []string{"rtmpdump"}, nil)
 	n := startNode(t, nil)
-	publish(t, n.rtmpURL("live/librtmp"), avtest.PublishOptions{})
-	waitPublishing(t, n, "live/librtmp")
-	file := filepath.Join(t.TempDir(), "out.flv")
-	out, _ := runClient(t, 10*time.Second, "rtmpdump", "-V", "-r", n.rtmpURL("live/librtmp"), "--live", "--stop", "2", "-o", file)
-	if strings.Contains(out, "signature does not match") || strings.Contains(out, "not genuine") {
-		t.Fatalf("librtmp rejected the handshake:\n%s", tail(out, 3000))
-	}
-	st, err := os.Stat(file)
-	if err != nil || st.Size() < 10<<10 {
-		t.Fatalf("rtmpdump recorded %v bytes (%v):\n%s", st, err, tail(out, 3000))
-	}
+	url := n.rtmpURL("live/quiet")
+	publish(t, url, avtest.PublishOptions{})
+	waitPublishing(t, n, "live/quiet")
+	t.Run("rtmpdump", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "out.flv")
+		out, _ := runClient(t, 10*time.Second, "rtmpdump", "-V", "-r", url, "--live", "--stop", "2", "-o", file)
+		if strings.Contains(out, "signature does not match") || strings.Contains(out, "not genuine") {
+			t.Fatalf("librtmp rejected the handshake:\n%s", tail(out, 3000))
+		}
+		st, err := os.Stat(file)
+		if err != nil || st.Size() < 10<<10 {
+			t.Fatalf("rtmpdump recorded %v bytes (%v):\n%s", st, err, tail(out, 3000))
+		}
+	})
+	t.Run("ffmpeg", func(t *testing.T) {
+		out, err := runClient(t, 20*time.Second, "ffmpeg", "-hide_banner", "-loglevel", "warning", "-i", url, "-t", "1", "-f", "null", "-")
+		if err != nil || strings.Contains(out, "Unexpected reply") {
+			t.Fatalf("ffmpeg: %v\n%s", err, tail(out, 3000))
+		}
+	})
 }
