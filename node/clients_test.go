@@ -104,17 +104,25 @@ func TestPlayerClientsQuiet(t *testing.T) {
 	url := n.rtmpURL("live/quiet")
 	publish(t, url, avtest.PublishOptions{})
 	waitPublishing(t, n, "live/quiet")
-	t.Run("rtmpdump", func(t *testing.T) {
-		file := filepath.Join(t.TempDir(), "out.flv")
-		out, _ := runClient(t, 10*time.Second, "rtmpdump", "-V", "-r", url, "--live", "--stop", "2", "-o", file)
-		if strings.Contains(out, "signature does not match") || strings.Contains(out, "not genuine") {
-			t.Fatalf("librtmp rejected the handshake:\n%s", tail(out, 3000))
-		}
-		st, err := os.Stat(file)
-		if err != nil || st.Size() < 10<<10 {
-			t.Fatalf("rtmpdump recorded %v bytes (%v):\n%s", st, err, tail(out, 3000))
-		}
-	})
+	// Plain, librtmp checks that S2 echoes C1; given a SWF hash it does the Flash Player 9
+	// handshake and checks the server's digests.
+	for name, extra := range map[string][]string{"rtmpdump": nil, "rtmpdump-fp9": {"--swfhash", strings.Repeat("0", 64), "--swfsize", "1000"}} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "out.flv")
+			args := append([]string{"-V", "-r", url, "--live", "--stop", "2", "-o", file}, extra...)
+			out, _ := runClient(t, 6*time.Second, "rtmpdump", args...)
+			if strings.Contains(out, "signature does not match") || strings.Contains(out, "not genuine") || strings.Contains(out, "Couldn't verify") {
+				t.Fatalf("librtmp rejected the handshake:\n%s", tail(out, 3000))
+			}
+			if extra != nil && !strings.Contains(out, "Genuine Adobe Flash Media Server") {
+				t.Fatalf("librtmp did not do the digest handshake:\n%s", tail(out, 3000))
+			}
+			st, err := os.Stat(file)
+			if err != nil || st.Size() < 10<<10 {
+				t.Fatalf("rtmpdump recorded %v bytes (%v):\n%s", st, err, tail(out, 3000))
+			}
+		})
+	}
 	t.Run("ffmpeg", func(t *testing.T) {
 		out, err := runClient(t, 20*time.Second, "ffmpeg", "-hide_banner", "-loglevel", "warning", "-i", url, "-t", "1", "-f", "null", "-")
 		if err != nil || strings.Contains(out, "Unexpected reply") {
