@@ -1,10 +1,10 @@
 package media
 
 import (
-	"github.com/bluenviron/gortmplib/pkg/amf0"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"peer/ingress/rtmp/amf0"
 	"peer/media/flv"
 )
 
@@ -26,9 +26,10 @@ var audioCodecNames = map[uint8]string{0: "PCM", 1: "ADPCM", 2: "MP3", 3: "PCM",
 
 // metadataBody turns a script-data message into an onMetaData body for players: the
 // publisher's "@setDataFrame" wrapper is dropped (players would show a bogus data
-// stream). Other script messages are not for players.
+// stream). Other script messages are not for players. The decoder is bounded (depth,
+// values, lengths): a publisher's data message is network input.
 func metadataBody(data []byte) ([]byte, bool) {
-	v, err := amf0.Unmarshal(data)
+	v, err := amf0.Decode(data)
 	if err != nil || len(v) == 0 {
 		return nil, false
 	}
@@ -41,22 +42,17 @@ func metadataBody(data []byte) ([]byte, bool) {
 	if name, _ := v[0].(string); name != "onMetaData" {
 		return nil, false
 	}
-	out, err := v.Marshal()
+	out, err := amf0.Encode(v...)
 	return out, err == nil
 }
 
 func (i *Info) fromMetadata(t *flv.Tag) {
-	v, err := amf0.Unmarshal(t.Data())
+	v, err := amf0.Decode(t.Data())
 	if err != nil || len(v) < 2 {
 		return
 	}
-	var obj amf0.Object
-	switch o := v[1].(type) {
-	case amf0.Object:
-		obj = o
-	case amf0.ECMAArray:
-		obj = amf0.Object(o)
-	default:
+	obj, ok := amf0.AsObject(v[1])
+	if !ok {
 		return
 	}
 	if w, ok := obj.GetFloat64("width"); ok && i.Width == 0 {

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the tests drive when missing: the real media clients (ffmpeg, ffprobe)
-# iptables, with which the chaos harness cuts a node off (partition faults), and logrotate
-# (the log-file rotation test).
+# Installs what the tests drive when missing: the real media clients (ffmpeg, ffprobe;
+# GStreamer with its rtmp2 and librtmp elements and x264enc; rtmpdump, a librtmp
+# client), iptables, with which the chaos harness cuts a node off (partition faults), and
+# logrotate (the log-file rotation test).
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v iptables >/dev/null || missing+=(iptables)
 command -v logrotate >/dev/null || missing+=(logrotate)
+command -v rtmpdump >/dev/null || missing+=(rtmpdump)
+if ! command -v gst-launch-1.0 >/dev/null || ! command -v gst-inspect-1.0 >/dev/null ||
+  ! gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 || ! gst-inspect-1.0 rtmpsrc >/dev/null 2>&1 ||
+  ! gst-inspect-1.0 x264enc >/dev/null 2>&1; then
+  missing+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

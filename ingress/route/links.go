@@ -327,7 +327,7 @@ func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin 
 		if err != nil {
 			return err
 		}
-		pub.Write(msg.Type, uint32(msg.Timestamp/time.Millisecond), msg.Body)
+		pub.Write(msg.Type, msg.Timestamp, msg.Body)
 	}
 }
 

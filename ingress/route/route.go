@@ -15,12 +15,14 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/ingress/rtmp"
 	"peer/media"
 	"peer/placement"
 )
 
-// ErrLinkRefused refuses a node-to-node link whose signature or role does not hold.
-var ErrLinkRefused = errors.New("cluster link refused")
+// ErrLinkRefused refuses a node-to-node link whose signature or role does not hold; the
+// RTMP client gets NetStream.Publish.Denied.
+var ErrLinkRefused = fmt.Errorf("cluster link refused: %w", rtmp.ErrNotAuthorized)
 
 // Router routes one node's publishes and players over the cluster.
 type Router struct {
@@ -99,7 +101,7 @@ func (r *Router) acquire(ctx context.Context, stream string) (placement.Assignme
 			return a, nil
 		}
 		if ctx.Err() != nil {
-			return a, fmt.Errorf("placement: %w", err)
+			return a, fmt.Errorf("%w: placement: %w", rtmp.ErrUnavailable, err)
 		}
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)

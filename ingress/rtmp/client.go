@@ -7,10 +7,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/handshake"
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-
+	"peer/ingress/rtmp/amf0"
+	"peer/ingress/rtmp/chunk"
+	"peer/ingress/rtmp/handshake"
 	"peer/media"
 	"peer/media/flv"
 )
@@ -24,8 +23,21 @@ type Client struct {
 	txID    float64
 }
 
-// ErrRefused wraps an error status the server answered with (e.g. a busy stream).
+// ErrRefused is what a StatusError is (errors.Is): the server refused.
 var ErrRefused = errors.New("refused by server")
+
+// StatusError is an error status a server answered a publish or play with (e.g. a busy
+// stream); a node that relays the publish hands the code on to its own client.
+type StatusError struct {
+	Code, Description string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrRefused, e.Code, e.Description)
+}
+
+// Is makes a StatusError match ErrRefused.
+func (e *StatusError) Is(target error) bool { return target == ErrRefused }
 
 // DialPublish connects to addr and starts publishing app/stream (stream may carry a
 // ?query); it returns once the server confirmed NetStream.Publish.Start.
@@ -61,14 +73,15 @@ func dial(ctx context.Context, addr, app, stream string, publish bool, timeout t
 func (c *Client) start(addr, app, stream string, publish bool) error {
 	c.conn.SetDeadline(time.Now().Add(c.timeout))
 	defer c.conn.SetDeadline(time.Time{})
-	if _, _, err := handshake.DoClient(c.conn, false, false); err != nil {
+	if err := handshake.Client(c.conn); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	c.init(c.conn, c.timeout, func(n uint32) error { return c.write(ack(n)) })
+	// The server may be any RTMP server: media limits from the start.
+	c.init(c.conn, c.timeout, chunk.DefaultLimits, func(n uint32) error { return c.write(ack(n)) })
 	if err := c.write(setChunkSize(outChunkSize)); err != nil {
 		return err
 	}
-	c.w.SetChunkSize(outChunkSize)
+	c.outChunk = outChunkSize
 	tcURL := "rtmp://" + addr + "/" + app
 	if _, err := c.call(csidCommand, 0, "connect", amf0.Object{
 		{Key: "app", Value: app}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0 (compatible; peer)"},
@@ -98,7 +111,7 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 		if cmd.Name != "onStatus" || len(cmd.Args) == 0 {
 			continue
 		}
-		info, _ := cmd.Args[0].(amf0.Object)
+		info, _ := amf0.AsObject(cmd.Args[0])
 		code, _ := info.GetString("code")
 		level, _ := info.GetString("level")
 		desc, _ := info.GetString("description")
@@ -106,7 +119,7 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 		case code == want:
 			return nil
 		case level == "error":
-			return fmt.Errorf("%w: %s: %s", ErrRefused, code, desc)
+			return &StatusError{Code: code, Description: desc}
 		}
 	}
 }
@@ -152,17 +165,18 @@ func (c *Client) readCommand() (*Command, error) {
 	}
 }
 
-// read returns the next message that is not a protocol control message.
-func (c *Client) read() (*rawmessage.Message, error) {
+// read returns the next message that is not a protocol control message; its body is
+// valid until the next read.
+func (c *Client) read() (chunk.Message, error) {
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(c.timeout))
 		msg, err := c.r.Read()
 		if err != nil {
-			return nil, err
+			return msg, err
 		}
-		handled, err := c.control(msg, func(m *rawmessage.Message) error { return c.write(m) })
+		handled, err := c.control(&msg, func(m *chunk.Message) error { return c.write(m) })
 		if err != nil {
-			return nil, err
+			return msg, err
 		}
 		if !handled {
 			return msg, nil
@@ -170,21 +184,22 @@ func (c *Client) read() (*rawmessage.Message, error) {
 	}
 }
 
-// ReadMedia returns the next audio, video or script message of a playing client.
-func (c *Client) ReadMedia() (*rawmessage.Message, error) {
+// ReadMedia returns the next audio, video or script message of a playing client. Its
+// Body is valid until the next ReadMedia.
+func (c *Client) ReadMedia() (chunk.Message, error) {
 	for {
 		msg, err := c.read()
 		if err != nil {
-			return nil, err
+			return msg, err
 		}
 		switch msg.Type {
 		case flv.TypeAudio, flv.TypeVideo, typeDataAMF0:
 			return msg, nil
 		case typeCommandAMF0, typeCommandAMF3:
 			if cmd, err := decodeCommand(msg.Type, msg.Body); err == nil && cmd.Name == "onStatus" && len(cmd.Args) > 0 {
-				info, _ := cmd.Args[0].(amf0.Object)
+				info, _ := amf0.AsObject(cmd.Args[0])
 				if code, _ := info.GetString("code"); code == "NetStream.Play.Stop" || code == "NetStream.Play.UnpublishNotify" {
-					return nil, fmt.Errorf("upstream ended: %s", code)
+					return chunk.Message{}, fmt.Errorf("upstream ended: %s", code)
 				}
 			}
 		}

@@ -76,7 +76,7 @@ func TestClientPublishPlay(t *testing.T) {
 		if msg.Type != flv.TypeVideo {
 			continue
 		}
-		got = append(got, clock.Extend(uint32(msg.Timestamp/time.Millisecond)))
+		got = append(got, clock.Extend(msg.Timestamp))
 	}
 	for i := 1; i < len(got); i++ {
 		if got[i] < got[i-1] {

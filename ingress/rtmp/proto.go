@@ -1,14 +1,15 @@
-// Package rtmp speaks RTMP on top of gortmplib's handshake, chunk and AMF0 layers. The
-// session logic (commands, publish, play) is ours so media payloads pass through as raw
-// FLV tag bodies of any codec, shared between players without re-encoding.
+// Package rtmp speaks RTMP: the session logic (commands, publish, play) over the
+// handshake, chunk and AMF0 layers of its subpackages. Media payloads pass through as
+// raw FLV tag bodies of any codec, shared between players without re-encoding.
 package rtmp
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
-	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
+	"peer/ingress/rtmp/amf0"
+	"peer/ingress/rtmp/chunk"
 )
 
 // RTMP message types used here.
@@ -37,31 +38,40 @@ const (
 	outChunkSize = 60000
 )
 
-func control(typ uint8, body []byte) *rawmessage.Message {
-	return &rawmessage.Message{ChunkStreamID: csidControl, Type: typ, Body: body}
+// Reader limits of a server connection. Until a publish is authorized a client sends
+// only commands and control messages (ffmpeg's connect is 140 bytes), so anything larger
+// than commandLimits allow is refused before it costs memory; an authorized publisher
+// gets room for keyframes.
+var (
+	commandLimits = chunk.Limits{MaxMessage: 64 << 10, MaxBuffered: 128 << 10, MaxChunkStreams: 32}
+	mediaLimits   = chunk.DefaultLimits
+)
+
+func control(typ uint8, body []byte) *chunk.Message {
+	return &chunk.Message{ChunkStreamID: csidControl, Type: typ, Body: body}
 }
 
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
-func setChunkSize(n uint32) *rawmessage.Message  { return control(typeSetChunkSize, u32(n)) }
-func windowAckSize(n uint32) *rawmessage.Message { return control(typeWindowAckSize, u32(n)) }
-func ack(n uint32) *rawmessage.Message           { return control(typeAck, u32(n)) }
-func peerBandwidth(n uint32) *rawmessage.Message {
+func setChunkSize(n uint32) *chunk.Message  { return control(typeSetChunkSize, u32(n)) }
+func windowAckSize(n uint32) *chunk.Message { return control(typeWindowAckSize, u32(n)) }
+func ack(n uint32) *chunk.Message           { return control(typeAck, u32(n)) }
+func peerBandwidth(n uint32) *chunk.Message {
 	return control(typeSetPeerBW, append(u32(n), 2))
 }
 
-func userControl(event uint16, data uint32) *rawmessage.Message {
+func userControl(event uint16, data uint32) *chunk.Message {
 	b := binary.BigEndian.AppendUint16(nil, event)
 	return control(typeUserControl, binary.BigEndian.AppendUint32(b, data))
 }
 
 // command builds an AMF0 command message.
-func command(csid byte, streamID uint32, values ...any) (*rawmessage.Message, error) {
-	body, err := amf0.Data(values).Marshal()
+func command(csid byte, streamID uint32, values ...any) (*chunk.Message, error) {
+	body, err := amf0.Encode(values...)
 	if err != nil {
 		return nil, err
 	}
-	return &rawmessage.Message{ChunkStreamID: csid, Type: typeCommandAMF0, MessageStreamID: streamID, Body: body}, nil
+	return &chunk.Message{ChunkStreamID: uint32(csid), Type: typeCommandAMF0, StreamID: streamID, Body: body}, nil
 }
 
 func status(level, code, desc string) amf0.Object {
@@ -69,7 +79,7 @@ func status(level, code, desc string) amf0.Object {
 }
 
 // onStatus builds a NetStream status event for the media stream.
-func onStatus(level, code, desc string) (*rawmessage.Message, error) {
+func onStatus(level, code, desc string) (*chunk.Message, error) {
 	return command(csidStatus, mediaStreamID, "onStatus", float64(0), nil, status(level, code, desc))
 }
 
@@ -81,34 +91,35 @@ type Command struct {
 	Args   []any
 }
 
+// Classes of session errors, for the refusal log.
+var (
+	errMalformed = errors.New("malformed message")
+	errHandshake = errors.New("handshake")
+)
+
 // decodeCommand parses an AMF0 (or AMF3-wrapped AMF0) command body.
 func decodeCommand(typ uint8, body []byte) (*Command, error) {
 	if typ == typeCommandAMF3 {
 		if len(body) == 0 {
-			return nil, fmt.Errorf("empty AMF3 command")
+			return nil, fmt.Errorf("%w: empty AMF3 command", errMalformed)
 		}
 		body = body[1:]
 	}
-	v, err := amf0.Unmarshal(body)
+	v, err := amf0.Decode(body)
 	if err != nil {
-		return nil, fmt.Errorf("malformed AMF0 command: %w", err)
+		return nil, fmt.Errorf("%w: AMF0 command: %w", errMalformed, err)
 	}
 	if len(v) < 2 {
-		return nil, fmt.Errorf("command with %d values", len(v))
+		return nil, fmt.Errorf("%w: command with %d values", errMalformed, len(v))
 	}
 	c := &Command{}
 	var ok bool
 	if c.Name, ok = v[0].(string); !ok {
-		return nil, fmt.Errorf("command name is %T", v[0])
+		return nil, fmt.Errorf("%w: command name is %T", errMalformed, v[0])
 	}
 	c.TxID, _ = v[1].(float64)
 	if len(v) > 2 {
-		switch o := v[2].(type) {
-		case amf0.Object:
-			c.Object = o
-		case amf0.ECMAArray:
-			c.Object = amf0.Object(o)
-		}
+		c.Object, _ = amf0.AsObject(v[2])
 		c.Args = v[3:]
 	}
 	return c, nil

@@ -11,13 +11,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/amf0"
-	"github.com/bluenviron/gortmplib/pkg/handshake"
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
 	"peer/ingress/limit"
+	"peer/ingress/rtmp/amf0"
+	"peer/ingress/rtmp/chunk"
+	"peer/ingress/rtmp/handshake"
 	"peer/media"
 	"peer/media/flv"
 )
@@ -40,9 +40,17 @@ type Server struct {
 	WriteTimeout time.Duration // longest a write to a client may block
 	IdlePlayer   time.Duration // players send little; their reads get this long deadline
 
-	wg        sync.WaitGroup
-	acceptLog *ratelog.Limiter
+	wg       sync.WaitGroup
+	refusals *ratelog.Limiter // sessions a client ended with a protocol error, or refused
 }
+
+// Publish refusals a Router wraps (%w) so that the client learns why (see publishStatus).
+var (
+	// ErrNotAuthorized: the publish's credentials (a link's signature) do not hold.
+	ErrNotAuthorized = errors.New("not authorized")
+	// ErrUnavailable: the stream cannot be placed (no placement leader, not placed).
+	ErrUnavailable = errors.New("cluster unavailable")
+)
 
 // hubRouter is the Router of a node without a cluster: everything is local.
 type hubRouter struct{ hub *media.Hub }
@@ -70,7 +78,7 @@ func (s *Server) defaults() {
 	if s.IdlePlayer == 0 {
 		s.IdlePlayer = 10 * time.Minute
 	}
-	s.acceptLog = ratelog.New(s.Log, 0)
+	s.refusals = ratelog.New(s.Log, 0)
 }
 
 // Serve accepts connections until ctx ends, then closes them and waits for their
@@ -94,7 +102,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				// Out of file descriptors (a connection flood): that passes as
 				// connections close, and must not end the listener, as net/http's does not.
-				s.acceptLog.Warn("accept", "rtmp accept failed: out of file descriptors", zap.Error(err))
+				s.refusals.Warn("accept", "rtmp accept failed: out of file descriptors", zap.Error(err))
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
@@ -151,15 +159,11 @@ func (ss *session) run(ctx context.Context) (err error) {
 		}
 	}()
 	ss.conn.SetDeadline(time.Now().Add(ss.srv.IOTimeout))
-	keyIn, _, err := handshake.DoServer(ss.conn, false)
-	if err != nil {
-		return fmt.Errorf("handshake: %w", err)
-	}
-	if keyIn != nil {
-		return errors.New("handshake: encrypted RTMP (RTMPE) is not supported")
+	if err := handshake.Server(ss.conn); err != nil {
+		return fmt.Errorf("%w: %w", errHandshake, err)
 	}
 	ss.conn.SetDeadline(time.Time{})
-	ss.init(ss.conn, ss.srv.WriteTimeout, func(n uint32) error { return ss.send(ack(n)) })
+	ss.init(ss.conn, ss.srv.WriteTimeout, commandLimits, func(n uint32) error { return ss.send(ack(n)) })
 	for {
 		timeout := ss.srv.IOTimeout
 		if ss.playDone != nil {
@@ -178,15 +182,15 @@ func (ss *session) run(ctx context.Context) (err error) {
 			}
 			return err
 		}
-		if done, err := ss.dispatch(ctx, msg); done || err != nil {
+		if done, err := ss.dispatch(ctx, &msg); done || err != nil {
 			return err
 		}
 	}
 }
 
 // dispatch handles one message; done ends the session normally.
-func (ss *session) dispatch(ctx context.Context, msg *rawmessage.Message) (done bool, err error) {
-	if handled, err := ss.control(msg, func(m *rawmessage.Message) error { return ss.send(m) }); handled {
+func (ss *session) dispatch(ctx context.Context, msg *chunk.Message) (done bool, err error) {
+	if handled, err := ss.control(msg, func(m *chunk.Message) error { return ss.send(m) }); handled {
 		return false, err
 	}
 	switch msg.Type {
@@ -207,7 +211,7 @@ func (ss *session) dispatch(ctx context.Context, msg *rawmessage.Message) (done 
 			}
 			typ, body = typeDataAMF0, body[1:]
 		}
-		ss.pub.Write(typ, uint32(msg.Timestamp/time.Millisecond), body)
+		ss.pub.Write(typ, msg.Timestamp, body)
 	}
 	return false, nil
 }
@@ -218,11 +222,24 @@ func (ss *session) command(ctx context.Context, cmd *Command) (bool, error) {
 		return false, ss.connect(cmd)
 	case "createStream":
 		return false, ss.reply(cmd, nil, float64(mediaStreamID))
-	case "releaseStream", "FCPublish", "FCUnpublish", "FCSubscribe", "getStreamLength":
-		if cmd.TxID == 0 {
-			return false, nil
+	case "releaseStream", "FCPublish", "FCUnpublish":
+		// Flash Media Encoder's calls around publish: acknowledged, as SRS does.
+		return false, ss.replyIfAsked(cmd, amf0.Undefined{})
+	case "getStreamLength":
+		// A player asks for the duration; ffmpeg reads a number ("Unexpected reply on
+		// getStreamLength()" otherwise): 0, a live stream has none.
+		return false, ss.replyIfAsked(cmd, float64(0))
+	case "FCSubscribe":
+		// Akamai-style live subscription (librtmp sends it with --live): FMS answers
+		// onFCSubscribe; the play that follows does the work.
+		msg, err := command(csidCommand, 0, "onFCSubscribe", float64(0), nil, status("status", "NetStream.Play.Start", "Subscribed."))
+		if err == nil {
+			err = ss.send(msg)
 		}
-		return false, ss.reply(cmd, nil, amf0.Undefined{})
+		if err == nil {
+			err = ss.replyIfAsked(cmd, amf0.Undefined{})
+		}
+		return false, err
 	case "publish":
 		return false, ss.publish(ctx, cmd)
 	case "play":
@@ -250,11 +267,11 @@ func (ss *session) connect(cmd *Command) error {
 		return err
 	}
 	ss.wmu.Lock()
-	ss.w.SetChunkSize(outChunkSize)
+	ss.outChunk = outChunkSize
 	ss.wmu.Unlock()
 	return ss.reply(cmd,
 		amf0.Object{{Key: "fmsVer", Value: "FMS/3,5,3,888"}, {Key: "capabilities", Value: float64(127)}, {Key: "mode", Value: float64(1)}},
-		append(status("status", "NetConnection.Connect.Success", "Connection succeeded."), amf0.ObjectEntry{Key: "objectEncoding", Value: float64(0)}))
+		append(status("status", "NetConnection.Connect.Success", "Connection succeeded."), amf0.Entry{Key: "objectEncoding", Value: float64(0)}))
 }
 
 // streamName splits the publish/play argument into name and the query kept for auth.
@@ -284,13 +301,14 @@ func (ss *session) publish(ctx context.Context, cmd *Command) error {
 	}
 	pub, unpublish, err := ss.srv.Router.Publish(ctx, ss.app, ss.name, ss.query, ss.remote)
 	if err != nil {
-		msg, merr := onStatus("error", "NetStream.Publish.BadName", err.Error())
+		msg, merr := onStatus("error", publishStatus(err), err.Error())
 		if merr == nil {
 			ss.send(msg)
 		}
 		return fmt.Errorf("publish refused: %w", err)
 	}
 	ss.pub, ss.unpublish = pub, unpublish
+	ss.r.SetLimits(mediaLimits)
 	// Fencing: a node that loses the stream closes the publisher's connection.
 	pub.OnKick(func(error) { ss.conn.Close() })
 	ss.log.Info("publish start")
@@ -310,7 +328,7 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	}
 	internal, err := ss.srv.Router.Play(ss.app, ss.name, ss.query)
 	if err != nil {
-		return err
+		return ss.playFailed(err)
 	}
 	kind := "rtmp-play"
 	if internal {
@@ -318,9 +336,9 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	}
 	player, err := ss.srv.Hub.Play(ss.app, ss.name, media.PlayOptions{Kind: kind, Remote: ss.remote, Pull: internal})
 	if err != nil {
-		return err
+		return ss.playFailed(err)
 	}
-	msgs := []*rawmessage.Message{userControl(userStreamBegin, mediaStreamID)}
+	msgs := []*chunk.Message{userControl(userStreamBegin, mediaStreamID)}
 	for _, st := range [][2]string{{"NetStream.Play.Reset", "Playing and resetting."}, {"NetStream.Play.Start", "Started playing."}} {
 		m, err := onStatus("status", st[0], st[1])
 		if err != nil {
@@ -388,6 +406,51 @@ func (ss *session) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
 	return ss.tryWriteTags(tags)
 }
 
+// playFailed tells the player why its play was refused, then ends the session.
+func (ss *session) playFailed(err error) error {
+	if msg, merr := onStatus("error", "NetStream.Play.Failed", err.Error()); merr == nil {
+		ss.send(msg)
+	}
+	return fmt.Errorf("play refused: %w", err)
+}
+
+// publishStatus is the onStatus code of a refused publish. Where FMS, nginx-rtmp or
+// SRS have a code, it is theirs:
+//   - another publisher holds the stream: NetStream.Publish.BadName, FMS's code for a
+//     stream "already being published" (nginx-rtmp: "Already publishing");
+//   - not authorized: NetStream.Publish.Denied (Wowza's and Red5's; nginx-rtmp drops
+//     the connection without a status);
+//   - not placed, no placement leader: NetStream.Publish.Unavailable (peer's own);
+//   - a timeout (placement, the relay to the master): NetStream.Publish.Timeout (peer's);
+//   - anything else: NetStream.Failed, FMS's generic stream failure.
+//
+// A status a master answered a relayed publish with is handed on as it came.
+func publishStatus(err error) string {
+	var st *StatusError
+	var ne net.Error
+	switch {
+	case errors.As(err, &st) && st.Code != "":
+		return st.Code
+	case errors.Is(err, media.ErrBusy):
+		return "NetStream.Publish.BadName"
+	case errors.Is(err, ErrNotAuthorized):
+		return "NetStream.Publish.Denied"
+	case errors.Is(err, ErrUnavailable):
+		return "NetStream.Publish.Unavailable"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "NetStream.Publish.Timeout"
+	}
+	return "NetStream.Failed"
+}
+
+// replyIfAsked answers a call that carries a transaction id with _result, null and v.
+func (ss *session) replyIfAsked(cmd *Command, v any) error {
+	if cmd.TxID == 0 {
+		return nil
+	}
+	return ss.reply(cmd, nil, v)
+}
+
 func (ss *session) reply(cmd *Command, values ...any) error {
 	msg, err := command(csidCommand, 0, append([]any{"_result", cmd.TxID}, values...)...)
 	if err != nil {
@@ -397,7 +460,7 @@ func (ss *session) reply(cmd *Command, values ...any) error {
 }
 
 // send writes messages and flushes them to the client.
-func (ss *session) send(msgs ...*rawmessage.Message) error {
+func (ss *session) send(msgs ...*chunk.Message) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
 	return ss.write(msgs...)
@@ -417,11 +480,11 @@ func (ss *session) finish(err error) {
 		ss.unpublish()
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
-	if ss.in != nil {
+	if ss.r != nil {
 		ss.wmu.Lock() // the fan-out may still be finishing a write to this player
-		out := ss.bw.Count() + ss.mediaOut
+		out := ss.bytesOut()
 		ss.wmu.Unlock()
-		fields = append(fields, zap.Uint64("bytes_in", ss.in.Count()), zap.Uint64("bytes_out", out))
+		fields = append(fields, zap.Uint64("bytes_in", ss.r.Count()), zap.Uint64("bytes_out", out))
 	}
 	kind := "connection"
 	switch {
@@ -433,10 +496,30 @@ func (ss *session) finish(err error) {
 	fields = append(fields, zap.String("kind", kind))
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed) {
 		fields = append(fields, zap.Error(err))
-		if kind == "connection" {
-			ss.log.Warn("session refused", fields...)
-			return
+		// A client can repeat these at will: rate-limited, by reason.
+		reason := refusalReason(err)
+		if kind == "connection" || reason != "refused" {
+			fields = append(fields, zap.String("peer", ss.remote), zap.String("reason", reason))
+			ss.srv.refusals.Warn("rtmp "+reason, "RTMP session refused: "+reason, fields...)
+			if kind == "connection" {
+				return
+			}
 		}
 	}
 	ss.log.Info(kind+" stop", fields...)
+}
+
+// refusalReason names the class of a session's error for the refusal log.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, chunk.ErrMessageTooLarge):
+		return "message too large"
+	case errors.Is(err, chunk.ErrBufferBudget), errors.Is(err, chunk.ErrChunkStreams), errors.Is(err, chunk.ErrProtocol):
+		return "chunk stream violation"
+	case errors.Is(err, errMalformed):
+		return "malformed command"
+	case errors.Is(err, errHandshake):
+		return "bad handshake"
+	}
+	return "refused"
 }

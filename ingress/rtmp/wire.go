@@ -1,58 +1,53 @@
 package rtmp
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"time"
 
-	"github.com/bluenviron/gortmplib/pkg/bytecounter"
-	"github.com/bluenviron/gortmplib/pkg/rawmessage"
-
+	"peer/ingress/rtmp/chunk"
 	"peer/ingress/vecio"
 	"peer/media"
 	"peer/media/flv"
 )
 
-// wire is one RTMP connection after the handshake: gortmplib's chunk reader, and its
-// chunk writer into a buffer that flush sends. Every write goes through one vecio.Writer,
-// so media a nonblocking write left behind goes out before anything else. Server
-// sessions and clients share it; callers serialize writes.
+// wire is one RTMP connection after the handshake: the chunk reader, and control and
+// command messages chunked into a buffer that flush sends. Every write goes through one
+// vecio.Writer, so media a nonblocking write left behind goes out before anything else.
+// Server sessions and clients share it; callers serialize writes.
 type wire struct {
 	conn     net.Conn
-	in       *bytecounter.Reader
-	r        *rawmessage.Reader
-	out      bytes.Buffer
-	bw       *bytecounter.Writer
-	w        *rawmessage.Writer
+	r        *chunk.Reader
+	out      []byte // chunks of control and command messages not yet sent
+	outChunk int    // chunk size of the messages in out
 	vec      *vecio.Writer
+	otherOut uint64 // bytes of control and command messages sent
 	mediaOut uint64 // media bytes sent (writeTags, tryWriteTags)
 	iov      [][]byte
 	scratch  []byte // chunk headers of the media being written
 }
 
-// init sets up the chunk layers; ack sends an acknowledgement when the peer's window
-// fills (it must take whatever lock guards writes).
-func (c *wire) init(conn net.Conn, writeTimeout time.Duration, ack func(uint32) error) {
+// init sets up the chunk layers with the reader's limits; ack sends an acknowledgement
+// when the peer's window fills (it must take whatever lock guards writes).
+func (c *wire) init(conn net.Conn, writeTimeout time.Duration, limits chunk.Limits, ack func(uint32) error) {
 	c.conn = conn
 	c.vec = vecio.New(conn, writeTimeout)
-	c.in = bytecounter.NewReader(vecio.NewReader(conn))
-	c.r = rawmessage.NewReader(c.in, c.in, ack)
-	c.bw = bytecounter.NewWriter(&c.out)
-	c.w = rawmessage.NewWriter(c.bw, c.bw, false)
+	c.r = chunk.NewReader(vecio.NewReader(conn), limits, ack)
+	c.outChunk = chunk.DefaultChunkSize
 }
 
 // write chunks messages into the buffer and flushes it.
-func (c *wire) write(msgs ...*rawmessage.Message) error {
+func (c *wire) write(msgs ...*chunk.Message) error {
 	for _, m := range msgs {
-		if err := c.w.Write(m); err != nil {
-			return err
-		}
+		c.out = chunk.AppendMessage(c.out, m, c.outChunk)
 	}
 	return c.flush()
 }
+
+// bytesOut is every byte sent on the connection after the handshake.
+func (c *wire) bytesOut() uint64 { return c.otherOut + c.mediaOut }
 
 func (c *wire) flush() error {
 	_, err := c.flushMedia()
@@ -63,19 +58,20 @@ func (c *wire) flush() error {
 // media bytes among them.
 func (c *wire) flushMedia() (int64, error) {
 	c.iov = c.iov[:0]
-	if c.out.Len() > 0 {
-		c.iov = append(c.iov, c.out.Bytes())
+	if len(c.out) > 0 {
+		c.iov = append(c.iov, c.out)
 	}
 	n, err := c.vec.Write(c.iov)
-	media := max(n-int64(c.out.Len()), 0)
+	media := max(n-int64(len(c.out)), 0)
 	c.mediaOut += uint64(media)
-	c.out.Reset()
+	c.otherOut += uint64(n - media)
+	c.out = c.out[:0]
 	return media, err
 }
 
 // control applies a protocol control message (chunk size, window, abort, ping; acks and
 // peer bandwidth need nothing) and reports whether msg was one. send answers pings.
-func (c *wire) control(msg *rawmessage.Message, send func(*rawmessage.Message) error) (bool, error) {
+func (c *wire) control(msg *chunk.Message, send func(*chunk.Message) error) (bool, error) {
 	body := msg.Body
 	switch msg.Type {
 	case typeSetChunkSize:
@@ -89,7 +85,7 @@ func (c *wire) control(msg *rawmessage.Message, send func(*rawmessage.Message) e
 		return true, c.r.SetChunkSize(n)
 	case typeAbort:
 		if len(body) >= 4 {
-			c.r.AbortChunkStream(binary.BigEndian.Uint32(body))
+			c.r.Abort(binary.BigEndian.Uint32(body))
 		}
 	case typeWindowAckSize:
 		if len(body) >= 4 {
@@ -106,8 +102,7 @@ func (c *wire) control(msg *rawmessage.Message, send func(*rawmessage.Message) e
 	return true, nil
 }
 
-// Chunk streams of media written by writeTags. They are not shared with the messages
-// that go through gortmplib's writer, whose header compression keeps per-stream state.
+// Chunk streams of media written by writeTags, apart from those of commands.
 const (
 	csidAudio = 4
 	csidVideo = 6
@@ -166,28 +161,14 @@ func appendChunks(iov [][]byte, scratch []byte, t *flv.Tag, chunkSize int) ([][]
 	}
 	body := t.Data()
 	ts := uint32(t.Time)
-	ext := ts >= 0xffffff
 	start := len(scratch)
-	scratch = append(scratch, csid) // fmt 0
-	if ext {
-		scratch = append(scratch, 0xff, 0xff, 0xff)
-	} else {
-		scratch = append(scratch, byte(ts>>16), byte(ts>>8), byte(ts))
-	}
 	n := len(body)
-	scratch = append(scratch, byte(n>>16), byte(n>>8), byte(n), t.Type)
-	scratch = binary.LittleEndian.AppendUint32(scratch, mediaStreamID)
-	if ext {
-		scratch = binary.BigEndian.AppendUint32(scratch, ts)
-	}
+	scratch = chunk.AppendHeader(scratch, uint32(csid), ts, n, t.Type, mediaStreamID)
 	iov = append(iov, scratch[start:len(scratch):len(scratch)])
 	for off := 0; off < n; off += chunkSize {
 		if off > 0 {
 			start = len(scratch)
-			scratch = append(scratch, 0xc0|csid) // fmt 3
-			if ext {
-				scratch = binary.BigEndian.AppendUint32(scratch, ts)
-			}
+			scratch = chunk.AppendContinuation(scratch, uint32(csid), ts)
 			iov = append(iov, scratch[start:len(scratch):len(scratch)])
 		}
 		iov = append(iov, body[off:min(off+chunkSize, n)])
