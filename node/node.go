@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf"
+	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/ingress/route"
 	"peer/ingress/rtmp"
@@ -43,7 +44,8 @@ type Node struct {
 	web      *web.Server
 	cluster  *placement.Cluster
 	router   *route.Router
-	leave    chan struct{} // closed by `peer leave`: hand off, then stop
+	events   *console.Events // recent cluster events, for the console
+	leave    chan struct{}   // closed by `peer leave`: hand off, then stop
 	leaveOne sync.Once
 }
 
@@ -63,7 +65,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	relay.NoHLS = true
 	relay.MergeWrite = 0 // a relay's only players are its links to the master
 	n := &Node{cfg: cfg, log: log, seeds: seeds, hub: media.NewHub(mc, log), relayHub: media.NewHub(relay, log.Named("relay")),
-		limit: limit.New(cfg.MaxConnections), leave: make(chan struct{})}
+		limit: limit.New(cfg.MaxConnections), events: console.NewEvents(eventsKept), leave: make(chan struct{})}
 	var err error
 	if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP); err != nil {
 		return nil, fmt.Errorf("rtmp listen: %w", err)
@@ -87,7 +89,8 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
 	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
-		WriteTimeout: cfg.WriteTimeout, Cluster: func() any { return n.cluster.View() }, Leave: n.Leave}
+		WriteTimeout: cfg.WriteTimeout, Cluster: func() any { return n.clusterView() }, Leave: n.Leave,
+		Console: console.Handler(), Events: func() any { return n.events.List() }}
 	return n, nil
 }
 
@@ -139,7 +142,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()),
 		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.Int("procs", runtime.GOMAXPROCS(0)), zap.String("version", Version))
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 7)
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -154,6 +157,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("relay hub", func() error { n.relayHub.Run(ctx); return nil })
 	run("router", func() error { n.router.Run(ctx); return nil })
 	run("cluster", func() error { n.joinAndReport(ctx); return nil })
+	run("events", func() error { n.watchEvents(ctx); return nil })
 	go func() {
 		select {
 		case <-n.leave:

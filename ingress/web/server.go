@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/media"
 )
@@ -33,6 +34,12 @@ type Server struct {
 	Cluster func() any
 	// Leave, when set, serves POST /api/v1/cluster/leave (`peer leave`).
 	Leave func(context.Context) error
+	// Console, when set, serves the web console under /console/ (and "/" redirects there).
+	Console http.Handler
+	// Events, when set, answers GET /api/v1/events: the node's recent cluster events.
+	Events func() any
+
+	hls hlsViewers // HLS players per stream, for /api/v1/streams
 
 	started time.Time
 	ctx     context.Context // Serve's: ends the players' connections
@@ -57,12 +64,24 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/streams/{id}", s.streams)
 	mux.HandleFunc("GET /api/v1/clients", s.clients)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
+	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("POST /api/v1/cluster/leave", s.leave)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{app}/{file}", s.media)
 	mux.HandleFunc("GET /{app}/{stream}/{segment}", s.segment)
 	mux.HandleFunc("OPTIONS /", preflight)
-	return mux
+	if s.Console == nil {
+		return mux
+	}
+	// The console's paths overlap the media patterns (/{app}/{file}), which ServeMux
+	// refuses to register side by side, so they are taken before the mux.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if console.Serves(r.URL.Path) {
+			s.Console.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // Serve serves HTTP on ln until ctx ends, then closes open player connections.
