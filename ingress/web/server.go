@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"peer/conf/ratelog"
 	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/media"
@@ -39,7 +40,8 @@ type Server struct {
 	// Events, when set, answers GET /api/v1/events: the node's recent cluster events.
 	Events func() any
 
-	hls hlsViewers // HLS players per stream, for /api/v1/streams
+	hls      hlsViewers       // HLS players per stream, for /api/v1/streams
+	refusals *ratelog.Limiter // refused admin actions, logged at most every 10 s
 
 	started time.Time
 	ctx     context.Context // Serve's: ends the players' connections
@@ -57,12 +59,14 @@ type Router interface {
 func (s *Server) Handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newHubCollector(s.Hub, s.Limit))
+	s.refusals = ratelog.New(s.Log, 0)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/versions", s.versions)
 	mux.HandleFunc("GET /api/v1/summaries", s.summaries)
 	mux.HandleFunc("GET /api/v1/streams", s.streams)
 	mux.HandleFunc("GET /api/v1/streams/{id}", s.streams)
 	mux.HandleFunc("GET /api/v1/clients", s.clients)
+	mux.HandleFunc("POST /api/v1/clients/{id}/kick", s.kick)
 	mux.HandleFunc("GET /api/v1/cluster", s.cluster)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("POST /api/v1/cluster/leave", s.leave)

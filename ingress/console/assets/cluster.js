@@ -97,8 +97,10 @@ function renderClients(clients) {
     el("td", {}, c.type),
     el("td", {}, el("code", {}, c.ip)),
     el("td", { class: "num" }, peer.bytes(c.send_bytes || 0)),
-    el("td", {}, el("button", { type: "button", class: "kick", "data-id": c.id,
-      "aria-label": "Kick client " + c.id + " (" + c.type + ")" }, "Kick")))), "no clients");
+    // The cluster's own links are not for an operator to kick.
+    el("td", {}, String(c.ip).startsWith("node:") || String(c.type).startsWith("link-") ? el("span", { class: "muted small" }, "cluster link")
+      : el("button", { type: "button", class: "kick", "data-id": c.id,
+        "aria-label": "Kick client " + c.id + " (" + c.type + ")" }, "Kick")))), "no clients");
 }
 
 let lastSeq = 0;
