@@ -31,7 +31,7 @@ func (n *Node) watchEvents(ctx context.Context) {
 	})
 	defer cancel()
 	leader := ""
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(time.Second) // one wake-up a second: a small part of an idle node's cost
 	defer t.Stop()
 	for {
 		if l := n.cluster.Leader(); l != leader {
