@@ -111,6 +111,33 @@ func TestConsole(t *testing.T) {
 		})
 	}
 
+	t.Run("KickFromConsole", func(t *testing.T) {
+		player, cancel := newTab(t, browser)
+		defer cancel()
+		do(t, player, chromedp.Navigate(playerURL(base, "flv")))
+		waitPlayed(t, player, 2, 60*time.Second)
+		tab, cancel2 := newTab(t, browser)
+		defer cancel2()
+		do(t, tab, chromedp.Navigate(base+"/console/"))
+		if token { // the kick is an admin action: the operator types the token first
+			do(t, tab, chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.Submit(chromedp.ID("token")))
+		}
+		// The newest HTTP-FLV client is this test's player (clients are listed by id).
+		pollJS(t, tab, 20*time.Second, "the player listed with a kick button", `(() => {
+			const rows = [...document.querySelectorAll("#clients tbody tr")].filter((r) => r.children[2].textContent === "flv-play");
+			if (!rows.length) return false;
+			rows[rows.length - 1].querySelector("button.kick").click();
+			return true;
+		})()`)
+		pollJS(t, tab, 20*time.Second, "the kick answered", `document.getElementById("admin-result").dataset.status !== undefined`)
+		if status := eval[string](t, tab, `document.getElementById("admin-result").dataset.status`); status != "200" {
+			t.Fatalf("kick answered %s: %s", status, eval[string](t, tab, `document.getElementById("admin-result").textContent`))
+		}
+		// The kicked player notices and rebuilds itself, then plays on.
+		pollJS(t, player, 30*time.Second, "the kicked player rebuilt", `window.peerPlayer.restarts >= 1`)
+		waitPlayed(t, player, played(t, player)+3, 60*time.Second)
+	})
+
 	t.Run("ResumesAfterMasterKill", func(t *testing.T) {
 		tabs := map[string]context.Context{}
 		for _, proto := range []string{"flv", "hls"} {

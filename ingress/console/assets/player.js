@@ -44,6 +44,11 @@ function startFLV() {
     problem("mpegts.js: " + type + " " + detail);
     scheduleRestart(1000);
   });
+  // The node closed the stream (its data is all in): a live player reconnects.
+  p.on(mpegts.Events.LOADING_COMPLETE, () => {
+    problem("the node closed the stream: reconnecting");
+    scheduleRestart(1000);
+  });
   p.attachMediaElement(video);
   p.load();
   return { url: mediaURL(".flv"), destroy() { p.pause(); p.unload(); p.detachMediaElement(); p.destroy(); } };
@@ -96,6 +101,14 @@ function scheduleRestart(ms) {
   }, ms);
 }
 
+// A live stream does not end: the node closed the connection (a kick, a restart), so
+// the player reconnects.
+video.addEventListener("ended", () => {
+  if (!player) return;
+  problem("the stream ended: reconnecting");
+  scheduleRestart(1000);
+});
+
 video.addEventListener("error", () => {
   if (!player) return;
   state.videoErrors++;
@@ -112,7 +125,7 @@ setInterval(() => {
   if (d > 0 && d < 2) {
     state.played += d;
     stalledFor = 0;
-  } else if (player && !video.paused) {
+  } else if (player && (!video.paused || video.ended)) {
     stalledFor += 0.5;
     if (stalledFor >= stallLimit) {
       problem("no progress for " + stallLimit + " s: reconnecting");
@@ -162,6 +175,17 @@ function renderURLs(self) {
     el("tr", {}, el("th", { scope: "row" }, what), el("td", {}, el("code", {}, text)), el("td", {}, copyButton(text)))), "");
 }
 
+// mediaText describes the stream as this node carries it.
+function mediaText(s) {
+  const parts = [];
+  if (s.video) parts.push(s.video.codec + " " + s.video.width + "×" + s.video.height + (s.video.fps ? " " + Math.round(s.video.fps) + " fps" : ""));
+  if (s.audio) parts.push(s.audio.codec + " " + (s.audio.sample_rate / 1000) + " kHz");
+  if (s.kbps) parts.push(Math.round(s.kbps.recv_30s) + " kbit/s");
+  const p = s.players || {};
+  parts.push("players here: RTMP " + (p.rtmp || 0) + ", FLV " + (p.flv || 0) + ", HLS " + (p.hls || 0));
+  return parts.join(" · ");
+}
+
 let urlsDone = false;
 async function refresh() {
   try {
@@ -175,6 +199,8 @@ async function refresh() {
       ? "master " + a.master + " · replicas " + (a.replicas.join(", ") || "none") + " · edges " +
         (a.edges.join(", ") || "none") + " · epoch " + a.epoch
       : "not placed: nobody publishes " + stream + " (the player waits for it)";
+    const local = ((await peer.get("/api/v1/streams")).streams || []).find((x) => x.id === stream);
+    document.getElementById("media-info").textContent = local ? mediaText(local) : "this node does not carry the stream now";
     peer.status("leader " + (view.leader || "none") + " · " + state.proto.toUpperCase() + " · updated " + new Date().toLocaleTimeString(), !view.leader);
   } catch (e) {
     if (!urlsDone) { renderURLs(null); urlsDone = true; }
