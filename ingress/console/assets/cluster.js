@@ -6,11 +6,18 @@
 const el = peer.el;
 const every = 2000;
 
-// memberStreams asks every alive member for its streams; a member that does not answer
-// (or that the browser cannot reach) is left out of the sums.
+// askAtMost bounds the members one refresh asks, however large the cluster.
+const askAtMost = 32;
+
+// memberStreams asks this node and every alive member that carries a stream (its master,
+// a replica or an edge: only those have players) for its streams; a member that does not
+// answer (or that the browser cannot reach) is left out of the sums.
 async function memberStreams(view) {
   const out = {};
-  await Promise.all(view.members.filter((m) => m.state === "alive").map(async (m) => {
+  const carriers = new Set([view.self]);
+  for (const a of view.streams) [a.master, ...a.replicas, ...a.edges].forEach((n) => carriers.add(n));
+  const ask = view.members.filter((m) => m.state === "alive" && carriers.has(m.name)).slice(0, askAtMost);
+  await Promise.all(ask.map(async (m) => {
     const url = m.name === view.self ? "/api/v1/streams" : "http://" + m.http + "/api/v1/streams";
     try {
       out[m.name] = (await peer.get(url, 1500)).streams || [];
