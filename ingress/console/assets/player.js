@@ -15,7 +15,7 @@ const stallLimit = 8; // seconds without progress before the player is rebuilt
 
 const state = window.peerPlayer = {
   stream,
-  proto: params.get("proto") === "hls" ? "hls" : "flv",
+  proto: ["hls", "native"].includes(params.get("proto")) ? params.get("proto") : "flv",
   played: 0,       // seconds of media played, summed over rebuilds
   restarts: 0,     // players rebuilt after a stall or a fatal error
   videoErrors: 0,  // error events of the <video> element while a player was attached
@@ -54,10 +54,14 @@ function startFLV() {
   return { url: mediaURL(".flv"), destroy() { p.pause(); p.unload(); p.detachMediaElement(); p.destroy(); } };
 }
 
+// nativeHLS: the browser plays HLS itself (Safari, iOS, some Chromium builds).
+const nativeHLS = video.canPlayType("application/vnd.apple.mpegurl") !== "";
+if (state.proto === "native" && !nativeHLS) state.proto = "hls";
+
 function startHLS() {
   const url = mediaURL(".m3u8");
-  if (!window.Hls || !Hls.isSupported()) {
-    // Safari and other browsers with HLS of their own.
+  if (state.proto === "native" || !window.Hls || !Hls.isSupported()) {
+    // The browser's own HLS: chosen, or the only one (no MediaSource, as on older iPhones).
     video.src = url;
     return { url, destroy() { video.removeAttribute("src"); video.load(); } };
   }
@@ -78,7 +82,7 @@ function start() {
   stop();
   lastTime = 0;
   stalledFor = 0;
-  player = state.proto === "hls" ? startHLS() : startFLV();
+  player = state.proto === "flv" ? startFLV() : startHLS();
   document.getElementById("st-url").textContent = player.url;
   const p = video.play();
   if (p) p.catch(() => {}); // autoplay refused: the controls are there
@@ -211,8 +215,10 @@ async function refresh() {
 document.getElementById("title").textContent = stream;
 document.title = "peer · " + stream;
 document.querySelector('input[name=proto][value="' + state.proto + '"]').checked = true;
-if (!(window.Hls && Hls.isSupported()) && video.canPlayType("application/vnd.apple.mpegurl")) {
+if (!(window.Hls && Hls.isSupported()) && nativeHLS) {
   document.getElementById("hls-impl").textContent = "native";
+} else if (nativeHLS) {
+  document.getElementById("native-choice").hidden = false;
 }
 document.getElementById("proto").addEventListener("change", (e) => {
   state.proto = e.target.value;
