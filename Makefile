@@ -4,7 +4,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
 
-.PHONY: run build install test race lint fuzz bench chaos figures sim idle tools clean
+.PHONY: run build install test race lint fuzz bench chaos figures sim idle tools console-assets screenshots clean
 
 run:
 	$(GO) run ./cmd/peer run
@@ -60,6 +60,16 @@ sim:
 # What an idle 3-node cluster costs: context switches/s and CPU per node.
 idle:
 	bash scripts/idle.sh
+
+# Copies the console's players (mpegts.js, hls.js, pinned) from npm into
+# ingress/console/assets/vendor/; the result is committed, so nothing else needs npm.
+console-assets:
+	bash scripts/console-assets.sh
+
+# PNGs of the console and of the player (docs/console.png, docs/player.png), taken by the
+# browser tests on a real 3-node cluster.
+screenshots: tools
+	$(GO) test -count=1 -v -timeout 5m -run '^TestConsole$$' ./chaos/browser -screenshots $(CURDIR)/docs
 
 # Installs what the tests need when it is missing (Debian).
 tools:

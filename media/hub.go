@@ -327,6 +327,38 @@ func (h *Hub) Kick(app, name string, match func(*Publisher) bool, reason error) 
 	return true
 }
 
+// ErrKicked ends a client an operator disconnected.
+var ErrKicked = errors.New("kicked by an operator")
+
+// KickClient disconnects the publisher or player with this id (the API's client id),
+// reporting whether there was one. A kicked player's connection ends; a kicked
+// publisher's stream is free for its next publisher.
+func (h *Hub) KickClient(id uint64) bool {
+	for _, s := range h.Streams() {
+		s.mu.Lock()
+		if s.pub != nil && s.pub.ID == id {
+			s.mu.Unlock()
+			return h.Kick(s.App, s.Name, func(p *Publisher) bool { return p.ID == id }, ErrKicked)
+		}
+		var found *Player
+		for p := range s.players {
+			if p.ID == id {
+				found = p
+				break
+			}
+		}
+		if found != nil {
+			delete(s.players, found)
+		}
+		s.mu.Unlock()
+		if found != nil {
+			found.close(ErrKicked)
+			return true
+		}
+	}
+	return false
+}
+
 // Streams lists the streams held, as "app/name" keys.
 func (h *Hub) Streams() []*Stream {
 	h.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf"
+	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/ingress/route"
 	"peer/ingress/rtmp"
@@ -46,7 +47,8 @@ type Node struct {
 	web      *web.Server
 	cluster  *placement.Cluster
 	router   *route.Router
-	leave    chan struct{} // closed by `peer leave`: hand off, then stop
+	events   *console.Events // recent cluster events, for the console
+	leave    chan struct{}   // closed by `peer leave`: hand off, then stop
 	leaveOne sync.Once
 	keySrc   keySource
 }
@@ -75,7 +77,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	relay.NoHLS = true
 	relay.MergeWrite = 0 // a relay's only players are its links to the master
 	n := &Node{cfg: cfg, log: log, seeds: seeds, relayHub: media.NewHub(relay, log.Named("relay")),
-		limit: limit.New(cfg.MaxConnections).WithLog("max_connections", log), leave: make(chan struct{}), keySrc: src}
+		limit: limit.New(cfg.MaxConnections).WithLog("max_connections", log), events: console.NewEvents(eventsKept), leave: make(chan struct{}), keySrc: src}
 	// Players of streams nobody publishes are resolved against the cluster view.
 	mc.Placed = func(app, name string) bool { return n.router.Placed(app, name) }
 	mc.MaxWaiting = cfg.MaxWaiting
@@ -98,7 +100,8 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
 		WriteTimeout: cfg.WriteTimeout, APIToken: cfg.APIToken, MaxIdle: cfg.MaxHTTPIdle,
-		Cluster: func() any { return n.cluster.View() }, Leave: n.Leave}
+		Cluster: func() any { return n.clusterView() }, Leave: n.Leave,
+		Console: console.Handler(), Events: func() any { return n.events.List() }}
 	return n, nil
 }
 
@@ -208,7 +211,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info(where+" (kept in "+filepath.Join(n.cfg.DataDir(), keyFile)+"); add nodes with: "+j, zap.String("join", j))
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 7)
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -223,6 +226,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("relay hub", func() error { n.relayHub.Run(ctx); return nil })
 	run("router", func() error { n.router.Run(ctx); return nil })
 	run("cluster", func() error { return n.joinAndReport(ctx) })
+	run("events", func() error { n.watchEvents(ctx); return nil })
 	go func() {
 		select {
 		case <-n.leave:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests drive when missing: the real media clients (ffmpeg, ffprobe;
 # GStreamer with its rtmp2 and librtmp elements and x264enc; rtmpdump, a librtmp
-# client), iptables, with which the chaos harness cuts a node off (partition faults), and
-# logrotate (the log-file rotation test).
+# client), iptables, with which the chaos harness cuts a node off (partition faults),
+# logrotate (the log-file rotation test) and chromium, the browser the console's tests
+# drive (chaos/browser).
 set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
@@ -15,6 +16,7 @@ if ! command -v gst-launch-1.0 >/dev/null || ! command -v gst-inspect-1.0 >/dev/
   missing+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 fi
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

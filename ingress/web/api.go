@@ -56,8 +56,9 @@ func (s *Server) summaries(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-// streamJSON follows SRS's /api/v1/streams fields.
-func streamJSON(st media.StreamStats) map[string]any {
+// streamJSON follows SRS's /api/v1/streams fields; "players" (peer's own) counts this
+// node's players of the stream per protocol.
+func streamJSON(st media.StreamStats, players map[string]int) map[string]any {
 	id := st.App + "/" + st.Name
 	out := map[string]any{
 		"id": id, "name": st.Name, "vhost": "__defaultVhost__", "app": st.App,
@@ -65,6 +66,7 @@ func streamJSON(st media.StreamStats) map[string]any {
 		"send_bytes": st.BytesOut, "recv_bytes": st.BytesIn,
 		"kbps":    map[string]any{"recv_30s": st.KbpsIn, "send_30s": st.KbpsOut},
 		"publish": map[string]any{"active": st.Publishing, "cid": st.PublisherID},
+		"players": players,
 	}
 	if st.Info.VideoCodec != "" {
 		out["video"] = map[string]any{"codec": st.Info.VideoCodec, "profile": st.Info.Profile, "level": st.Info.Level,
@@ -76,11 +78,26 @@ func streamJSON(st media.StreamStats) map[string]any {
 	return out
 }
 
+// playerProtocols names the protocol of each user player kind; the cluster's own
+// links (link-forward, link-pull, link-relay) are not players.
+var playerProtocols = map[string]string{"rtmp-play": "rtmp", "flv-play": "flv"}
+
 func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
-	streams, _ := s.Hub.Snapshot()
+	streams, clients := s.Hub.Snapshot()
+	hls := s.hls.counts(time.Now())
+	players := map[string]map[string]int{}
+	for _, st := range streams {
+		key := st.App + "/" + st.Name
+		players[key] = map[string]int{"rtmp": 0, "flv": 0, "hls": hls[key]}
+	}
+	for _, c := range clients {
+		if proto, ok := playerProtocols[c.Kind]; ok && players[c.App+"/"+c.Stream] != nil {
+			players[c.App+"/"+c.Stream][proto]++
+		}
+	}
 	list := make([]map[string]any, 0, len(streams))
 	for _, st := range streams {
-		list = append(list, streamJSON(st))
+		list = append(list, streamJSON(st, players[st.App+"/"+st.Name]))
 	}
 	writeJSON(w, map[string]any{"code": 0, "server": s.NodeName, "streams": list})
 }
@@ -101,6 +118,14 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, s.Cluster())
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	var list any = []any{}
+	if s.Events != nil {
+		list = s.Events()
+	}
+	writeJSON(w, map[string]any{"code": 0, "server": s.NodeName, "events": list})
 }
 
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) {

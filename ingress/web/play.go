@@ -209,6 +209,7 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 	if s.Router != nil {
 		s.Router.Play(app, name, r.URL.RawQuery)
 	}
+	s.hls.note(app+"/"+name, r.RemoteAddr, time.Now())
 	body, ok := st.HLS().Playlist()
 	for deadline := time.Now().Add(hlsWait); !ok && time.Now().Before(deadline) && r.Context().Err() == nil; {
 		time.Sleep(100 * time.Millisecond)

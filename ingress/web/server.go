@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/media"
 )
@@ -52,6 +53,13 @@ type Server struct {
 	Cluster func() any
 	// Leave, when set, serves POST /api/v1/cluster/leave (`peer leave`).
 	Leave func(context.Context) error
+	// Console, when set, serves the web console under /console/ (and "/" redirects
+	// there), on the listener that serves the API.
+	Console http.Handler
+	// Events, when set, answers GET /api/v1/events: the node's recent cluster events.
+	Events func() any
+
+	hls hlsViewers // HLS players per stream, for /api/v1/streams
 
 	started  time.Time
 	ctx      context.Context // Serve's: ends the players' connections
@@ -109,14 +117,28 @@ func (s *Server) handler(api, players bool) http.Handler {
 		read("/api/v1/streams/{id}", s.streams)
 		read("/api/v1/clients", s.clients)
 		read("/api/v1/cluster", s.cluster)
+		read("/api/v1/events", s.events)
 		mux.Handle("GET /metrics", s.budgeted(s.metrics))
 		s.handleAdmin(mux, "/api/v1/cluster/leave", s.budgeted(http.HandlerFunc(s.leave)))
+		s.handleAdmin(mux, "/api/v1/clients/{id}/kick", s.budgeted(http.HandlerFunc(s.kick)))
 	}
 	if players {
 		public("/{app}/{file}", http.HandlerFunc(s.media))
 		public("/{app}/{stream}/{segment}", http.HandlerFunc(s.segment))
 	}
-	return markServed(mux)
+	h := markServed(mux)
+	if !api || s.Console == nil {
+		return h
+	}
+	// The console's paths overlap the media patterns (/{app}/{file}), which ServeMux
+	// refuses to register side by side, so they are taken before the mux.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if console.Serves(r.URL.Path) {
+			s.Console.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // budgeted serves h within the API's own budget: past it, 503 at once.
