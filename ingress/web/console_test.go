@@ -24,12 +24,14 @@ func testServer(t *testing.T) (*Server, http.Handler) {
 		NodeName: "n1", Console: console.Handler(), Events: func() any {
 			return []console.Event{{Seq: 1, Kind: "join", Node: "n2"}}
 		}}
-	return s, s.Handler()
+	s.init()
+	return s, s.handler(true, true)
 }
 
-func do(h http.Handler, method, target string, header ...string) *httptest.ResponseRecorder {
+func serveReq(h http.Handler, method, target string, header ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
 	r.RemoteAddr = "127.0.0.1:40000"
+	r.Host = "127.0.0.1:8080" // admin actions want the node addressed by IP (no DNS rebinding)
 	for i := 0; i+1 < len(header); i += 2 {
 		r.Header.Set(header[i], header[i+1])
 	}
@@ -42,20 +44,20 @@ func do(h http.Handler, method, target string, header ...string) *httptest.Respo
 // API and media paths still reach their handlers.
 func TestConsoleIsMounted(t *testing.T) {
 	_, h := testServer(t)
-	if w := do(h, "GET", "/"); w.Code != http.StatusFound || w.Header().Get("Location") != "/console/" {
+	if w := serveReq(h, "GET", "/"); w.Code != http.StatusFound || w.Header().Get("Location") != "/console/" {
 		t.Fatalf("GET / = %d %q, want a redirect to /console/", w.Code, w.Header().Get("Location"))
 	}
-	w := do(h, "GET", "/console/")
+	w := serveReq(h, "GET", "/console/")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "<title>peer console</title>") {
 		t.Fatalf("GET /console/ = %d %.200q", w.Code, w.Body.String())
 	}
-	if w := do(h, "GET", "/console/stream.html"); w.Code != 200 {
+	if w := serveReq(h, "GET", "/console/stream.html"); w.Code != 200 {
 		t.Fatalf("GET /console/stream.html = %d", w.Code)
 	}
-	if w := do(h, "POST", "/console/"); w.Code != http.StatusMethodNotAllowed {
+	if w := serveReq(h, "POST", "/console/"); w.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("POST /console/ = %d, want 405", w.Code)
 	}
-	w = do(h, "GET", "/api/v1/events")
+	w = serveReq(h, "GET", "/api/v1/events")
 	var ev struct {
 		Code   int
 		Events []console.Event
@@ -63,11 +65,11 @@ func TestConsoleIsMounted(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &ev); err != nil || ev.Code != 0 || len(ev.Events) != 1 || ev.Events[0].Kind != "join" {
 		t.Fatalf("GET /api/v1/events = %d %s (%v)", w.Code, w.Body, err)
 	}
-	if w := do(h, "GET", "/api/v1/versions"); w.Code != 200 {
+	if w := serveReq(h, "GET", "/api/v1/versions"); w.Code != 200 {
 		t.Fatalf("GET /api/v1/versions = %d", w.Code)
 	}
 	// A segment name of a stream nobody publishes: the media route answers, not the console.
-	if w := do(h, "GET", "/live/none/seg-1.ts"); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "<html") {
+	if w := serveReq(h, "GET", "/live/none/seg-1.ts"); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "<html") {
 		t.Fatalf("GET of a missing segment = %d %.100q", w.Code, w.Body.String())
 	}
 }
@@ -91,7 +93,7 @@ func TestStreamsCountPlayersPerProtocol(t *testing.T) {
 			Players map[string]int
 		}
 	}
-	w := do(h, "GET", "/api/v1/streams")
+	w := serveReq(h, "GET", "/api/v1/streams")
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || len(body.Streams) != 1 {
 		t.Fatalf("streams: %s (%v)", w.Body, err)
 	}
@@ -116,7 +118,8 @@ func TestHLSViewersExpireAndAreBounded(t *testing.T) {
 	}
 }
 
-// A kick is a POST from loopback, never from another site's page; it ends the player.
+// A kick is an admin action (admin.go: POST, loopback without --api-token, never
+// from another site's page); it ends the player.
 func TestKickClient(t *testing.T) {
 	s, h := testServer(t)
 	p, err := s.Hub.Play("live", "a", media.PlayOptions{Kind: "flv-play", Remote: "127.0.0.1:1"})
@@ -125,13 +128,13 @@ func TestKickClient(t *testing.T) {
 	}
 	defer p.Close()
 	path := fmt.Sprintf("/api/v1/clients/%d/kick", p.ID)
-	if w := do(h, "GET", path); w.Code != http.StatusMethodNotAllowed {
+	if w := serveReq(h, "GET", path); w.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET kick = %d, want 405", w.Code)
 	}
-	if w := do(h, "POST", path, "Origin", "http://evil.example"); w.Code != http.StatusForbidden {
+	if w := serveReq(h, "POST", path, "Origin", "http://evil.example"); w.Code != http.StatusForbidden {
 		t.Fatalf("cross-origin kick = %d, want 403", w.Code)
 	}
-	if w := do(h, "POST", path, "Sec-Fetch-Site", "cross-site"); w.Code != http.StatusForbidden {
+	if w := serveReq(h, "POST", path, "Sec-Fetch-Site", "cross-site"); w.Code != http.StatusForbidden {
 		t.Fatalf("cross-site kick = %d, want 403", w.Code)
 	}
 	remote := httptest.NewRequest("POST", path, nil) // RemoteAddr 192.0.2.1: not loopback
@@ -140,11 +143,11 @@ func TestKickClient(t *testing.T) {
 	if rw.Code != http.StatusForbidden {
 		t.Fatalf("kick from a remote address = %d, want 403", rw.Code)
 	}
-	// httptest requests are for host example.com: a same-origin page.
-	if w := do(h, "POST", "/api/v1/clients/999999/kick", "Origin", "http://example.com"); w.Code != http.StatusNotFound {
+	// A page the node served itself is same-origin.
+	if w := serveReq(h, "POST", "/api/v1/clients/999999/kick", "Origin", "http://127.0.0.1:8080"); w.Code != http.StatusNotFound {
 		t.Fatalf("kick of an unknown client = %d, want 404", w.Code)
 	}
-	if w := do(h, "POST", path); w.Code != 200 {
+	if w := serveReq(h, "POST", path); w.Code != 200 {
 		t.Fatalf("kick = %d %s", w.Code, w.Body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
