@@ -49,6 +49,8 @@ type Config struct {
 	// audience costs fewer, larger writes, at the price of that much latency. 0 writes
 	// every video frame.
 	MergeWrite time.Duration
+	// OnHLSSegment, when set, is told of each HLS segment a stream's master finishes.
+	OnHLSSegment func(app, name string, seq uint64, uri string, dur time.Duration)
 	// Budget caps streams and per-client publishes, shared by a node's hubs; nil: none.
 	Budget *Budget
 	// Placed reports whether the cluster has placed a stream (a node publishes it); nil
@@ -130,6 +132,9 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 		if !h.cfg.NoHLS {
 			hcfg := h.cfg.HLS
 			hcfg.OnCut = s.holdCut
+			if f := h.cfg.OnHLSSegment; f != nil {
+				hcfg.OnSegment = func(seq uint64, uri string, dur time.Duration) { f(app, name, seq, uri, dur) }
+			}
 			hcfg.URIPrefix = name + "/"
 			if hcfg.Dir != "" {
 				// DIR/app/name.m3u8 listing name/N.ts: the layout the HTTP URLs have.

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf"
+	"peer/ingress/admit"
 	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/ingress/route"
@@ -47,8 +48,9 @@ type Node struct {
 	web      *web.Server
 	cluster  *placement.Cluster
 	router   *route.Router
-	events   *console.Events // recent cluster events, for the console
-	leave    chan struct{}   // closed by `peer leave`: hand off, then stop
+	admit    *admit.Admission // nil without tokens or hooks
+	events   *console.Events  // recent cluster events, for the console
+	leave    chan struct{}    // closed by `peer leave`: hand off, then stop
 	leaveOne sync.Once
 	keySrc   keySource
 }
@@ -70,6 +72,13 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	// One budget for both hubs: a relayed publish counts on this node like any other.
 	mc.Budget = &media.Budget{MaxStreams: cfg.MaxNodeStreams, MaxPublishesPerIP: cfg.MaxPublishesPerIP}
 	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
+	adm := newAdmission(cfg, log.Named("admit"))
+	if adm != nil {
+		mc.OnHLSSegment = func(app, name string, seq uint64, uri string, dur time.Duration) {
+			adm.HLS(admit.Client{App: app, Stream: name}, admit.Segment{Duration: dur.Seconds(), SeqNo: seq,
+				File: app + "/" + uri, URL: "/" + app + "/" + uri, M3U8: "/" + app + "/" + name + ".m3u8"})
+		}
+	}
 	if cfg.HLSAlways || cfg.HLSDir != "" {
 		mc.HLSIdle = 0 // files in HLSDir are read by other programs: no requests to see
 	}
@@ -97,8 +106,9 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		return nil, err
 	}
 	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
-	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
-	n.web = &web.Server{Hub: n.hub, Router: n.router, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
+	n.admit = adm
+	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
+	n.web = &web.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
 		WriteTimeout: cfg.WriteTimeout, APIToken: cfg.APIToken, MaxIdle: cfg.MaxHTTPIdle,
 		Cluster: func() any { return n.clusterView() }, Leave: n.Leave,
 		Console: console.Handler(), Events: func() any { return n.events.List() }}
@@ -130,6 +140,17 @@ func (n *Node) closeListeners() {
 			ln.Close()
 		}
 	}
+}
+
+// newAdmission builds the tokens and SRS hooks a node checks its clients with; nil when
+// none are configured.
+func newAdmission(cfg conf.Node, log *zap.Logger) *admit.Admission {
+	a := cfg.Admission
+	return admit.New(admit.Config{
+		Hooks: admit.Hooks{OnConnect: a.OnConnect, OnPublish: a.OnPublish, OnUnpublish: a.OnUnpublish,
+			OnPlay: a.OnPlay, OnStop: a.OnStop, OnHLS: a.OnHLS},
+		HookTimeout: a.HookTimeout, PublishKey: []byte(a.TokenPublishKey), PlayKey: []byte(a.TokenPlayKey), ServerID: cfg.Name,
+	}, log)
 }
 
 // advertise turns a bind address into one other nodes can reach: the --advertise IP
@@ -237,6 +258,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("rtmp", func() error { return n.rtmp.Serve(ctx, n.rtmpLn) })
 	run("http", func() error { return n.web.Serve(ctx, n.httpLn, n.apiLn) })
 	wg.Wait()
+	n.admit.Close() // hook notifications in flight, each bounded by --hook-timeout
 	close(errs)
 	n.log.Info("node stopped")
 	return <-errs

@@ -136,6 +136,21 @@ func (a *Admission) Play(ctx context.Context, c Client) error {
 	return a.call(ctx, a.cfg.Hooks.OnPlay, a.body("on_play", c, true))
 }
 
+// PlayToken checks a player's token alone: HLS requests after a session's first (which
+// went through Play) and its segments, which carry the playlist's token.
+func (a *Admission) PlayToken(c Client) error {
+	if a == nil {
+		return nil
+	}
+	if err := a.token(KindPlay, a.cfg.PlayKey, c); err != nil {
+		return &Denied{"on_play", err.Error()}
+	}
+	return nil
+}
+
+// PlayTokens reports whether players must carry a token.
+func (a *Admission) PlayTokens() bool { return a != nil && len(a.cfg.PlayKey) > 0 }
+
 // Unpublish reports the end of a publish (on_unpublish) without waiting for it.
 func (a *Admission) Unpublish(c Client) {
 	if a != nil {

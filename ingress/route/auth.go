@@ -113,6 +113,12 @@ func LinkQuery(clusterKey, kind, stream, from, to string, epoch uint64, cont boo
 	return newTicket(kind, stream, from, to, epoch, cont, now).query(linkKey(clusterKey))
 }
 
+// isLinkQuery reports whether query carries a link ticket (peer_link=...).
+func isLinkQuery(query string) bool {
+	v, err := url.ParseQuery(query)
+	return err == nil && v.Get("peer_link") != ""
+}
+
 func newTicket(kind, stream, from, to string, epoch uint64, cont bool, now time.Time) ticket {
 	var n [16]byte
 	_, _ = rand.Read(n[:])

@@ -183,6 +183,11 @@ func (r *Router) Play(app, name, query string) (internal bool, err error) {
 	return false, nil
 }
 
+// IsLink reports whether a stream query carries a cluster link's claim. Publish and Play
+// check such a claim's signature themselves; the servers skip client admission (tokens,
+// hooks) for it, so a client that forges one is refused here, never admitted there.
+func (r *Router) IsLink(query string) bool { return isLinkQuery(query) }
+
 // refuseLink logs a refused link at a bounded rate: a forger or a replayer can repeat
 // them as fast as it connects.
 func (r *Router) refuseLink(stream, remote string, c linkClaim, err error) {

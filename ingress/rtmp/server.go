@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/ingress/admit"
 	"peer/ingress/limit"
 	"peer/ingress/rtmp/amf0"
 	"peer/ingress/rtmp/chunk"
@@ -28,12 +31,16 @@ type Router interface {
 	Publish(ctx context.Context, app, name, query, remote string) (*media.Publisher, func(), error)
 	// Play readies the node to serve a player; internal marks another node's link.
 	Play(app, name, query string) (internal bool, err error)
+	// IsLink reports whether a stream query carries a cluster link's claim, which the
+	// Router checks itself: admission (tokens, hooks) is for clients, never for links.
+	IsLink(query string) bool
 }
 
 // Server accepts RTMP publishers and players for a node's hub.
 type Server struct {
 	Hub          *media.Hub
 	Router       Router
+	Admit        *admit.Admission // tokens and hooks for clients; nil admits everyone
 	Limit        *limit.Limiter
 	Log          *zap.Logger
 	IOTimeout    time.Duration // publishers and the command phase: longest silence allowed
@@ -42,6 +49,7 @@ type Server struct {
 
 	wg       sync.WaitGroup
 	refusals *ratelog.Limiter // sessions a client ended with a protocol error, or refused
+	sessions atomic.Uint64    // numbers sessions for their client ids
 }
 
 // Publish refusals a Router wraps (%w) so that the client learns why (see publishStatus).
@@ -64,6 +72,8 @@ func (h hubRouter) Publish(_ context.Context, app, name, _, remote string) (*med
 }
 
 func (hubRouter) Play(string, string, string) (bool, error) { return false, nil }
+
+func (hubRouter) IsLink(string) bool { return false }
 
 func (s *Server) defaults() {
 	if s.Router == nil {
@@ -129,13 +139,16 @@ type session struct {
 	conn   net.Conn
 	log    *zap.Logger
 	remote string
+	cid    string // the session's id in hooks (SRS's client_id)
 	start  time.Time
 
 	wire
 	wmu sync.Mutex // guards the wire's writer
 
 	app, tcURL  string
+	pageURL     string
 	name, query string
+	admitted    bool // a client (not a cluster link) admitted by s.srv.Admit: its end is reported
 	pub         *media.Publisher
 	unpublish   func()
 	playDone    chan error
@@ -143,7 +156,8 @@ type session struct {
 }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
-	ss := &session{srv: s, conn: c, remote: c.RemoteAddr().String(), start: time.Now()}
+	ss := &session{srv: s, conn: c, remote: c.RemoteAddr().String(), start: time.Now(),
+		cid: "rtmp-" + strconv.FormatUint(s.sessions.Add(1), 10)}
 	ss.log = s.Log.With(zap.String("peer", ss.remote))
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -257,6 +271,7 @@ func (ss *session) connect(cmd *Command) error {
 	}
 	app, _ := cmd.Object.GetString("app")
 	ss.tcURL, _ = cmd.Object.GetString("tcUrl")
+	ss.pageURL, _ = cmd.Object.GetString("pageUrl")
 	app, _, _ = strings.Cut(strings.TrimSuffix(app, "/"), "?")
 	if err := media.ValidateName(app); err != nil {
 		return fmt.Errorf("connect: bad app %q: %w", app, err)
@@ -299,7 +314,12 @@ func (ss *session) publish(ctx context.Context, cmd *Command) error {
 	if err := ss.streamName(cmd); err != nil {
 		return err
 	}
-	pub, unpublish, err := ss.srv.Router.Publish(ctx, ss.app, ss.name, ss.query, ss.remote)
+	err := ss.admit(ctx, ss.srv.Admit.Publish)
+	var pub *media.Publisher
+	var unpublish func()
+	if err == nil {
+		pub, unpublish, err = ss.srv.Router.Publish(ctx, ss.app, ss.name, ss.query, ss.remote)
+	}
 	if err != nil {
 		msg, merr := onStatus("error", publishStatus(err), err.Error())
 		if merr == nil {
@@ -327,6 +347,9 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 		return err
 	}
 	internal, err := ss.srv.Router.Play(ss.app, ss.name, ss.query)
+	if err == nil && !internal {
+		err = ss.admit(ctx, ss.srv.Admit.Play)
+	}
 	if err != nil {
 		return ss.playFailed(err)
 	}
@@ -406,6 +429,37 @@ func (ss *session) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
 	return ss.tryWriteTags(tags)
 }
 
+// admit runs admission for a client's publish or play (check), once per session: the
+// on_connect hook first (it waits for the publish or play that shows the session is a
+// client, not a cluster link, which admission never sees), then the check. Cluster
+// links pass through; the Router verifies their signatures.
+func (ss *session) admit(ctx context.Context, check func(context.Context, admit.Client) error) error {
+	if ss.srv.Router.IsLink(ss.query) {
+		return nil
+	}
+	c := ss.client()
+	if err := ss.srv.Admit.Connect(ctx, c); err != nil {
+		return err
+	}
+	if err := check(ctx, c); err != nil {
+		return err
+	}
+	ss.admitted = true
+	return nil
+}
+
+// client describes the session to admission, as SRS's hooks describe a client.
+func (ss *session) client() admit.Client {
+	c := admit.Client{ID: ss.cid, IP: ss.remote, App: ss.app, Stream: ss.name, TcURL: ss.tcURL, PageURL: ss.pageURL}
+	if host, _, err := net.SplitHostPort(ss.remote); err == nil {
+		c.IP = host
+	}
+	if ss.query != "" {
+		c.Param = "?" + ss.query
+	}
+	return c
+}
+
 // playFailed tells the player why its play was refused, then ends the session.
 func (ss *session) playFailed(err error) error {
 	if msg, merr := onStatus("error", "NetStream.Play.Failed", err.Error()); merr == nil {
@@ -418,8 +472,8 @@ func (ss *session) playFailed(err error) error {
 // SRS have a code, it is theirs:
 //   - another publisher holds the stream: NetStream.Publish.BadName, FMS's code for a
 //     stream "already being published" (nginx-rtmp: "Already publishing");
-//   - not authorized: NetStream.Publish.Denied (Wowza's and Red5's; nginx-rtmp drops
-//     the connection without a status);
+//   - not authorized (a link's signature, a token, a hook): NetStream.Publish.Denied
+//     (Wowza's and Red5's; nginx-rtmp drops the connection without a status);
 //   - not placed, no placement leader: NetStream.Publish.Unavailable (peer's own);
 //   - a timeout (placement, the relay to the master): NetStream.Publish.Timeout (peer's);
 //   - anything else: NetStream.Failed, FMS's generic stream failure.
@@ -433,7 +487,7 @@ func publishStatus(err error) string {
 		return st.Code
 	case errors.Is(err, media.ErrBusy):
 		return "NetStream.Publish.BadName"
-	case errors.Is(err, ErrNotAuthorized):
+	case errors.Is(err, ErrNotAuthorized), admit.IsDenied(err):
 		return "NetStream.Publish.Denied"
 	case errors.Is(err, ErrUnavailable):
 		return "NetStream.Publish.Unavailable"
@@ -478,6 +532,13 @@ func (ss *session) finish(err error) {
 	}
 	if ss.unpublish != nil {
 		ss.unpublish()
+	}
+	if ss.admitted {
+		if ss.pub != nil {
+			ss.srv.Admit.Unpublish(ss.client())
+		} else {
+			ss.srv.Admit.Stop(ss.client())
+		}
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
 	if ss.r != nil {

@@ -1,15 +1,21 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"peer/ingress/admit"
 	"peer/ingress/route"
 	"peer/ingress/vecio"
 	"peer/media"
@@ -63,7 +69,7 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 			s.Limit.Release()
 		}
 	}()
-	player, err := s.subscribe(r, app, name)
+	player, client, err := s.subscribe(r, app, name)
 	if err != nil {
 		playError(w, err)
 		return
@@ -92,17 +98,50 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 		start := time.Now()
 		err := s.deliverFLV(s.ctx, conn, player)
 		log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
+		if client != nil {
+			s.Admit.Stop(*client)
+		}
 	}()
 }
 
-// subscribe readies the route of app/name and attaches an HTTP-FLV player to it.
-func (s *Server) subscribe(r *http.Request, app, name string) (*media.Player, error) {
+// subscribe readies the route of app/name, admits the player (tokens, on_play) and
+// attaches it; client is what its on_stop reports, nil for a cluster link.
+func (s *Server) subscribe(r *http.Request, app, name string) (*media.Player, *admit.Client, error) {
+	internal := false
 	if s.Router != nil {
-		if _, err := s.Router.Play(app, name, r.URL.RawQuery); err != nil {
-			return nil, err
+		var err error
+		if internal, err = s.Router.Play(app, name, r.URL.RawQuery); err != nil {
+			return nil, nil, err
 		}
 	}
-	return s.Hub.Play(app, name, media.PlayOptions{Kind: "flv-play", Remote: r.RemoteAddr})
+	var client *admit.Client
+	if !internal {
+		c := s.client(r, app, name, "flv")
+		if err := s.Admit.Play(r.Context(), c); err != nil {
+			return nil, nil, err
+		}
+		if s.Admit != nil {
+			client = &c
+		}
+	}
+	p, err := s.Hub.Play(app, name, media.PlayOptions{Kind: "flv-play", Remote: r.RemoteAddr})
+	if err != nil && client != nil {
+		s.Admit.Stop(*client)
+	}
+	return p, client, err
+}
+
+// client describes an HTTP player to admission, as SRS's hooks describe one.
+func (s *Server) client(r *http.Request, app, name, proto string) admit.Client {
+	c := admit.Client{ID: proto + "-" + strconv.FormatUint(s.sessions.Add(1), 10), IP: r.RemoteAddr, App: app, Stream: name,
+		TcURL: "http://" + r.Host + "/" + app, PageURL: r.Referer()}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.IP = host
+	}
+	if r.URL.RawQuery != "" {
+		c.Param = "?" + r.URL.RawQuery
+	}
+	return c
 }
 
 // playError answers a player the node cannot serve.
@@ -113,7 +152,7 @@ func playError(w http.ResponseWriter, err error) {
 	case errors.Is(err, media.ErrTooManyWaiting):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-	case errors.Is(err, route.ErrLinkRefused):
+	case errors.Is(err, route.ErrLinkRefused), admit.IsDenied(err):
 		http.Error(w, err.Error(), http.StatusForbidden)
 	default:
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -209,7 +248,10 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 	if s.Router != nil {
 		s.Router.Play(app, name, r.URL.RawQuery)
 	}
-	s.hls.note(app+"/"+name, r.RemoteAddr, time.Now())
+	if err := s.admitHLS(r, app, name); err != nil {
+		playError(w, err)
+		return
+	}
 	body, ok := st.HLS().Playlist()
 	for deadline := time.Now().Add(hlsWait); !ok && time.Now().Before(deadline) && r.Context().Err() == nil; {
 		time.Sleep(100 * time.Millisecond)
@@ -219,9 +261,77 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 		http.Error(w, "playlist not ready", http.StatusNotFound)
 		return
 	}
+	if s.Admit.PlayTokens() {
+		body = withSegmentToken(body, r.URL.Query().Get("token"))
+	}
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(body)
+}
+
+// admitHLS admits a playlist request. HLS has no connection to hold a session: a viewer
+// (an address asking for a stream's playlist) is a session from its first request until
+// it stops asking (hlsViewers), so on_play runs at its first request and on_stop when it
+// expires; a token, when required, is checked on every request.
+func (s *Server) admitHLS(r *http.Request, app, name string) error {
+	stream := app + "/" + name
+	c := s.client(r, app, name, "hls")
+	c.ID = hlsClientID(stream, c.IP)
+	if err := s.Admit.PlayToken(c); err != nil {
+		return err
+	}
+	if !s.hls.note(stream, r.RemoteAddr, time.Now()) {
+		return nil
+	}
+	if err := s.Admit.Play(r.Context(), c); err != nil {
+		s.hls.forget(stream, r.RemoteAddr)
+		return err
+	}
+	return nil
+}
+
+// hlsClientID names an HLS viewer the same way at its on_play and its on_stop.
+func hlsClientID(stream, ip string) string {
+	h := fnv.New64a()
+	h.Write([]byte(stream + "\x00" + ip))
+	return "hls-" + strconv.FormatUint(h.Sum64(), 36)
+}
+
+// reportEndedHLS sends on_stop for the HLS viewers that stopped asking, until ctx ends.
+func (s *Server) reportEndedHLS(ctx context.Context) {
+	t := time.NewTicker(hlsViewerWindow / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, v := range s.hls.expire(now) {
+				app, name, _ := strings.Cut(v.stream, "/")
+				s.Admit.Stop(admit.Client{ID: hlsClientID(v.stream, v.ip), IP: v.ip, App: app, Stream: name})
+			}
+		}
+	}
+}
+
+// withSegmentToken appends the playlist's ?token= to its segment URIs, so that a
+// player's segment requests carry it (players resolve them relative to the playlist
+// and drop its query).
+func withSegmentToken(playlist []byte, token string) []byte {
+	if token == "" {
+		return playlist
+	}
+	q := "?token=" + url.QueryEscape(token)
+	out := make([]byte, 0, len(playlist)+16*len(q))
+	for line := range bytes.Lines(playlist) {
+		body := bytes.TrimRight(line, "\r\n")
+		if len(body) == 0 || body[0] == '#' {
+			out = append(out, line...)
+			continue
+		}
+		out = append(append(append(out, body...), q...), line[len(body):]...)
+	}
+	return out
 }
 
 func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
@@ -231,7 +341,12 @@ func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.Limit.Release()
-	st, err := s.Hub.WatchHLS(r.PathValue("app"), r.PathValue("stream"))
+	app, name := r.PathValue("app"), r.PathValue("stream")
+	if err := s.Admit.PlayToken(s.client(r, app, name, "hls")); err != nil {
+		playError(w, err)
+		return
+	}
+	st, err := s.Hub.WatchHLS(app, name)
 	if err != nil {
 		playError(w, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/ingress/admit"
 	"peer/ingress/console"
 	"peer/ingress/limit"
 	"peer/media"
@@ -39,7 +41,8 @@ const (
 type Server struct {
 	Hub          *media.Hub
 	Router       Router
-	Limit        *limit.Limiter // max_connections, shared with RTMP: media sessions only
+	Admit        *admit.Admission // tokens and hooks for players; nil admits everyone
+	Limit        *limit.Limiter   // max_connections, shared with RTMP: media sessions only
 	Log          *zap.Logger
 	Version      string
 	NodeName     string
@@ -59,7 +62,8 @@ type Server struct {
 	// Events, when set, answers GET /api/v1/events: the node's recent cluster events.
 	Events func() any
 
-	hls hlsViewers // HLS players per stream, for /api/v1/streams
+	hls      hlsViewers    // HLS players per stream, for /api/v1/streams and on_play/on_stop
+	sessions atomic.Uint64 // numbers players for their client ids in hooks
 
 	started  time.Time
 	ctx      context.Context // Serve's: ends the players' connections
@@ -171,6 +175,10 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.ctx = ctx
+	if s.Admit != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.reportEndedHLS(ctx) }()
+	}
 	var servers []*http.Server
 	done := make(chan error, 2)
 	serve := func(l net.Listener, h http.Handler, name string, pool *limit.IdlePool) {
@@ -214,6 +222,7 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	for ; received < len(servers); received++ {
 		<-done
 	}
+	cancel() // ends the players and the hook reporter when a listener failed
 	s.wg.Wait()
 	return err
 }

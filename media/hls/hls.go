@@ -39,6 +39,9 @@ type Config struct {
 	// WriteTag before the tag that starts the segment is muxed; forward the marker to
 	// followers ahead of that tag.
 	OnCut func(marker *flv.Tag)
+	// OnSegment, when set, is told of each segment a leader publishes (SRS's on_hls): its
+	// number, name (as in the playlist) and duration. Followers never call it.
+	OnSegment func(seq uint64, name string, dur time.Duration)
 	// MaxSegmentBytes caps the segment being written (0: SegmentCap(Fragment)). Past it a
 	// leader cuts at the next frame and a follower drops the segment.
 	MaxSegmentBytes int
@@ -656,6 +659,9 @@ func (m *Muxer) publish(s *segment) {
 	}
 	m.mu.Unlock()
 
+	if m.cfg.OnSegment != nil && !m.cfg.Follow {
+		m.cfg.OnSegment(s.seq, m.cfg.URIPrefix+s.name, time.Duration(s.durMS)*time.Millisecond)
+	}
 	if m.cfg.Dir == "" {
 		return
 	}
