@@ -45,19 +45,41 @@ func (b *Budget) removeStream() {
 	b.mu.Unlock()
 }
 
+// admits reports whether a new stream (when isNew) and a publish from remote would fit
+// now, without taking them.
+func (b *Budget) admits(isNew bool, remote string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if isNew && b.MaxStreams > 0 && b.streams >= b.MaxStreams {
+		return ErrTooManyStreams
+	}
+	if ip, ok := clientAddr(remote); ok && b.MaxPublishesPerIP > 0 && b.perIP[ip] >= b.MaxPublishesPerIP {
+		return ErrTooManyPublishes
+	}
+	return nil
+}
+
+// clientAddr is the client IP of a remote "ip:port"; false for a cluster link's name.
+func clientAddr(remote string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
+}
+
 // addPublish takes a publish of the client at remote ("ip:port") from the budget; it
 // returns the address to give back to removePublish, invalid for a remote that is not
 // a client's address.
 func (b *Budget) addPublish(remote string) (netip.Addr, error) {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
+	ip, ok := clientAddr(remote)
+	if !ok {
 		return netip.Addr{}, nil
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}, nil
-	}
-	ip = ip.Unmap()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.MaxPublishesPerIP > 0 && b.perIP[ip] >= b.MaxPublishesPerIP {

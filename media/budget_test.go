@@ -106,3 +106,33 @@ func TestRefusedPublishLeavesNoStream(t *testing.T) {
 		q.Close()
 	}
 }
+
+// TestAdmitPublish: the check a router makes before placement agrees with Publish and
+// takes nothing.
+func TestAdmitPublish(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Budget = &Budget{MaxStreams: 2, MaxPublishesPerIP: 1}
+	h := NewHub(cfg, zap.NewNop())
+	defer h.closeAll()
+	for range 3 {
+		if err := h.AdmitPublish("live", "a", "10.0.0.1:1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := h.Publish("live", "a", "10.0.0.1:1", User)
+	defer p.Close()
+	if err := h.AdmitPublish("live", "b", "10.0.0.1:2"); !errors.Is(err, ErrTooManyPublishes) {
+		t.Fatalf("second publish of the address: %v", err)
+	}
+	if err := h.AdmitPublish("live", "b", "node:n2"); err != nil {
+		t.Fatalf("a link: %v", err)
+	}
+	pl, _ := h.Play("live", "w", PlayOptions{Kind: "test"})
+	defer pl.Close()
+	if err := h.AdmitPublish("live", "c", "10.0.0.2:1"); !errors.Is(err, ErrTooManyStreams) {
+		t.Fatalf("a third stream: %v", err)
+	}
+	if err := h.AdmitPublish("live", "w", "10.0.0.2:1"); err != nil {
+		t.Fatalf("the stream a player waits for: %v", err)
+	}
+}

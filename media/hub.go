@@ -122,8 +122,7 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 	s := h.streams[key]
 	if s == nil {
 		if err := h.cfg.Budget.addStream(); err != nil {
-			h.warn.Warn("stream-budget", "stream refused: the node holds its maximum", zap.String("stream", key),
-				zap.Int("max_node_streams", h.cfg.Budget.MaxStreams))
+			h.refused(err, key, "")
 			return nil, err
 		}
 		log := h.log.With(zap.String("stream", key))
@@ -175,8 +174,7 @@ func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) 
 	// The client's count first: a refused publish leaves no stream behind.
 	ip, err := h.cfg.Budget.addPublish(remote)
 	if err != nil {
-		h.warn.Warn("publish-budget", "publish refused: too many from this client address", zap.String("stream", app+"/"+name),
-			zap.String("peer", remote), zap.Int("max_publishes_per_ip", h.cfg.Budget.MaxPublishesPerIP))
+		h.refused(err, app+"/"+name, remote)
 		return nil, err
 	}
 	s, err := h.stream(app, name)
@@ -199,6 +197,29 @@ func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) 
 	}
 	s.vacantSince = time.Time{}
 	return p, nil
+}
+
+// AdmitPublish reports, without taking anything, whether Publish would refuse app/name
+// from remote for the node's budget (ErrTooManyPublishes, ErrTooManyStreams): a router
+// asks before it claims the stream in the cluster, so that a refused publish leaves no
+// placement behind. Publish still enforces the budget.
+func (h *Hub) AdmitPublish(app, name, remote string) error {
+	err := h.cfg.Budget.admits(h.Lookup(app, name) == nil, remote)
+	if err != nil {
+		h.refused(err, app+"/"+name, remote)
+	}
+	return err
+}
+
+// refused logs, rate-limited, a stream or publish the budget refused.
+func (h *Hub) refused(err error, key, remote string) {
+	if errors.Is(err, ErrTooManyStreams) {
+		h.warn.Warn("stream-budget", "stream refused: the node holds its maximum", zap.String("stream", key),
+			zap.String("peer", remote), zap.Int("max_node_streams", h.cfg.Budget.MaxStreams))
+		return
+	}
+	h.warn.Warn("publish-budget", "publish refused: too many from this client address", zap.String("stream", key),
+		zap.String("peer", remote), zap.Int("max_publishes_per_ip", h.cfg.Budget.MaxPublishesPerIP))
 }
 
 // PlayOptions describe a subscriber.

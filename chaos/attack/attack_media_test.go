@@ -320,5 +320,38 @@ func TestPublishFloodFromOneAddress(t *testing.T) {
 		if n := strings.Count(tg.nodes[0].Logs(), "too many from this client address"); n < 1 || n > 2 {
 			t.Fatalf("%d refusal lines for 47 refusals: want one per 10 s", n)
 		}
+		// Refused publishes left no placement behind: the cluster lists the live ones.
+		var placed int
+		eventually(t, 10*time.Second, "placement of the accepted publishes only", func() bool {
+			placed = tg.placedCount(0, "live/flood")
+			return placed == len(open)
+		})
+
 	})
+}
+
+// placedCount is how many streams whose name starts with prefix node i's cluster view
+// places.
+func (tg *target) placedCount(i int, prefix string) int {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(tg.httpURL(i, "/api/v1/cluster"))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var view struct {
+		Streams []struct {
+			Stream string `json:"stream"`
+		} `json:"streams"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&view) != nil {
+		return -1
+	}
+	n := 0
+	for _, st := range view.Streams {
+		if strings.HasPrefix(st.Stream, prefix) {
+			n++
+		}
+	}
+	return n
 }

@@ -73,6 +73,11 @@ func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (
 		}
 		return pub, finish, err
 	}
+	// Before placement: a publish the node's budget refuses must not leave the stream
+	// assigned here.
+	if err := r.Hub.AdmitPublish(app, name, remote); err != nil {
+		return nil, nil, err
+	}
 	a, err := r.acquire(ctx, stream)
 	if err != nil {
 		return nil, nil, err
