@@ -474,7 +474,8 @@ func (ss *session) playFailed(err error) error {
 //     stream "already being published" (nginx-rtmp: "Already publishing");
 //   - not authorized (a link's signature, a token, a hook): NetStream.Publish.Denied
 //     (Wowza's and Red5's; nginx-rtmp drops the connection without a status);
-//   - not placed, no placement leader: NetStream.Publish.Unavailable (peer's own);
+//   - not placed, no placement leader, or over a node cap (--max-node-streams,
+//     --max-publishes-per-ip): NetStream.Publish.Unavailable (peer's own);
 //   - a timeout (placement, the relay to the master): NetStream.Publish.Timeout (peer's);
 //   - anything else: NetStream.Failed, FMS's generic stream failure.
 //
@@ -489,7 +490,7 @@ func publishStatus(err error) string {
 		return "NetStream.Publish.BadName"
 	case errors.Is(err, ErrNotAuthorized), admit.IsDenied(err):
 		return "NetStream.Publish.Denied"
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, media.ErrTooManyStreams), errors.Is(err, media.ErrTooManyPublishes):
 		return "NetStream.Publish.Unavailable"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "NetStream.Publish.Timeout"
