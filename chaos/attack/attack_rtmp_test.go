@@ -167,7 +167,7 @@ func TestAttackRTMPNestedAMF0(t *testing.T) {
 // holding on. Before a publish they are closed at the header; an authorized publisher's
 // partial message holds only the bytes that came.
 func TestAttackRTMPChunkAnnouncements(t *testing.T) {
-	tg := newTarget(t, 1)
+	tg := newTarget(t, 1, "--max-publishes-per-ip", "0") // 20 publishers from one address
 	addr := tg.nodes[0].RTMP
 	announce := func(c *rtmpRaw) {
 		c.send(2, 1, 0, binary.BigEndian.AppendUint32(nil, 10<<20))

@@ -124,7 +124,11 @@ func TestConsole(t *testing.T) {
 		defer cancel2()
 		do(t, tab, chromedp.Navigate(base+"/console/"))
 		if token { // the kick is an admin action: the operator types the token first
+			// Once the page's script has taken over the form (a submit before that would
+			// reload the page instead of keeping the token).
+			pollJS(t, tab, 20*time.Second, "the console's script loaded", `typeof peer !== "undefined" && document.querySelector("#clients tbody tr") !== null`)
 			do(t, tab, chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.Submit(chromedp.ID("token")))
+			pollJS(t, tab, 10*time.Second, "the token kept", `sessionStorage.getItem("peer-admin-token") === "`+adminToken+`"`)
 		}
 		// The newest HTTP-FLV client is this test's player (clients are listed by id).
 		pollJS(t, tab, 20*time.Second, "the player listed with a kick button", `(() => {
