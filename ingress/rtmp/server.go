@@ -101,7 +101,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		if !s.Limit.Acquire() {
-			s.Log.Warn("connection refused: max_connections reached", zap.String("peer", c.RemoteAddr().String()))
+			s.refusals.Warn("rtmp max_connections", "connection refused: max_connections reached", zap.String("peer", c.RemoteAddr().String()))
 			c.Close()
 			continue
 		}
