@@ -4,7 +4,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
-	"peer/ingress/rtmp/amf0"
+	"peer/media/amf0"
 	"peer/media/flv"
 )
 

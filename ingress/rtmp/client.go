@@ -7,10 +7,10 @@ import (
 	"net"
 	"time"
 
-	"peer/ingress/rtmp/amf0"
 	"peer/ingress/rtmp/chunk"
 	"peer/ingress/rtmp/handshake"
 	"peer/media"
+	"peer/media/amf0"
 	"peer/media/flv"
 )
 

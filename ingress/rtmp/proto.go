@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 
-	"peer/ingress/rtmp/amf0"
 	"peer/ingress/rtmp/chunk"
+	"peer/media/amf0"
 )
 
 // RTMP message types used here.

@@ -18,10 +18,10 @@ import (
 	"peer/conf/ratelog"
 	"peer/ingress/admit"
 	"peer/ingress/limit"
-	"peer/ingress/rtmp/amf0"
 	"peer/ingress/rtmp/chunk"
 	"peer/ingress/rtmp/handshake"
 	"peer/media"
+	"peer/media/amf0"
 	"peer/media/flv"
 )
 

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"peer/ingress/rtmp/amf0"
 	"peer/ingress/rtmp/chunk"
 	"peer/ingress/rtmp/handshake"
 	"peer/media"
+	"peer/media/amf0"
 )
 
 // rawConn is a test client that writes chunks by hand after a real handshake.
