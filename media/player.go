@@ -333,3 +333,6 @@ func (p *Player) BytesOut() uint64 {
 
 // Close unsubscribes the player.
 func (p *Player) Close() { p.stream.unsubscribe(p) }
+
+// Stream is the stream the player plays.
+func (p *Player) Stream() *Stream { return p.stream }

@@ -30,6 +30,8 @@ type Stream struct {
 	audioSeq   *flv.Tag
 	gop        gopCache
 	hasVideo   bool     // video was seen: the GOP cache and skipping players wait for keyframes
+	hasAudio   bool     // audio was seen (the FLV header's flags)
+	firstTime  int64    // media time of the first tag stored
 	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
 	cut        *flv.Tag // a cut marker to send with the next tag (publisher's goroutine only)
 	players    map[*Player]struct{}
@@ -85,6 +87,29 @@ func (s *Stream) write(t *flv.Tag, feed bool, fo *fanOut) {
 	s.send(t, feed, fo)
 }
 
+// trackSettle is how much media a stream shows before a track it has not shown counts
+// as absent: an encoder sends both sequence headers at once, then interleaves both tracks.
+const trackSettle = 1000 // ms
+
+// FLVFlags is the FLV file header's track flags (audio 0x04, video 0x01) for a player
+// joining now, as SRS's guess_has_av: the tracks the stream has shown. A player told of a
+// track that never comes waits for it (ffmpeg, VLC, mpegts.js decode nothing of a camera
+// without a microphone announced as audio+video). Until the stream has shown a track, or
+// both, for trackSettle, it announces both.
+func (s *Stream) FLVFlags() byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	audio := s.hasAudio || s.audioSeq != nil
+	video := s.hasVideo || s.videoSeq != nil
+	switch {
+	case audio && video, !audio && !video, s.lastTime-s.firstTime < trackSettle:
+		return flv.FlagsAudio | flv.FlagsVideo
+	case audio:
+		return flv.FlagsAudio
+	}
+	return flv.FlagsVideo
+}
+
 // holdCut is the HLS packager's OnCut: the marker goes out with the tag being written.
 func (s *Stream) holdCut(m *flv.Tag) { s.cut = m }
 
@@ -133,7 +158,13 @@ func (s *Stream) hlsWanted(idle time.Duration) bool {
 
 // storeLocked updates the stream's caches with t; false means players need nothing.
 func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
+	if !s.hasTime {
+		s.firstTime = t.Time
+	}
 	s.lastTime, s.hasTime = t.Time, true
+	if t.Type == flv.TypeAudio {
+		s.hasAudio = true
+	}
 	if t.Type == flv.TypeVideo && !s.hasVideo {
 		s.hasVideo = true
 		s.gop.reset() // audio cached as an audio-only stream's: joiners now start at a keyframe

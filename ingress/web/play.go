@@ -174,7 +174,7 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		cancel()
 	}()
 	out := &flvSink{w: vecio.New(mediaWriter(conn), s.WriteTimeout)}
-	head := [][]byte{append([]byte(flvResponseHead), flv.FileHeader...)}
+	head := [][]byte{flv.AppendFileHeader([]byte(flvResponseHead), p.Stream().FLVFlags())}
 	n, err := out.w.Write(head)
 	p.Sent(int(n))
 	if err != nil {

@@ -26,7 +26,21 @@ const (
 
 // FileHeader is the FLV file header announcing audio and video, followed by
 // PreviousTagSize0.
-var FileHeader = []byte{'F', 'L', 'V', 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0}
+var FileHeader = []byte{'F', 'L', 'V', 1, FlagsAudio | FlagsVideo, 0, 0, 0, 9, 0, 0, 0, 0}
+
+// Track flags of the FLV file header.
+const (
+	FlagsAudio = 0x04
+	FlagsVideo = 0x01
+)
+
+// AppendFileHeader appends a file header announcing the tracks in flags.
+func AppendFileHeader(b []byte, flags byte) []byte {
+	n := len(b)
+	b = append(b, FileHeader...)
+	b[n+4] = flags
+	return b
+}
 
 // Tag is one media message: audio, video or script data.
 type Tag struct {
