@@ -26,6 +26,7 @@ type cli struct {
 	Status  statusCmd  `cmd:"" help:"Print the cluster view: members, leader, streams and their owners."`
 	Streams streamsCmd `cmd:"" help:"Print this node's streams."`
 	Clients clientsCmd `cmd:"" help:"Print this node's clients."`
+	Kick    kickCmd    `cmd:"" help:"Disconnect one client of the node (admin action)."`
 	Leave   leaveCmd   `cmd:"" help:"Hand this node's streams off, then leave the cluster."`
 	Conf    confCmd    `cmd:"" help:"Check a config file, or import an SRS one."`
 	Token   tokenCmd   `cmd:"" help:"Mint a signed ?token= for a publisher or a player."`

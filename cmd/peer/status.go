@@ -178,6 +178,17 @@ func (c *clientsCmd) Run() error {
 	return w.Flush()
 }
 
+// kickCmd disconnects one client of a node: an admin action.
+type kickCmd struct {
+	apiFlag
+	ID       uint64 `arg:"" help:"The client's id (peer clients)."`
+	APIToken string `help:"The node's --api-token (admin actions need it unless sent from its own host)." env:"PEER_API_TOKEN"`
+}
+
+func (c *kickCmd) Run() error {
+	return printJSON(apiDo(http.MethodPost, fmt.Sprintf("%s/api/v1/clients/%d/kick", c.url(), c.ID), c.APIToken))
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"

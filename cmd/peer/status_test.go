@@ -73,7 +73,26 @@ func TestStatusTables(t *testing.T) {
 	if out := run("streams"); !strings.Contains(out, "live/status") || !strings.Contains(out, "H264 320x240") {
 		t.Errorf("peer streams:\n%s", out)
 	}
-	if out := run("clients"); !strings.Contains(out, "publisher") {
+	out := run("clients")
+	if !strings.Contains(out, "publisher") {
 		t.Errorf("peer clients:\n%s", out)
+	}
+	// peer kick ends the publisher (the node is on this host: no token needed).
+	var id string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[1] == "live/status" && strings.Contains(line, "publisher") {
+			id = f[0]
+		}
+	}
+	if id == "" {
+		t.Fatalf("no publisher id in:\n%s", out)
+	}
+	if out := run("kick", id); !strings.Contains(out, `"kicked"`) {
+		t.Errorf("peer kick %s:\n%s", id, out)
+	}
+	select {
+	case <-pub.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the kicked publisher kept publishing")
 	}
 }
