@@ -508,7 +508,11 @@ func TestGracefulLeave(t *testing.T) {
 				return false
 			}
 		}
-		v, nv := raftConfig(h.leaderNode())
+		l := h.leaderNode()
+		if l == nil {
+			return false // an election in progress
+		}
+		v, nv := raftConfig(l)
 		return len(v) == 3 && len(nv) == 0
 	})
 	_ = nodes

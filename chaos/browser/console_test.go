@@ -127,7 +127,10 @@ func TestConsole(t *testing.T) {
 			// Once the page's script has taken over the form (a submit before that would
 			// reload the page instead of keeping the token).
 			pollJS(t, tab, 20*time.Second, "the console's script loaded", `typeof peer !== "undefined" && document.querySelector("#clients tbody tr") !== null`)
-			do(t, tab, chromedp.SendKeys(chromedp.ID("token"), adminToken), chromedp.Submit(chromedp.ID("token")))
+			// A click, as an operator does: chromedp.Submit calls form.submit(), which skips
+			// the page's submit handler and reloads the page.
+			do(t, tab, chromedp.SendKeys(chromedp.ID("token"), adminToken),
+				chromedp.Click(`#admin-form button[type="submit"]`))
 			pollJS(t, tab, 10*time.Second, "the token kept", `sessionStorage.getItem("peer-admin-token") === "`+adminToken+`"`)
 		}
 		// The newest HTTP-FLV client is this test's player (clients are listed by id).
