@@ -19,11 +19,13 @@ func parseWith(t *testing.T, path string, args ...string) (Node, error) {
 		Config kong.ConfigFlag
 		Node   `embed:""`
 	}
-	parser, err := kong.New(&holder, kong.Vars{"hostname": "h"}, kong.Configuration(Loader), kong.Exit(func(int) {}))
+	var loader Loader
+	parser, err := kong.New(&holder, kong.Vars{"hostname": "h"}, kong.Configuration(loader.Load), kong.Exit(func(int) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = parser.Parse(append([]string{"--config", path}, args...))
+	holder.Node.Apps = loader.Apps()
 	return holder.Node, err
 }
 

@@ -125,11 +125,14 @@ func (versionCmd) Run() error { fmt.Println("peer", node.Version); return nil }
 
 func main() {
 	var c cli
+	var loader conf.Loader
 	ctx := kong.Parse(&c,
 		kong.Name("peer"),
 		kong.Description("A self-organizing live-streaming cluster: RTMP, HTTP-FLV and HLS from any node."),
-		kong.Configuration(conf.Loader),
+		kong.Configuration(loader.Load),
 		kong.Vars{"hostname": conf.Hostname()},
 		kong.UsageOnError())
+	// The file's apps section is no flag: kong leaves it to us.
+	c.Run.Apps, c.Join.Apps = loader.Apps(), loader.Apps()
 	ctx.FatalIfErrorf(ctx.Run())
 }
