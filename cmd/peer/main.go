@@ -133,6 +133,6 @@ func main() {
 		kong.Vars{"hostname": conf.Hostname()},
 		kong.UsageOnError())
 	// The file's apps section is no flag: kong leaves it to us.
-	c.Run.Apps, c.Join.Apps = loader.Apps(), loader.Apps()
+	c.Run.Apps, c.Join.Apps, c.Token.apps = loader.Apps(), loader.Apps(), loader.Apps()
 	ctx.FatalIfErrorf(ctx.Run())
 }
