@@ -138,6 +138,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("# only a comment\n"))
 	f.Add([]byte("a: &x [*x, *x]\n"))
 	f.Add([]byte("- 1\n- 2\n"))
+	f.Add([]byte("apps:\n  live:\n    hls-window: 3\n    on-play: [a, b]\n  x: {on-stop: []}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		file, err := ParseFile("fuzz.yaml", strings.NewReader(string(b)))
 		if err == nil && file == nil {
