@@ -71,6 +71,9 @@ func appKeys() map[string]int {
 // parseApps reads the `apps:` mapping: app name -> mapping of per-app keys, each value
 // parsed as the flag of the same name.
 func parseApps(path string, v *yaml.Node, flags map[string]*kong.Flag) (map[string]AppSettings, FileErrors) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" { // "apps:" with nothing under it
+		return map[string]AppSettings{}, nil
+	}
 	if v.Kind != yaml.MappingNode {
 		return nil, FileErrors{{path, v.Line, "apps: want a mapping of app name to settings"}}
 	}

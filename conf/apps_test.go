@@ -78,6 +78,9 @@ func TestAppsErrors(t *testing.T) {
 	if _, err := LoadFile(writeFile(t, "apps: [live]\n")); err == nil || !strings.Contains(err.Error(), ":1: apps: want a mapping") {
 		t.Errorf("apps as a list: %v", err)
 	}
+	if f, err := LoadFile(writeFile(t, "apps:\n# none yet\n")); err != nil || len(f.Apps()) != 0 {
+		t.Errorf("an empty apps section: %v", err)
+	}
 	if _, err := LoadFile(writeFile(t, "appz: {}\n")); err == nil || !strings.Contains(err.Error(), `:1: unknown setting "appz"`) {
 		t.Errorf("typo of apps: %v", err)
 	}

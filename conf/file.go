@@ -112,7 +112,6 @@ func ParseFile(path string, r io.Reader) (*File, error) {
 		}
 	}
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 		return nil, errs
 	}
 	return file, nil

@@ -19,7 +19,7 @@ import (
 )
 
 type cli struct {
-	Config kong.ConfigFlag `help:"Config file (YAML with comments, keys are the flag names); flags and PEER_* variables override it." env:"PEER_CONFIG"`
+	Config kong.ConfigFlag `help:"Config file (YAML with comments, keys are the flag names, plus per-app settings under apps:); flags and PEER_* variables override its node-wide keys, never an app's own." env:"PEER_CONFIG"`
 
 	Run     runCmd     `cmd:"" help:"Start a node; it forms a new cluster of one."`
 	Join    joinCmd    `cmd:"" help:"Start a node that joins through any member's gossip address."`
