@@ -55,6 +55,10 @@ type Node struct {
 	MaxPublishesPerIP int `help:"Streams one client IP may publish to this node at once, loopback included (cluster links are not counted; 0: no limit)." default:"10" env:"PEER_MAX_PUBLISHES_PER_IP"`
 
 	Admission `embed:""`
+
+	// Apps is the config file's per-app settings (no flag carries them; cmd/peer fills
+	// it from conf.Loader). ForApp applies them.
+	Apps map[string]AppSettings `kong:"-"`
 }
 
 // Admission is who may publish and play at this node: signed tokens and SRS-compatible

@@ -17,11 +17,13 @@ import (
 const maxFileSize = 1 << 20
 
 // File is a checked config file: YAML whose top-level keys are the flags of `peer run`
-// (the same names, e.g. `max-connections: 1000`, `hls-fragment: 2s`), with comments.
-// Flags and PEER_* variables override what it sets.
+// (the same names, e.g. `max-connections: 1000`, `hls-fragment: 2s`), with comments,
+// plus an `apps:` section of per-app settings (apps.go). Flags and PEER_* variables
+// override the node-wide settings it makes, never an app's.
 type File struct {
 	Path   string
 	values map[string]string // flag name -> value as the flag would take it
+	apps   map[string]AppSettings
 }
 
 // FileError is one problem in a config file, at a line.
@@ -54,8 +56,9 @@ func LoadFile(path string) (*File, error) {
 	return ParseFile(path, f)
 }
 
-// ParseFile checks a config file read from r: every key must be a flag of `peer run` and
-// every value must parse as that flag does on the command line (kong's own parsers).
+// ParseFile checks a config file read from r: every key must be a flag of `peer run` or
+// `apps`, and every value must parse as that flag does on the command line (kong's own
+// parsers).
 // All problems are reported, each as path:line.
 func ParseFile(path string, r io.Reader) (*File, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
@@ -83,6 +86,15 @@ func ParseFile(path string, r io.Reader) (*File, error) {
 		k, v := top.Content[i], top.Content[i+1]
 		fl, ok := flags[k.Value]
 		switch {
+		case k.Value == appsKey && file.apps == nil:
+			apps, appErrs := parseApps(path, v, flags)
+			errs = append(errs, appErrs...)
+			file.apps = apps
+			if file.apps == nil {
+				file.apps = map[string]AppSettings{}
+			}
+		case k.Value == appsKey:
+			errs = append(errs, FileError{path, k.Line, "apps is set twice"})
 		case !ok:
 			errs = append(errs, FileError{path, k.Line, fmt.Sprintf("unknown setting %q%s", k.Value, suggest(k.Value, flags))})
 		case file.values[k.Value] != "":
@@ -105,8 +117,14 @@ func ParseFile(path string, r io.Reader) (*File, error) {
 	return file, nil
 }
 
-// Set reports the settings the file makes, by flag name.
+// appsKey is the top-level key of the per-app settings.
+const appsKey = "apps"
+
+// Set reports the node-wide settings the file makes, by flag name.
 func (f *File) Set() map[string]string { return f.values }
+
+// Apps is the file's per-app settings, by app name (empty without an apps section).
+func (f *File) Apps() map[string]AppSettings { return f.apps }
 
 // Resolver hands the file's values to kong for the flags not given on the command line or
 // in the environment.
@@ -124,9 +142,16 @@ func (f *File) Resolver() kong.Resolver {
 	})
 }
 
-// Loader is a kong.ConfigurationLoader for --config: the file is checked as a whole
-// before the node starts, so a bad file fails the start with every problem listed.
-func Loader(r io.Reader) (kong.Resolver, error) {
+// Loader reads --config for kong (its Load is a kong.ConfigurationLoader) and keeps the
+// file, whose apps section no flag carries: after parsing, Apps fills Node.Apps. The file
+// is checked as a whole before the node starts, so a bad file fails the start with every
+// problem listed.
+type Loader struct {
+	file *File
+}
+
+// Load checks the file and returns its resolver.
+func (l *Loader) Load(r io.Reader) (kong.Resolver, error) {
 	name := "config"
 	if f, ok := r.(*os.File); ok {
 		name = f.Name()
@@ -135,7 +160,16 @@ func Loader(r io.Reader) (kong.Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.file = file
 	return file.Resolver(), nil
+}
+
+// Apps is the loaded file's per-app settings; nil without --config.
+func (l *Loader) Apps() map[string]AppSettings {
+	if l.file == nil {
+		return nil
+	}
+	return l.file.apps
 }
 
 // runFlags is the flags of conf.Node by name, read from the struct the CLI uses.
@@ -177,8 +211,14 @@ func scalarOrList(fl *kong.Flag, v *yaml.Node) (string, error) {
 
 // checkValue parses s as the flag would, into a scratch value of its type.
 func checkValue(fl *kong.Flag, s string) error {
+	_, err := decodeValue(fl, s)
+	return err
+}
+
+// decodeValue parses s as the flag would and returns the value, of the flag's type.
+func decodeValue(fl *kong.Flag, s string) (reflect.Value, error) {
 	if fl.Enum != "" && !contains(strings.Split(fl.Enum, ","), s) {
-		return fmt.Errorf("%q is not one of %s", s, fl.Enum)
+		return reflect.Value{}, fmt.Errorf("%q is not one of %s", s, fl.Enum)
 	}
 	scratch := reflect.New(fl.Target.Type()).Elem()
 	err := fl.Mapper.Decode(&kong.DecodeContext{Value: fl.Value, Scan: kong.Scan(s)}, scratch)
@@ -186,7 +226,7 @@ func checkValue(fl *kong.Flag, s string) error {
 	if errors.As(err, &pe) {
 		err = pe.Unwrap()
 	}
-	return err
+	return scratch, err
 }
 
 func contains(list []string, s string) bool {

@@ -19,11 +19,13 @@ func parseWith(t *testing.T, path string, args ...string) (Node, error) {
 		Config kong.ConfigFlag
 		Node   `embed:""`
 	}
-	parser, err := kong.New(&holder, kong.Vars{"hostname": "h"}, kong.Configuration(Loader), kong.Exit(func(int) {}))
+	var loader Loader
+	parser, err := kong.New(&holder, kong.Vars{"hostname": "h"}, kong.Configuration(loader.Load), kong.Exit(func(int) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = parser.Parse(append([]string{"--config", path}, args...))
+	holder.Node.Apps = loader.Apps()
 	return holder.Node, err
 }
 
@@ -136,6 +138,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("# only a comment\n"))
 	f.Add([]byte("a: &x [*x, *x]\n"))
 	f.Add([]byte("- 1\n- 2\n"))
+	f.Add([]byte("apps:\n  live:\n    hls-window: 3\n    on-play: [a, b]\n  x: {on-stop: []}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		file, err := ParseFile("fuzz.yaml", strings.NewReader(string(b)))
 		if err == nil && file == nil {

@@ -76,17 +76,17 @@ func (s *Stream) cacheGOP(t *flv.Tag) {
 		return // video stream: wait for a keyframe before caching anything
 	}
 	g.push(t)
-	cfg := &s.hub.cfg
-	maxTags := cfg.QueueTags - cfg.QueueTags/4
+	maxBytes := s.hub.cfg.GOPMaxBytes
+	maxTags := s.cfg.queueTags - s.cfg.queueTags/4
 	if !s.hasVideo {
-		span := min(audioCacheSpan, cfg.GOPMaxTime).Milliseconds()
-		for c := g.tags(); len(c) > 1 && (g.bytes > cfg.GOPMaxBytes || len(c) > maxTags || t.Time-c[0].Time > span); c = g.tags() {
+		span := min(audioCacheSpan, s.cfg.gopMaxTime).Milliseconds()
+		for c := g.tags(); len(c) > 1 && (g.bytes > maxBytes || len(c) > maxTags || t.Time-c[0].Time > span); c = g.tags() {
 			g.popFront()
 		}
 		return
 	}
 	c := g.tags()
-	if g.bytes > cfg.GOPMaxBytes || len(c) > maxTags || t.Time-c[0].Time > cfg.GOPMaxTime.Milliseconds() {
+	if g.bytes > maxBytes || len(c) > maxTags || t.Time-c[0].Time > s.cfg.gopMaxTime.Milliseconds() {
 		s.hub.warn.Warn("gop-cache", "GOP cache over its bound: dropped, joiners start at the next keyframe",
 			zap.String("stream", s.Key()), zap.Int("bytes", g.bytes), zap.Int("tags", len(c)),
 			zap.Int64("ms", t.Time-c[0].Time))

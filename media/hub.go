@@ -59,6 +59,32 @@ type Config struct {
 	// at once (0: no limit); an HLS request for it gets ErrNoStream.
 	Placed     func(app, name string) bool
 	MaxWaiting int
+	// ForApp, when set, adjusts a copy of this config for a new stream of app: per-app
+	// settings. Only QueueTags, GOPMaxTime, MergeWrite and HLS are read from the copy,
+	// once, when the stream is created; the rest is the hub's.
+	ForApp func(app string, c *Config)
+}
+
+// streamConfig is what a stream takes from its app's config when created.
+type streamConfig struct {
+	queueTags  int
+	gopMaxTime time.Duration
+	mergeWrite time.Duration
+}
+
+// appConfig is the hub's config with app's settings applied.
+func (h *Hub) appConfig(app string) Config {
+	c := h.cfg
+	if h.cfg.ForApp != nil {
+		h.cfg.ForApp(app, &c)
+		if c.GOPMaxTime <= 0 {
+			c.GOPMaxTime = DefaultConfig().GOPMaxTime
+		}
+		if c.QueueTags <= 0 {
+			c.QueueTags = h.cfg.QueueTags
+		}
+	}
+	return c
 }
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
@@ -126,10 +152,12 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 			return nil, err
 		}
 		log := h.log.With(zap.String("stream", key))
+		cfg := h.appConfig(app)
 		s = &Stream{App: app, Name: name, hub: h, log: log, created: time.Now(), vacantSince: time.Now(),
-			players: map[*Player]struct{}{}}
+			players: map[*Player]struct{}{},
+			cfg:     streamConfig{queueTags: cfg.QueueTags, gopMaxTime: cfg.GOPMaxTime, mergeWrite: cfg.MergeWrite}}
 		if !h.cfg.NoHLS {
-			hcfg := h.cfg.HLS
+			hcfg := cfg.HLS
 			hcfg.OnCut = s.holdCut
 			if f := h.cfg.OnHLSSegment; f != nil {
 				hcfg.OnSegment = func(seq uint64, uri string, dur time.Duration) { f(app, name, seq, uri, dur) }
@@ -250,7 +278,7 @@ func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := newPlayer(s, o, h.cfg.QueueTags)
+	p := newPlayer(s, o, s.cfg.queueTags)
 	p.ID = h.nextID.Add(1)
 	s.subscribe(p)
 	return p, nil

@@ -20,6 +20,7 @@ import (
 type Stream struct {
 	App, Name string
 	hub       *Hub
+	cfg       streamConfig // the app's settings, fixed at creation
 	log       *zap.Logger
 	created   time.Time
 
@@ -234,7 +235,7 @@ const mergeWakeTags = 128
 // the window of media has passed since the last one. Video starts the writes (audio of a
 // stream with video always waits for it); config tags never wait.
 func (s *Stream) mergingLocked(t *flv.Tag) bool {
-	window := s.hub.cfg.MergeWrite.Milliseconds()
+	window := s.cfg.mergeWrite.Milliseconds()
 	switch {
 	case window <= 0 || isConfig(t):
 		return false

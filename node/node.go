@@ -25,7 +25,6 @@ import (
 	"peer/ingress/rtmp"
 	"peer/ingress/web"
 	"peer/media"
-	"peer/media/hls"
 	"peer/membership"
 	"peer/placement"
 )
@@ -64,14 +63,10 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	}
 	cfg.ClusterKey = key
 	mc := media.DefaultConfig()
-	if cfg.PlayerQueue > 0 {
-		mc.QueueTags = cfg.PlayerQueue
-	}
-	mc.MergeWrite = cfg.MergeWrite
-	mc.GOPMaxTime = cfg.GOPCacheTime
+	streamSettings(&mc, cfg)
 	// One budget for both hubs: a relayed publish counts on this node like any other.
 	mc.Budget = &media.Budget{MaxStreams: cfg.MaxNodeStreams, MaxPublishesPerIP: cfg.MaxPublishesPerIP}
-	mc.HLS = hls.Config{Fragment: cfg.HLSFragment, Window: cfg.HLSWindow, Dir: cfg.HLSDir}
+	mc.HLS.Dir = cfg.HLSDir
 	adm := newAdmission(cfg, log.Named("admit"))
 	if adm != nil {
 		mc.OnHLSSegment = func(app, name string, seq uint64, uri string, dur time.Duration) {
@@ -82,9 +77,15 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	if cfg.HLSAlways || cfg.HLSDir != "" {
 		mc.HLSIdle = 0 // files in HLSDir are read by other programs: no requests to see
 	}
+	if len(cfg.Apps) > 0 {
+		mc.ForApp = func(app string, c *media.Config) { streamSettings(c, cfg.ForApp(app)) }
+	}
 	relay := mc
 	relay.NoHLS = true
 	relay.MergeWrite = 0 // a relay's only players are its links to the master
+	if len(cfg.Apps) > 0 {
+		relay.ForApp = func(app string, c *media.Config) { streamSettings(c, cfg.ForApp(app)); c.MergeWrite = 0 }
+	}
 	n := &Node{cfg: cfg, log: log, seeds: seeds, relayHub: media.NewHub(relay, log.Named("relay")),
 		limit: limit.New(cfg.MaxConnections).WithLog("max_connections", log), events: console.NewEvents(eventsKept), leave: make(chan struct{}), keySrc: src}
 	// Players of streams nobody publishes are resolved against the cluster view.
@@ -142,15 +143,35 @@ func (n *Node) closeListeners() {
 	}
 }
 
-// newAdmission builds the tokens and SRS hooks a node checks its clients with; nil when
-// none are configured.
+// streamSettings sets what may differ per app (--player-queue, --merge-write,
+// --gop-cache-time, --hls-fragment, --hls-window) from cfg, the node's or an app's.
+func streamSettings(mc *media.Config, cfg conf.Node) {
+	if cfg.PlayerQueue > 0 {
+		mc.QueueTags = cfg.PlayerQueue
+	}
+	mc.MergeWrite = cfg.MergeWrite
+	mc.GOPMaxTime = cfg.GOPCacheTime
+	mc.HLS.Fragment, mc.HLS.Window = cfg.HLSFragment, cfg.HLSWindow
+}
+
+// newAdmission builds the tokens and SRS hooks a node checks its clients with, the
+// node's and each app's; nil when none are configured.
 func newAdmission(cfg conf.Node, log *zap.Logger) *admit.Admission {
-	a := cfg.Admission
-	return admit.New(admit.Config{
+	ac := admissionConfig(cfg.Admission)
+	ac.ServerID = cfg.Name
+	ac.Apps = make(map[string]admit.Config, len(cfg.Apps))
+	for app := range cfg.Apps {
+		ac.Apps[app] = admissionConfig(cfg.ForApp(app).Admission)
+	}
+	return admit.New(ac, log)
+}
+
+func admissionConfig(a conf.Admission) admit.Config {
+	return admit.Config{
 		Hooks: admit.Hooks{OnConnect: a.OnConnect, OnPublish: a.OnPublish, OnUnpublish: a.OnUnpublish,
 			OnPlay: a.OnPlay, OnStop: a.OnStop, OnHLS: a.OnHLS},
-		HookTimeout: a.HookTimeout, PublishKey: []byte(a.TokenPublishKey), PlayKey: []byte(a.TokenPlayKey), ServerID: cfg.Name,
-	}, log)
+		HookTimeout: a.HookTimeout, PublishKey: []byte(a.TokenPublishKey), PlayKey: []byte(a.TokenPlayKey),
+	}
 }
 
 // advertise turns a bind address into one other nodes can reach: the --advertise IP

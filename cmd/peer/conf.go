@@ -30,7 +30,7 @@ func (c *confCheckCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: ok, %d setting(s)\n", c.File, len(f.Set()))
+	fmt.Printf("%s: ok, %d setting(s), %d app(s)\n", c.File, len(f.Set()), len(f.Apps()))
 	return nil
 }
 

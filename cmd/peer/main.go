@@ -19,7 +19,7 @@ import (
 )
 
 type cli struct {
-	Config kong.ConfigFlag `help:"Config file (YAML with comments, keys are the flag names); flags and PEER_* variables override it." env:"PEER_CONFIG"`
+	Config kong.ConfigFlag `help:"Config file (YAML with comments, keys are the flag names, plus per-app settings under apps:); flags and PEER_* variables override its node-wide keys, never an app's own." env:"PEER_CONFIG"`
 
 	Run     runCmd     `cmd:"" help:"Start a node; it forms a new cluster of one."`
 	Join    joinCmd    `cmd:"" help:"Start a node that joins through any member's gossip address."`
@@ -126,11 +126,14 @@ func (versionCmd) Run() error { fmt.Println("peer", node.Version); return nil }
 
 func main() {
 	var c cli
+	var loader conf.Loader
 	ctx := kong.Parse(&c,
 		kong.Name("peer"),
 		kong.Description("A self-organizing live-streaming cluster: RTMP, HTTP-FLV and HLS from any node."),
-		kong.Configuration(conf.Loader),
+		kong.Configuration(loader.Load),
 		kong.Vars{"hostname": conf.Hostname()},
 		kong.UsageOnError())
+	// The file's apps section is no flag: kong leaves it to us.
+	c.Run.Apps, c.Join.Apps, c.Token.apps = loader.Apps(), loader.Apps(), loader.Apps()
 	ctx.FatalIfErrorf(ctx.Run())
 }

@@ -177,7 +177,7 @@ func (im *importer) vhost(d *Directive) {
 		case "play":
 			im.play(c)
 		case "http_hooks":
-			im.warn(c, "HTTP hooks are not supported by this build yet: dropped")
+			im.hooks(c)
 		case "min_latency", "tcp_nodelay":
 			im.note(c, "peer writes every frame at once with TCP_NODELAY unless merge-write is set")
 		case "enabled":
@@ -279,6 +279,41 @@ func (im *importer) play(d *Directive) {
 			im.note(c, "peer keeps each stream's timeline continuous itself")
 		default:
 			im.unknown(c)
+		}
+	}
+}
+
+// hooks maps an http_hooks block to the node-wide hook lists (on_publish -> on-publish),
+// which take the same URLs and send SRS's bodies. A disabled block is not imported.
+func (im *importer) hooks(d *Directive) {
+	enabled := true
+	var lists []*Directive
+	for _, c := range d.Children {
+		switch c.Name {
+		case "enabled":
+			enabled = c.Arg(0) == "on"
+		case "on_connect", "on_publish", "on_unpublish", "on_play", "on_stop", "on_hls":
+			lists = append(lists, c)
+		case "on_close", "on_dvr", "on_hls_notify", "on_forward":
+			im.warn(c, "peer has no %s hook: dropped", c.Name)
+		default:
+			im.unknown(c)
+		}
+	}
+	if !enabled {
+		if len(lists) > 0 {
+			im.note(d, "disabled in SRS: its hooks are not imported")
+		}
+		return
+	}
+	for _, c := range lists {
+		switch {
+		case len(c.Args) == 0:
+			im.warn(c, "no URL: dropped")
+		case strings.Contains(strings.Join(c.Args, ""), ","):
+			im.warn(c, "a URL with ',' cannot be listed in a peer setting: dropped")
+		default:
+			im.set(c, strings.ReplaceAll(c.Name, "_", "-"), strings.Join(c.Args, ","), "SRS http_hooks "+c.Name)
 		}
 	}
 }

@@ -96,10 +96,54 @@ func TestUnknownDirectivesWarn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line, part := range map[int]string{2: "srt_server", 3: "no vhosts", 4: "dvr", 5: "http_hooks"} {
+	for line, part := range map[int]string{2: "srt_server", 3: "no vhosts", 4: "dvr"} {
 		if !hasNote(res.Warnings, line, part) {
 			t.Errorf("no warning for %q at line %d: %+v", part, line, res.Warnings)
 		}
+	}
+}
+
+// TestHooksImported: an http_hooks block becomes the node-wide hook lists, several URLs
+// per event kept in order; hooks peer lacks warn; a disabled block imports nothing.
+func TestHooksImported(t *testing.T) {
+	src := `vhost __defaultVhost__ {
+    http_hooks {
+        enabled on;
+        on_connect http://127.0.0.1:8085/api/v1/clients;
+        on_publish http://127.0.0.1:8085/api/v1/streams http://127.0.0.1:8086/s;
+        on_play    http://127.0.0.1:8085/api/v1/sessions;
+        on_dvr     http://127.0.0.1:8085/api/v1/dvrs;
+    }
+}
+`
+	res, err := Import(strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := settings(res)
+	want := map[string]string{"on-connect": "http://127.0.0.1:8085/api/v1/clients",
+		"on-publish": "http://127.0.0.1:8085/api/v1/streams,http://127.0.0.1:8086/s", "on-play": "http://127.0.0.1:8085/api/v1/sessions"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) || !hasNote(res.Warnings, 7, "no on_dvr hook") {
+		t.Errorf("settings %v, warnings %+v", got, res.Warnings)
+	}
+	file, err := conf.ParseFile("hooks.yaml", strings.NewReader(res.YAML("srs.conf")))
+	if err != nil {
+		t.Fatalf("imported hooks do not check: %v\n%s", err, res.YAML("srs.conf"))
+	}
+	if file.Set()["on-publish"] == "" {
+		t.Fatal("on-publish lost in the file")
+	}
+	off, err := Import(strings.NewReader(strings.Replace(src, "enabled on", "enabled off", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(off.Settings) != 0 || !hasNote(off.Notes, 2, "not imported") {
+		t.Errorf("a disabled block: settings %v, notes %+v", off.Settings, off.Notes)
 	}
 }
 

@@ -42,6 +42,9 @@ type Config struct {
 	PublishKey  []byte        // tokens required to publish when set
 	PlayKey     []byte        // tokens required to play when set
 	ServerID    string        // SRS's server_id: the node's name
+	// Apps replaces the hooks, hook timeout and keys above for the clients of an app, by
+	// app name (the config file's per-app settings, already merged with the node's).
+	Apps map[string]Config
 }
 
 // Client describes one client session for tokens and hooks.
@@ -72,11 +75,11 @@ func IsDenied(err error) bool {
 
 // Admission is safe for concurrent use. A nil *Admission admits everything.
 type Admission struct {
-	cfg    Config
-	client *http.Client
-	log    *zap.Logger
-	rl     *ratelog.Limiter
-	now    func() time.Time
+	*policy                    // the node's
+	apps    map[string]*policy // per app, for the apps that have their own
+	log     *zap.Logger
+	rl      *ratelog.Limiter
+	now     func() time.Time
 
 	notify sync.WaitGroup // on_unpublish / on_stop / on_hls calls in flight
 	slots  chan struct{}  // bounds them: a slow backend never piles up goroutines
@@ -86,24 +89,58 @@ type Admission struct {
 // with a rate-limited log line.
 const maxNotifyInFlight = 256
 
-// New builds an Admission; it returns nil when nothing is configured.
-func New(cfg Config, log *zap.Logger) *Admission {
-	h := cfg.Hooks
-	if len(h.OnConnect)+len(h.OnPublish)+len(h.OnUnpublish)+len(h.OnPlay)+len(h.OnStop)+len(h.OnHLS) == 0 &&
-		len(cfg.PublishKey) == 0 && len(cfg.PlayKey) == 0 {
-		return nil
-	}
+// policy is the hooks and keys one app's clients (or the node's) are checked with.
+type policy struct {
+	cfg    Config
+	client *http.Client
+}
+
+func newPolicy(cfg Config) *policy {
 	if cfg.HookTimeout <= 0 {
 		cfg.HookTimeout = 5 * time.Second
 	}
-	return &Admission{
-		cfg:    cfg,
-		client: &http.Client{Timeout: cfg.HookTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	return &policy{cfg: cfg,
+		client: &http.Client{Timeout: cfg.HookTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// checks reports whether cfg has any hook or key.
+func (cfg Config) checks() bool {
+	h := cfg.Hooks
+	return len(h.OnConnect)+len(h.OnPublish)+len(h.OnUnpublish)+len(h.OnPlay)+len(h.OnStop)+len(h.OnHLS) > 0 ||
+		len(cfg.PublishKey) > 0 || len(cfg.PlayKey) > 0
+}
+
+// New builds an Admission; it returns nil when nothing is configured, for the node or
+// any app.
+func New(cfg Config, log *zap.Logger) *Admission {
+	checked := cfg.checks()
+	for _, app := range cfg.Apps {
+		checked = checked || app.checks()
+	}
+	if !checked {
+		return nil
+	}
+	a := &Admission{
+		policy: newPolicy(cfg),
+		apps:   make(map[string]*policy, len(cfg.Apps)),
 		log:    log,
 		rl:     ratelog.New(log, 0),
 		now:    time.Now,
 		slots:  make(chan struct{}, maxNotifyInFlight),
 	}
+	for name, app := range cfg.Apps {
+		app.ServerID, app.Apps = cfg.ServerID, nil
+		a.apps[name] = newPolicy(app)
+	}
+	return a
+}
+
+// of is the policy for the clients of app.
+func (a *Admission) of(app string) *policy {
+	if p, ok := a.apps[app]; ok {
+		return p
+	}
+	return a.policy
 }
 
 // Connect runs on_connect for an RTMP client's connect command.
@@ -111,7 +148,8 @@ func (a *Admission) Connect(ctx context.Context, c Client) error {
 	if a == nil {
 		return nil
 	}
-	return a.call(ctx, a.cfg.Hooks.OnConnect, a.body("on_connect", c, false))
+	p := a.of(c.App)
+	return a.call(ctx, p, p.cfg.Hooks.OnConnect, a.body("on_connect", c, false))
 }
 
 // Publish checks a publisher's token, then runs on_publish.
@@ -119,10 +157,11 @@ func (a *Admission) Publish(ctx context.Context, c Client) error {
 	if a == nil {
 		return nil
 	}
-	if err := a.token(KindPublish, a.cfg.PublishKey, c); err != nil {
+	p := a.of(c.App)
+	if err := a.token(KindPublish, p.cfg.PublishKey, c); err != nil {
 		return &Denied{"on_publish", err.Error()}
 	}
-	return a.call(ctx, a.cfg.Hooks.OnPublish, a.body("on_publish", c, true))
+	return a.call(ctx, p, p.cfg.Hooks.OnPublish, a.body("on_publish", c, true))
 }
 
 // Play checks a player's token, then runs on_play.
@@ -130,10 +169,11 @@ func (a *Admission) Play(ctx context.Context, c Client) error {
 	if a == nil {
 		return nil
 	}
-	if err := a.token(KindPlay, a.cfg.PlayKey, c); err != nil {
+	p := a.of(c.App)
+	if err := a.token(KindPlay, p.cfg.PlayKey, c); err != nil {
 		return &Denied{"on_play", err.Error()}
 	}
-	return a.call(ctx, a.cfg.Hooks.OnPlay, a.body("on_play", c, true))
+	return a.call(ctx, p, p.cfg.Hooks.OnPlay, a.body("on_play", c, true))
 }
 
 // PlayToken checks a player's token alone: HLS requests after a session's first (which
@@ -142,26 +182,28 @@ func (a *Admission) PlayToken(c Client) error {
 	if a == nil {
 		return nil
 	}
-	if err := a.token(KindPlay, a.cfg.PlayKey, c); err != nil {
+	if err := a.token(KindPlay, a.of(c.App).cfg.PlayKey, c); err != nil {
 		return &Denied{"on_play", err.Error()}
 	}
 	return nil
 }
 
-// PlayTokens reports whether players must carry a token.
-func (a *Admission) PlayTokens() bool { return a != nil && len(a.cfg.PlayKey) > 0 }
+// PlayTokens reports whether players of app must carry a token.
+func (a *Admission) PlayTokens(app string) bool { return a != nil && len(a.of(app).cfg.PlayKey) > 0 }
 
 // Unpublish reports the end of a publish (on_unpublish) without waiting for it.
 func (a *Admission) Unpublish(c Client) {
 	if a != nil {
-		a.notifyAsync(a.cfg.Hooks.OnUnpublish, a.body("on_unpublish", c, true))
+		p := a.of(c.App)
+		a.notifyAsync(p, p.cfg.Hooks.OnUnpublish, a.body("on_unpublish", c, true))
 	}
 }
 
 // Stop reports the end of a play (on_stop) without waiting for it.
 func (a *Admission) Stop(c Client) {
 	if a != nil {
-		a.notifyAsync(a.cfg.Hooks.OnStop, a.body("on_stop", c, true))
+		p := a.of(c.App)
+		a.notifyAsync(p, p.cfg.Hooks.OnStop, a.body("on_stop", c, true))
 	}
 }
 
@@ -176,12 +218,16 @@ type Segment struct {
 
 // HLS reports a finished HLS segment (on_hls) without waiting for it.
 func (a *Admission) HLS(c Client, s Segment) {
-	if a == nil || len(a.cfg.Hooks.OnHLS) == 0 {
+	if a == nil {
+		return
+	}
+	p := a.of(c.App)
+	if len(p.cfg.Hooks.OnHLS) == 0 {
 		return
 	}
 	b := a.body("on_hls", c, true)
 	b["duration"], b["file"], b["url"], b["m3u8"], b["m3u8_url"], b["seq_no"] = s.Duration, s.File, s.URL, s.M3U8, s.M3U8, s.SeqNo
-	a.notifyAsync(a.cfg.Hooks.OnHLS, b)
+	a.notifyAsync(p, p.cfg.Hooks.OnHLS, b)
 }
 
 // Close waits for the notifications in flight (each bounded by the hook timeout).
@@ -214,7 +260,7 @@ func (a *Admission) body(action string, c Client, withStream bool) map[string]an
 	return b
 }
 
-func (a *Admission) notifyAsync(urls []string, body map[string]any) {
+func (a *Admission) notifyAsync(p *policy, urls []string, body map[string]any) {
 	if len(urls) == 0 {
 		return
 	}
@@ -227,16 +273,17 @@ func (a *Admission) notifyAsync(urls []string, body map[string]any) {
 	a.notify.Add(1)
 	go func() {
 		defer func() { <-a.slots; a.notify.Done() }()
-		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.HookTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.HookTimeout)
 		defer cancel()
-		if err := a.call(ctx, urls, body); err != nil {
+		if err := a.call(ctx, p, urls, body); err != nil {
 			a.rl.Warn("hook-notify", "hook notification failed", zap.Error(err))
 		}
 	}()
 }
 
-// call posts body to every URL in order; each must allow (SRS: any refusal refuses).
-func (a *Admission) call(ctx context.Context, urls []string, body map[string]any) error {
+// call posts body to every URL in order with p's client; each must allow (SRS: any
+// refusal refuses).
+func (a *Admission) call(ctx context.Context, p *policy, urls []string, body map[string]any) error {
 	if len(urls) == 0 {
 		return nil
 	}
@@ -246,7 +293,7 @@ func (a *Admission) call(ctx context.Context, urls []string, body map[string]any
 	}
 	action, _ := body["action"].(string)
 	for _, u := range urls {
-		if err := a.post(ctx, u, data); err != nil {
+		if err := p.post(ctx, u, data); err != nil {
 			return &Denied{action, err.Error()}
 		}
 	}
@@ -257,15 +304,15 @@ func (a *Admission) call(ctx context.Context, urls []string, body map[string]any
 const maxHookReply = 64 << 10
 
 // post calls one hook: allowed only on HTTP 200 with a body of 0 or {"code": 0}.
-func (a *Admission) post(ctx context.Context, u string, data []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.HookTimeout)
+func (p *policy) post(ctx context.Context, u string, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.HookTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("hook %s: %w", u, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("hook %s: %w", u, err)
 	}

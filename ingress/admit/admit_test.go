@@ -169,3 +169,40 @@ func TestTokensAtAdmission(t *testing.T) {
 		t.Fatal("an empty config should admit everything (nil)")
 	}
 }
+
+// TestPerAppAdmission: an app's token key and hooks apply to that app's clients only;
+// other apps keep the node's, and an app with checks alone still builds an Admission.
+func TestPerAppAdmission(t *testing.T) {
+	h := newHookServer(t, func(string) (int, string) { return 200, "0" })
+	a := New(Config{Apps: map[string]Config{
+		"live": {PublishKey: []byte("pk"), Hooks: Hooks{OnConnect: []string{h.URL}, OnPublish: []string{h.URL}}},
+	}}, zap.NewNop())
+	if a == nil {
+		t.Fatal("per-app checks alone built no Admission")
+	}
+	ctx := context.Background()
+	exp := time.Now().Add(time.Minute)
+	if err := a.Publish(ctx, Client{App: "live", Stream: "s"}); !IsDenied(err) {
+		t.Fatalf("live without a token: %v", err)
+	}
+	live := Client{App: "live", Stream: "s", Param: "?token=" + MintToken([]byte("pk"), KindPublish, "live/s", exp)}
+	if err := a.Connect(ctx, Client{App: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, live); err != nil {
+		t.Fatalf("live with a token: %v", err)
+	}
+	if err := a.Publish(ctx, Client{App: "open", Stream: "s"}); err != nil {
+		t.Fatalf("open without a token: %v", err)
+	}
+	if err := a.Connect(ctx, Client{App: "open"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if got := strings.Join(h.actions(), ","); got != "on_connect,on_publish" {
+		t.Fatalf("hooks called %s, want live's on_connect and on_publish only", got)
+	}
+	if a.PlayTokens("live") || a.PlayTokens("open") {
+		t.Fatal("no app has a play key")
+	}
+}

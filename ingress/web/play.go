@@ -261,7 +261,7 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 		http.Error(w, "playlist not ready", http.StatusNotFound)
 		return
 	}
-	if s.Admit.PlayTokens() {
+	if s.Admit.PlayTokens(app) {
 		body = withSegmentToken(body, r.URL.Query().Get("token"))
 	}
 	w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
