@@ -273,9 +273,8 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 			defer c.Close()
 			defer context.AfterFunc(ctx, func() { c.Close() })() // unblocks a write to a frozen replica
 			log.Info("forward link up")
-			down := l.r.gauges.forward.connected()
+			defer l.r.gauges.forward.connected()() // deferred: retry recovers a panic in pump
 			err = pump(ctx, player, remoteSink{c: c, master: replica})
-			down()
 			log.Info("forward link down", zap.Error(err))
 			return err
 		})
