@@ -516,7 +516,11 @@ func TestGracefulLeave(t *testing.T) {
 				return false
 			}
 		}
-		v, nv := raftConfig(h.leaderNode())
+		leader := h.leaderNode()
+		if leader == nil { // the leader left: an election may be under way
+			return false
+		}
+		v, nv := raftConfig(leader)
 		return len(v) == 3 && len(nv) == 0
 	})
 	_ = nodes
