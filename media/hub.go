@@ -104,6 +104,16 @@ type Hub struct {
 	streams map[string]*Stream
 
 	waitMu sync.Mutex // serializes admissions of waiting players, so the cap holds
+
+	// Drops counted where they happen (a player's overflow), read by Drops.
+	tagsDropped, playersDropped atomic.Uint64
+}
+
+// Drops reports the tags discarded by players that fell behind (their backlog and the
+// tags skipped up to the next keyframe) and the players closed for being too slow,
+// since the hub started. Cluster links count as players here.
+func (h *Hub) Drops() (tags, players uint64) {
+	return h.tagsDropped.Load(), h.playersDropped.Load()
 }
 
 // NewHub makes an empty hub; Run maintains it.

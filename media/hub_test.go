@@ -130,6 +130,9 @@ func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 	if _, err := slow.Next(context.Background(), nil); !errors.Is(err, ErrTooSlow) {
 		t.Fatalf("slow player: %v, want ErrTooSlow", err)
 	}
+	if _, players := h.Drops(); players != 1 {
+		t.Fatalf("Drops counts %d players closed, want 1", players)
+	}
 	time.Sleep(50 * time.Millisecond)
 	cancel()
 	if n := <-received; n != sent {
@@ -154,6 +157,10 @@ func TestSkipResumesAtKeyframe(t *testing.T) {
 	}
 	if len(got) != 2 || !got[0].IsKeyframe() || got[0].Time != 400 {
 		t.Fatalf("after overflow: %v", describe(got))
+	}
+	// Every tag before the second keyframe was dropped: the backlog and the skipped tail.
+	if tags, players := h.Drops(); tags != 7 || players != 0 {
+		t.Fatalf("Drops = %d tags, %d players; want 7, 0", tags, players)
 	}
 }
 

@@ -114,6 +114,7 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 	if p.skipping {
 		resume := p.resumesAt(t)
 		if !resume && !isConfig(t) {
+			p.stream.hub.tagsDropped.Add(1)
 			return false, false
 		}
 		if resume {
@@ -125,8 +126,10 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 	}
 	if p.size == len(p.queue) {
 		p.overflows++
+		p.stream.hub.tagsDropped.Add(uint64(p.size))
 		p.clearLocked()
 		if p.overflows > maxOverflows {
+			p.stream.hub.playersDropped.Add(1)
 			p.err = ErrTooSlow
 			p.signal()
 			return true, false
@@ -134,6 +137,7 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 		p.requeueConfigLocked(t)
 		p.skipping = !p.resumesAt(t)
 		if p.skipping && !isConfig(t) {
+			p.stream.hub.tagsDropped.Add(1)
 			return true, false
 		}
 	}

@@ -112,6 +112,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,
 		WriteTimeout: cfg.WriteTimeout, APIToken: cfg.APIToken, MaxIdle: cfg.MaxHTTPIdle,
 		Cluster: func() any { return n.clusterView() }, Leave: n.Leave,
+		Placement: n.cluster.Stats, Links: n.router.LinkStats,
 		Console: console.Handler(), Events: func() any { return n.events.List() }}
 	return n, nil
 }

@@ -76,6 +76,9 @@ type Cluster struct {
 	lastVerified atomic.Int64 // unix nanos of the last successful VerifyLeader (leader)
 	contactOK    atomic.Bool
 
+	leaderChanges atomic.Uint64 // leaders seen elected (Stats)
+	applyLatency  latency       // this node's applies (Stats)
+
 	// leader-only bookkeeping (reconcile goroutine + leader ops)
 	lmu           sync.Mutex
 	leaderSince   time.Time
@@ -556,6 +559,9 @@ func (c *Cluster) observeLoop() {
 				continue
 			}
 			c.log.Info("raft leader changed", zap.String("leader", string(lo.LeaderID)), zap.String("addr", string(lo.LeaderAddr)))
+			if lo.LeaderID != "" {
+				c.leaderChanges.Add(1)
+			}
 			if string(lo.LeaderID) == c.name {
 				c.lmu.Lock()
 				c.leaderSince = time.Now()

@@ -508,11 +508,11 @@ func TestGracefulLeave(t *testing.T) {
 				return false
 			}
 		}
-		l := h.leaderNode()
-		if l == nil {
-			return false // an election in progress
+		leader := h.leaderNode()
+		if leader == nil { // the leader left: an election may be under way
+			return false
 		}
-		v, nv := raftConfig(l)
+		v, nv := raftConfig(leader)
 		return len(v) == 3 && len(nv) == 0
 	})
 	_ = nodes

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -113,6 +114,8 @@ type FSM struct {
 	streams map[string]*Assignment
 	members map[string]MemberRecord
 	notify  func([]Change)
+
+	changes, failovers atomic.Uint64 // see Stats
 }
 
 func newFSM(notify func([]Change)) *FSM {
@@ -182,6 +185,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		res.Applied = len(cmd.Members)
 	}
 	f.mu.Unlock()
+	f.countChanges(changes)
 	if len(changes) > 0 && f.notify != nil {
 		f.notify(changes)
 	}

@@ -24,6 +24,7 @@ func (c *Cluster) apply(cmd command) (applyResult, error) {
 	if err != nil {
 		return applyResult{}, err
 	}
+	start := time.Now()
 	f := c.raft.Apply(b, c.cfg.RPCTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
@@ -32,6 +33,7 @@ func (c *Cluster) apply(cmd command) (applyResult, error) {
 		}
 		return applyResult{}, err
 	}
+	c.applyLatency.observe(time.Since(start))
 	select {
 	case c.commits <- struct{}{}:
 	default:

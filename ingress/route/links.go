@@ -251,6 +251,7 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 	stream := app + "/" + name
 	return func(ctx context.Context, lk *link) {
 		log := l.r.Log.With(zap.String("stream", stream), zap.String("replica", replica))
+		defer l.r.gauges.forward.run()()
 		retry(ctx, log, func() error {
 			m, ok := l.member(replica)
 			if !ok {
@@ -272,6 +273,7 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 			defer c.Close()
 			defer context.AfterFunc(ctx, func() { c.Close() })() // unblocks a write to a frozen replica
 			log.Info("forward link up")
+			defer l.r.gauges.forward.connected()() // deferred: retry recovers a panic in pump
 			err = pump(ctx, player, remoteSink{c: c, master: replica})
 			log.Info("forward link down", zap.Error(err))
 			return err
@@ -285,6 +287,7 @@ func (l *links) pull(app, name string) func(context.Context, *link) {
 	stream := app + "/" + name
 	return func(ctx context.Context, lk *link) {
 		log := l.r.Log.With(zap.String("stream", stream))
+		defer l.r.gauges.pull.run()()
 		retry(ctx, log, func() error {
 			defer lk.setUpstream("")
 			a, ok := l.r.Cluster.Lookup(stream)
@@ -322,6 +325,7 @@ func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin 
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	l.r.Log.Info("edge pull up", zap.String("stream", app+"/"+name), zap.String("origin", origin))
+	defer l.r.gauges.pull.connected()()
 	for {
 		msg, err := c.ReadMedia()
 		if err != nil {

@@ -41,8 +41,10 @@ func (r *Router) relay(ctx context.Context, app, name, remote string, a placemen
 	lctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var superseded bool // written by runRelay before done closes
+	endLink := r.gauges.relay.run()
 	go func() {
 		defer close(done)
+		defer endLink()
 		superseded = r.runRelay(lctx, app, name, player, sink)
 	}()
 	finish := func() {
@@ -178,7 +180,9 @@ func (r *Router) runRelay(ctx context.Context, app, name string, player *media.P
 	stream := app + "/" + name
 	for {
 		stopWatch := r.watchMaster(ctx, stream, sink)
+		down := r.gauges.relay.connected()
 		err := pump(ctx, player, sink)
+		down()
 		stopWatch()
 		sink.close()
 		player.Close()

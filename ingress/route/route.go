@@ -39,6 +39,7 @@ type Router struct {
 	auth    *linkAuth
 	refused *ratelog.Limiter // refused links, logged at a bounded rate
 	links   *links
+	gauges  linkGauges // links by kind and state, read by LinkStats
 	once    sync.Once
 }
 

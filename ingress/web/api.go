@@ -82,8 +82,9 @@ func streamJSON(st media.StreamStats, players map[string]int) map[string]any {
 // links (link-forward, link-pull, link-relay) are not players.
 var playerProtocols = map[string]string{"rtmp-play": "rtmp", "flv-play": "flv"}
 
-func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
-	streams, clients := s.Hub.Snapshot()
+// playersByProtocol counts each stream's players per protocol (rtmp, flv, hls), from
+// the hub's snapshot and the HLS viewers seen lately.
+func (s *Server) playersByProtocol(streams []media.StreamStats, clients []media.ClientStats) map[string]map[string]int {
 	hls := s.hls.counts(time.Now())
 	players := map[string]map[string]int{}
 	for _, st := range streams {
@@ -95,6 +96,12 @@ func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
 			players[c.App+"/"+c.Stream][proto]++
 		}
 	}
+	return players
+}
+
+func (s *Server) streams(w http.ResponseWriter, r *http.Request) {
+	streams, clients := s.Hub.Snapshot()
+	players := s.playersByProtocol(streams, clients)
 	list := make([]map[string]any, 0, len(streams))
 	for _, st := range streams {
 		list = append(list, streamJSON(st, players[st.App+"/"+st.Name]))

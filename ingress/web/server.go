@@ -28,7 +28,9 @@ import (
 	"peer/ingress/admit"
 	"peer/ingress/console"
 	"peer/ingress/limit"
+	"peer/ingress/route"
 	"peer/media"
+	"peer/placement"
 )
 
 // Defaults of the budgets a Server sets when left zero.
@@ -54,6 +56,10 @@ type Server struct {
 	MaxIdle, MaxAPIRequests int
 	// Cluster, when set, answers /api/v1/cluster.
 	Cluster func() any
+	// Placement and Links, when set, feed /metrics with the node's placement and Raft
+	// standing and its cluster links (the node wires them to placement and route).
+	Placement func() placement.Stats
+	Links     func() []route.LinkStats
 	// Leave, when set, serves POST /api/v1/cluster/leave (`peer leave`).
 	Leave func(context.Context) error
 	// Console, when set, serves the web console under /console/ (and "/" redirects
@@ -101,7 +107,7 @@ func (s *Server) init() {
 	s.refusals = ratelog.New(s.Log, 0)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newHubCollector(s.Hub, s.Limit), newBudgetCollector(s))
+		newHubCollector(s), newBudgetCollector(s), newClusterCollector(s))
 	s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
