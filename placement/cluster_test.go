@@ -116,7 +116,7 @@ func TestLeaderCrashFailover(t *testing.T) {
 	// The dead voter cannot be removed (MinQuorum 3 with 2 healthy voters):
 	// config keeps 3 voters so quorum is still 2 of 3.
 	time.Sleep(2500 * time.Millisecond)
-	v, _ := raftConfig(h.leaderNode())
+	v, _ := raftConfig(h.waitLeader(t))
 	if len(v) != 3 {
 		t.Fatalf("voters after crash in a 3-node cluster: %v (want the dead one kept)", v)
 	}
@@ -152,7 +152,7 @@ func TestFiveNodesVoterReplacement(t *testing.T) {
 	})
 	t.Logf("voter %s killed; replaced by a promoted nonvoter and removed after %v", victim.Self(), d)
 	_ = start
-	v, _ := raftConfig(h.leaderNode())
+	v, _ := raftConfig(h.waitLeader(t))
 	if len(v)%2 != 1 {
 		t.Fatalf("even voters %v", v)
 	}

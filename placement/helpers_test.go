@@ -140,6 +140,14 @@ func (h *harness) leaderNode() *Cluster {
 	return nil
 }
 
+// waitLeader returns the leader, waiting out an election.
+func (h *harness) waitLeader(t testing.TB) *Cluster {
+	t.Helper()
+	var l *Cluster
+	waitFor(t, 10*time.Second, "a raft leader", func() bool { l = h.leaderNode(); return l != nil })
+	return l
+}
+
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
