@@ -567,8 +567,21 @@ func (ss *session) finish(err error) {
 				return
 			}
 		}
+	} else {
+		fields = append(fields, zap.String("reason", closeReason(err)))
 	}
 	ss.log.Info(kind+" stop", fields...)
+}
+
+// closeReason names how a session without an error ended, for its access line.
+func closeReason(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "node stopping"
+	case errors.Is(err, net.ErrClosed):
+		return "closed by the node" // a kick, a fence, or its player ended
+	}
+	return "closed by the client"
 }
 
 // refusalReason names the class of a session's error for the refusal log.

@@ -287,6 +287,7 @@ func (s *Server) admitHLS(r *http.Request, app, name string) error {
 		s.hls.forget(stream, r.RemoteAddr)
 		return err
 	}
+	s.Log.Info("play start", zap.String("stream", stream), zap.String("peer", c.IP), zap.String("kind", "hls-play"))
 	return nil
 }
 
@@ -297,7 +298,8 @@ func hlsClientID(stream, ip string) string {
 	return "hls-" + strconv.FormatUint(h.Sum64(), 36)
 }
 
-// reportEndedHLS sends on_stop for the HLS viewers that stopped asking, until ctx ends.
+// reportEndedHLS ends the sessions of the HLS viewers that stopped asking (an access line,
+// on_stop), until ctx ends.
 func (s *Server) reportEndedHLS(ctx context.Context) {
 	t := time.NewTicker(hlsViewerWindow / 2)
 	defer t.Stop()
@@ -307,6 +309,9 @@ func (s *Server) reportEndedHLS(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, v := range s.hls.expire(now) {
+				s.Log.Info("play stop", zap.String("stream", v.stream), zap.String("peer", v.ip), zap.String("kind", "hls-play"),
+					zap.Uint64("bytes_out", v.bytes), zap.Duration("duration", v.last.Sub(v.first)),
+					zap.String("reason", "no playlist request for "+hlsViewerWindow.String()))
 				app, name, _ := strings.Cut(v.stream, "/")
 				s.Admit.Stop(admit.Client{ID: hlsClientID(v.stream, v.ip), IP: v.ip, App: app, Stream: name})
 			}
@@ -357,6 +362,7 @@ func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	s.hls.sent(app+"/"+name, r.RemoteAddr, len(body))
 	w.Header().Set("Content-Type", "video/mp2t")
 	// A segment never changes once listed, so caches may keep it for the window's life.
 	w.Header().Set("Cache-Control", "public, max-age=60")

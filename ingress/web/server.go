@@ -181,10 +181,8 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.ctx = ctx
-	if s.Admit != nil {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.reportEndedHLS(ctx) }()
-	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.reportEndedHLS(ctx) }()
 	var servers []*http.Server
 	done := make(chan error, 2)
 	serve := func(l net.Listener, h http.Handler, name string, pool *limit.IdlePool) {

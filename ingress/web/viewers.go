@@ -14,55 +14,80 @@ const hlsViewerWindow = 10 * time.Second
 // are not counted until old ones expire, so the count is then a lower bound.
 const maxHLSViewers = 10000
 
-// hlsViewers counts HLS players, which hold no connection of their own to count: the
-// distinct client addresses that asked for a stream's playlist within the window
-// (players behind one NAT address count as one).
+// hlsViewers tracks HLS players, which hold no connection of their own: a viewer is a
+// client address that asked for a stream's playlist within the window (players behind
+// one NAT address count as one). A viewer is a session, for the access log and the hooks,
+// from its first playlist request until it stops asking.
 type hlsViewers struct {
 	mu    sync.Mutex
-	seen  map[viewerKey]time.Time
-	ended []viewerKey // expired but not yet reported by expire (at most maxHLSViewers)
+	seen  map[viewerKey]*hlsViewer
+	ended []endedViewer // expired but not yet reported by expire (at most maxHLSViewers)
 }
 
 type viewerKey struct{ stream, ip string }
 
-// note records a playlist request for stream from remote (host:port); isNew reports a
-// viewer not seen within the window (a new HLS session, for the on_play hook).
-func (v *hlsViewers) note(stream, remote string, now time.Time) (isNew bool) {
+type hlsViewer struct {
+	first, last time.Time
+	bytes       uint64 // segment bytes sent
+}
+
+// endedViewer is a viewer whose session ended, with what it got.
+type endedViewer struct {
+	viewerKey
+	hlsViewer
+}
+
+func viewerOf(stream, remote string) viewerKey {
 	ip, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		ip = remote
 	}
-	k := viewerKey{stream, ip}
+	return viewerKey{stream, ip}
+}
+
+// note records a playlist request for stream from remote (host:port); isNew reports a
+// viewer not seen within the window (a new HLS session: on_play, an access line).
+func (v *hlsViewers) note(stream, remote string, now time.Time) (isNew bool) {
+	k := viewerOf(stream, remote)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.seen == nil {
-		v.seen = map[viewerKey]time.Time{}
+		v.seen = map[viewerKey]*hlsViewer{}
 	}
-	_, known := v.seen[k]
-	if !known && len(v.seen) >= maxHLSViewers {
+	if w := v.seen[k]; w != nil {
+		w.last = now
+		return false
+	}
+	if len(v.seen) >= maxHLSViewers {
 		v.pruneLocked(now)
 		if len(v.seen) >= maxHLSViewers {
 			return true
 		}
 	}
-	v.seen[k] = now
-	return !known
+	v.seen[k] = &hlsViewer{first: now, last: now}
+	return true
+}
+
+// sent counts segment bytes for a viewer.
+func (v *hlsViewers) sent(stream, remote string, n int) {
+	k := viewerOf(stream, remote)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if w := v.seen[k]; w != nil {
+		w.bytes += uint64(n)
+	}
 }
 
 // forget drops a viewer (one admission refused).
 func (v *hlsViewers) forget(stream, remote string) {
-	ip, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		ip = remote
-	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	delete(v.seen, viewerKey{stream, ip})
+	delete(v.seen, viewerOf(stream, remote))
 }
 
 // expire forgets the viewers whose window has passed and returns them (their HLS
-// sessions ended: on_stop), with those pruned since the last call.
-func (v *hlsViewers) expire(now time.Time) []viewerKey {
+// sessions ended), with those pruned since the last call.
+func (v *hlsViewers) expire(now time.Time) []endedViewer {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.pruneLocked(now)
@@ -84,13 +109,13 @@ func (v *hlsViewers) counts(now time.Time) map[string]int {
 }
 
 // pruneLocked forgets expired viewers and keeps them for expire, at most
-// maxHLSViewers of them (a node with no hooks never asks).
+// maxHLSViewers of them.
 func (v *hlsViewers) pruneLocked(now time.Time) {
-	for k, t := range v.seen {
-		if now.Sub(t) > hlsViewerWindow {
+	for k, w := range v.seen {
+		if now.Sub(w.last) > hlsViewerWindow {
 			delete(v.seen, k)
 			if len(v.ended) < maxHLSViewers {
-				v.ended = append(v.ended, k)
+				v.ended = append(v.ended, endedViewer{k, *w})
 			}
 		}
 	}
