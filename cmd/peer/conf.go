@@ -10,9 +10,14 @@ import (
 )
 
 type confCmd struct {
-	Check  confCheckCmd  `cmd:"" help:"Check a peer config file; every problem is reported as FILE:LINE."`
-	Import confImportCmd `cmd:"" help:"Print the peer config equivalent to an SRS config file; notes and warnings go to stderr."`
+	Check     confCheckCmd     `cmd:"" help:"Check a peer config file; every problem is reported as FILE:LINE."`
+	Import    confImportCmd    `cmd:"" help:"Print the peer config equivalent to an SRS config file; notes and warnings go to stderr."`
+	Reference confReferenceCmd `cmd:"" help:"Print every setting with its default, environment variable and meaning (Markdown)."`
 }
+
+type confReferenceCmd struct{}
+
+func (confReferenceCmd) Run() error { fmt.Print(conf.Reference()); return nil }
 
 type confCheckCmd struct {
 	File string `arg:"" help:"The peer config file (YAML)." type:"existingfile"`
