@@ -22,7 +22,7 @@ type Node struct {
 	RTMP       string `help:"RTMP listen address (publish and play)." default:"0.0.0.0:1935" env:"PEER_RTMP"`
 	HTTP       string `help:"HTTP listen address: HTTP-FLV, HLS, and the API and metrics unless --api is given." default:"0.0.0.0:8080" env:"PEER_HTTP"`
 	API        string `help:"Separate listen address (host:port, or http://host:port as peer status takes) for the API and metrics (SRS http_api); empty: they are served on --http." env:"PEER_API"`
-	APIToken   string `help:"Bearer token admin actions (leave) need; without it they are accepted from loopback only." env:"PEER_API_TOKEN"`
+	APIToken   string `help:"Bearer token admin actions (leave, kick) need; without it they are accepted from loopback only." env:"PEER_API_TOKEN"`
 	Gossip     string `help:"Memberlist bind address." default:"0.0.0.0:7946" env:"PEER_GOSSIP"`
 	Raft       string `help:"Raft bind address." default:"0.0.0.0:7947" env:"PEER_RAFT"`
 	Advertise  string `help:"The IP other nodes use to reach this one (derived when empty)." env:"PEER_ADVERTISE"`
