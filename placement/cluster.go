@@ -258,7 +258,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	rc.TrailingLogs = 4096
 	rc.Logger = hl
 
-	c.fsm = newFSM(c.enqueue)
+	c.fsm = newFSM(c.enqueue, c.log)
 	bootstrap := false
 	if c.cfg.Bootstrap {
 		has, err := raft.HasExistingState(logs, stable, snaps)

@@ -2,7 +2,6 @@ package placement
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"math"
@@ -20,7 +19,7 @@ var errNotLeader = errors.New("not leader")
 
 // apply a command through raft (leader only) and return the FSM's result.
 func (c *Cluster) apply(cmd command) (applyResult, error) {
-	b, err := json.Marshal(cmd)
+	b, err := encodeCommand(cmd)
 	if err != nil {
 		return applyResult{}, err
 	}
@@ -56,7 +55,7 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	case "acquire":
 		return c.doAcquire(req.Stream, req.Node)
 	case "release":
-		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, Delete: true}}})
+		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, ExpectEpoch: true, Delete: true}}})
 		if err != nil {
 			return respErr(err)
 		}
@@ -266,7 +265,7 @@ func (c *Cluster) doAcquire(stream, node string) rpcResp {
 		}
 		u := update{Stream: stream, Master: master, NewEpoch: true}
 		if cur != nil {
-			u.Expect = cur.Epoch
+			u.Expect = cur.ModifyIndex
 			u.Edges = cur.Edges
 			var keep []string
 			for _, r := range cur.Replicas {
@@ -382,7 +381,7 @@ func (c *Cluster) reconcileStreams() error {
 			if master == "" {
 				// No replica can take over: the stream is lost until its
 				// publisher reconnects (Acquire recreates it).
-				ups = append(ups, update{Stream: a.Stream, Expect: a.Epoch, Delete: true})
+				ups = append(ups, update{Stream: a.Stream, Expect: a.ModifyIndex, Delete: true})
 				c.log.Info("placement: stream dropped, no live replica", zap.String("stream", a.Stream), zap.String("old_master", a.Master))
 				continue
 			}
@@ -400,7 +399,7 @@ func (c *Cluster) reconcileStreams() error {
 		if master == a.Master && slices.Equal(keep, a.Replicas) && slices.Equal(edges, a.Edges) {
 			continue
 		}
-		ups = append(ups, update{Stream: a.Stream, Expect: a.Epoch, Master: master, Replicas: keep, Edges: edges, NewEpoch: newEpoch})
+		ups = append(ups, update{Stream: a.Stream, Expect: a.ModifyIndex, Master: master, Replicas: keep, Edges: edges, NewEpoch: newEpoch})
 		if newEpoch {
 			c.log.Info("placement: master moved", zap.String("stream", a.Stream), zap.String("from", a.Master),
 				zap.String("to", master), zap.Strings("replicas", keep))
@@ -443,6 +442,23 @@ func (c *Cluster) syncMembers() error {
 	}
 	_, err := c.apply(command{Op: opMembers, Members: recs})
 	return err
+}
+
+// promotionSafe: may a nonvoter become a voter, given the configuration's voters and
+// how many of them are healthy now? A promotion enlarges the quorum at once, and the
+// candidate may be dead without gossip knowing yet (killed a moment ago): counting it
+// could leave the new configuration short of a quorum for good (make sim: 2 of 5
+// voters killed, a just-killed nonvoter promoted, 3 live voters of 6, no leader ever
+// again). So the healthy voters alone must form the new quorum. The one exception is a
+// configuration whose failed voters cannot be removed (fewer than minQuorum healthy
+// voters: step 5 waits) — there promoting is the only way back to redundancy, and the
+// candidate is counted.
+func promotionSafe(voters, healthyVoters, minQuorum int) bool {
+	quorum := (voters+1)/2 + 1
+	if healthyVoters >= quorum {
+		return true
+	}
+	return healthyVoters < minQuorum && healthyVoters+1 >= quorum
 }
 
 // reconcileServers makes at most one raft configuration change; it returns
@@ -559,8 +575,14 @@ func (c *Cluster) reconcileServers() (bool, error) {
 		}
 	}
 	desired := desiredVoters(len(hv)+len(hnv), c.cfg.MaxVoters)
+	voters := 0
+	for _, s := range conf.Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
 	// 3. promote
-	if len(hv) < desired {
+	if len(hv) < desired && promotionSafe(voters, len(hv), c.cfg.MinQuorum) {
 		sort.Slice(hnv, func(i, j int) bool { return hnv[i].ID < hnv[j].ID })
 		for _, s := range hnv {
 			c.lmu.Lock()
