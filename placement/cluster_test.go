@@ -116,7 +116,10 @@ func TestLeaderCrashFailover(t *testing.T) {
 	// The dead voter cannot be removed (MinQuorum 3 with 2 healthy voters):
 	// config keeps 3 voters so quorum is still 2 of 3.
 	time.Sleep(2500 * time.Millisecond)
-	v, _ := raftConfig(h.leaderNode())
+	// A loaded machine can cost the 2-voter cluster its leader for a moment.
+	var leader *Cluster
+	waitFor(t, 10*time.Second, "a leader", func() bool { leader = h.leaderNode(); return leader != nil })
+	v, _ := raftConfig(leader)
 	if len(v) != 3 {
 		t.Fatalf("voters after crash in a 3-node cluster: %v (want the dead one kept)", v)
 	}

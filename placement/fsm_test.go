@@ -209,25 +209,28 @@ func TestRendezvousLowChurn(t *testing.T) {
 	}
 }
 
-// TestPromotionSafe: a promotion must not make the quorum depend on the candidate,
-// unless the failed voters cannot be removed (too few healthy voters for MinQuorum).
+// TestPromotionSafe: a promotion fills the voter set up to the desired count and must not
+// make the quorum depend on the candidate, unless the failed voters cannot be removed
+// (too few healthy voters for MinQuorum).
 func TestPromotionSafe(t *testing.T) {
 	cases := []struct {
-		voters, healthy int
-		want            bool
+		voters, healthy, desired int
+		want                     bool
 	}{
-		{1, 1, true},  // growing from a bootstrapped cluster of one
-		{2, 2, true},  // 3 voters, quorum 2
-		{3, 3, true},  // 4 voters, quorum 3
-		{4, 4, true},  // 5 voters, quorum 3
-		{5, 3, false}, // make sim: 2 of 5 voters dead; 6 voters need 4, only 3 are sure
-		{4, 3, true},  // after one dead voter is removed: 5 voters need 3
-		{3, 2, true},  // dead voter not removable (MinQuorum 3): the only way to heal
-		{3, 1, false}, // 4 voters need 3: 1 healthy + candidate is not enough
+		{1, 1, 3, true},  // growing from a bootstrapped cluster of one
+		{2, 2, 3, true},  // 3 voters, quorum 2
+		{3, 3, 5, true},  // 4 voters, quorum 3
+		{4, 4, 5, true},  // 5 voters, quorum 3
+		{5, 5, 5, false}, // full
+		{5, 3, 5, false}, // make sim: 2 of 5 voters dead; 6 voters would need 4 of 3 sure
+		{5, 4, 5, false}, // make sim: 1 of 5 dead, another undetected: remove first
+		{4, 3, 5, true},  // after a dead voter is removed: 5 voters need 3
+		{3, 2, 3, true},  // dead voter not removable (MinQuorum 3): the only way to heal
+		{3, 1, 3, false}, // 4 voters need 3: 1 healthy + candidate is not enough
 	}
 	for _, c := range cases {
-		if got := promotionSafe(c.voters, c.healthy, 3); got != c.want {
-			t.Errorf("promotionSafe(%d voters, %d healthy) = %v, want %v", c.voters, c.healthy, got, c.want)
+		if got := promotionSafe(c.voters, c.healthy, c.desired, 3); got != c.want {
+			t.Errorf("promotionSafe(%d voters, %d healthy, %d desired) = %v, want %v", c.voters, c.healthy, c.desired, got, c.want)
 		}
 	}
 }

@@ -444,21 +444,22 @@ func (c *Cluster) syncMembers() error {
 	return err
 }
 
-// promotionSafe: may a nonvoter become a voter, given the configuration's voters and
-// how many of them are healthy now? A promotion enlarges the quorum at once, and the
-// candidate may be dead without gossip knowing yet (killed a moment ago): counting it
-// could leave the new configuration short of a quorum for good (make sim: 2 of 5
-// voters killed, a just-killed nonvoter promoted, 3 live voters of 6, no leader ever
-// again). So the healthy voters alone must form the new quorum. The one exception is a
-// configuration whose failed voters cannot be removed (fewer than minQuorum healthy
-// voters: step 5 waits) — there promoting is the only way back to redundancy, and the
-// candidate is counted.
-func promotionSafe(voters, healthyVoters, minQuorum int) bool {
+// promotionSafe: may a nonvoter become a voter, given the configuration's voters, how
+// many of them are healthy now, and the desired voter count? A promotion enlarges the
+// quorum at once, and both the candidate and a "healthy" voter may be dead without
+// gossip knowing yet (killed a moment ago). make sim showed it: with 1 or 2 of 5 voters
+// dead, the leader promoted a just-killed nonvoter, leaving 3 live voters of 6 and no
+// leader ever again. So a promotion (a) only fills the voter set up to the desired
+// count: a dead voter is removed first (step 5), not outvoted, and (b) the healthy voters
+// alone must form the new quorum. The exception is a configuration whose failed voters
+// cannot be removed (fewer than minQuorum healthy voters: step 5 waits): there
+// promoting is the only way back to redundancy, and the candidate is counted.
+func promotionSafe(voters, healthyVoters, desired, minQuorum int) bool {
 	quorum := (voters+1)/2 + 1
-	if healthyVoters >= quorum {
-		return true
+	if healthyVoters < minQuorum {
+		return healthyVoters+1 >= quorum
 	}
-	return healthyVoters < minQuorum && healthyVoters+1 >= quorum
+	return voters < desired && healthyVoters >= quorum
 }
 
 // reconcileServers makes at most one raft configuration change; it returns
@@ -582,7 +583,7 @@ func (c *Cluster) reconcileServers() (bool, error) {
 		}
 	}
 	// 3. promote
-	if len(hv) < desired && promotionSafe(voters, len(hv), c.cfg.MinQuorum) {
+	if len(hv) < desired && promotionSafe(voters, len(hv), desired, c.cfg.MinQuorum) {
 		sort.Slice(hnv, func(i, j int) bool { return hnv[i].ID < hnv[j].ID })
 		for _, s := range hnv {
 			c.lmu.Lock()
