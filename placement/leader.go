@@ -3,7 +3,6 @@ package placement
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -195,20 +194,9 @@ func (l *liveness) leastLoaded() string {
 	return best
 }
 
-// rendezvousScore: highest-random-weight hashing, weighted by load.
+// rendezvousScore: highest-random-weight hashing (RendezvousHash), weighted by load.
 func rendezvousScore(stream, node string, weight float64) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(stream))
-	h.Write([]byte{0})
-	h.Write([]byte(node))
-	x := h.Sum64()
-	// fnv's low bits are weak for short keys; mix (splitmix64 finalizer).
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	u := (float64(x>>11) + 0.5) / (1 << 53)
+	u := (float64(RendezvousHash(stream, node)>>11) + 0.5) / (1 << 53)
 	return -weight / math.Log(u)
 }
 

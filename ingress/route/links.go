@@ -3,7 +3,6 @@ package route
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -341,12 +340,8 @@ func (l *links) origins(a placement.Assignment) []string {
 }
 
 // rendezvous scores node n for key: the highest score wins, and removing a node moves
-// only the keys it won.
-func rendezvous(key, n string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key + "\x00" + n))
-	return h.Sum64()
-}
+// only the keys it won (the cluster's one rendezvous hash).
+func rendezvous(key, n string) uint64 { return placement.RendezvousHash(key, n) }
 
 // retry runs attempt until ctx ends, with backoff between failures (reset after an
 // attempt that lasted a while). A panic in an attempt is logged and retried like an error.
