@@ -63,7 +63,8 @@ type Meta struct {
 	HTTP    string `json:"h,omitempty"`
 	Raft    string `json:"f,omitempty"`
 	Version string `json:"v,omitempty"`
-	// Incarnation is the process start time in unix nanoseconds; newer wins.
+	// Incarnation grows with every start of the node (NextIncarnation; the wall clock
+	// in unix nanoseconds if the caller sets none); newer wins.
 	Incarnation int64 `json:"i"`
 	Leaving     bool  `json:"x,omitempty"`
 	Load        Load  `json:"l"`

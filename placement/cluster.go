@@ -287,11 +287,19 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	})
 	c.raft.RegisterObserver(c.obs)
 
+	// The incarnation survives restarts in the data dir: a start after the clock went
+	// back still beats the last one (in-memory nodes use the wall clock).
+	var incarnation int64
+	if c.cfg.DataDir != "" {
+		if incarnation, err = membership.NextIncarnation(c.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	c.mem, err = membership.New(membership.Config{
 		Name: name, BindAddr: c.cfg.GossipAddr, AdvertiseAddr: c.cfg.GossipAdvertise,
 		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip, Trust: c.trusted,
 		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version,
-			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}},
+			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}, Incarnation: incarnation},
 	}, c.log)
 	if err != nil {
 		return err

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +199,12 @@ func TestRestartSameDataDir(t *testing.T) {
 		}
 	}
 	h.kill(n3)
+	// The last start's incarnation is stored in the data dir; pretend it is an hour
+	// ahead of the clock (the clock went back since): the restart must still beat it.
+	ahead := time.Now().Add(time.Hour).UnixNano()
+	if err := os.WriteFile(filepath.Join(h.dirs["n3"], "incarnation"), []byte(strconv.FormatInt(ahead, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Restart from the data dir alone (no name): identity comes from node-id.
 	cfg := h.config("n3", false)
 	cfg.Name = ""
@@ -221,6 +230,9 @@ func TestRestartSameDataDir(t *testing.T) {
 		return false
 	})
 	t.Logf("n3 restarted at new addresses, back in gossip and raft (new address) after %v", d)
+	if m, _ := nodes[0].mem.Member("n3"); m.Incarnation != ahead+1 || m.State != membership.StateAlive {
+		t.Fatalf("n3 seen as %s with incarnation %d, want alive with %d (stored + 1)", m.State, m.Incarnation, ahead+1)
+	}
 	_ = restarted
 	// It has its log: the FSM catches up and decisions work from it.
 	if _, err := c.Acquire(ctxT(t, 5*time.Second), "after-restart", "n3"); err != nil {
