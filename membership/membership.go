@@ -679,3 +679,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// MinDetection is the shortest time in which this failure detector can declare a
+// crashed node dead: one failed probe (ProbeTimeout) and the shortest suspicion
+// (SuspicionMult probe intervals, memberlist's floor for small clusters). Usually it
+// takes longer (the probe comes later, suspicion starts longer); fencing must hold
+// against the fastest case.
+func (t Timing) MinDetection() time.Duration {
+	return t.ProbeTimeout + time.Duration(t.SuspicionMult)*t.ProbeInterval
+}

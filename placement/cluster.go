@@ -70,6 +70,7 @@ type Cluster struct {
 	ncond    *sync.Cond
 	nqueue   []Change
 	subs     map[int]func(Change)
+	lostSubs map[int]func() // OnContactLost
 	nextSub  int
 	nstopped bool
 
@@ -97,7 +98,10 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	if cfg.Replicas < 0 {
 		return nil, fmt.Errorf("placement: replicas %d: want 0 or more", cfg.Replicas)
 	}
-	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){},
+	if err := cfg.checkFencing(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){}, lostSubs: map[int]func(){},
 		nonvoterSince: map[raft.ServerID]time.Time{}}
 	c.ncond = sync.NewCond(&c.nmu)
 	return c, nil
@@ -503,6 +507,24 @@ func (c *Cluster) OnChange(fn func(Change)) (cancel func()) {
 	}
 }
 
+// OnContactLost registers fn, called when this node loses contact with the raft
+// leader, directly from the fence check: not behind queued placement changes (a
+// reconcile that moved 1000 streams) nor behind a slow Watch reader, so a master
+// kicks its publishers in time. fn must not block. ChangeContactLost still follows
+// through OnChange for other subscribers.
+func (c *Cluster) OnContactLost(fn func()) (cancel func()) {
+	c.nmu.Lock()
+	id := c.nextSub
+	c.nextSub++
+	c.lostSubs[id] = fn
+	c.nmu.Unlock()
+	return func() {
+		c.nmu.Lock()
+		delete(c.lostSubs, id)
+		c.nmu.Unlock()
+	}
+}
+
 // Watch is OnChange as a channel (buffered; a slow reader slows delivery to
 // other subscribers). cancel must be called to release it.
 func (c *Cluster) Watch() (<-chan Change, func()) {
@@ -609,7 +631,7 @@ func (c *Cluster) onMemberEvent(ev membership.Event) { c.trigger() }
 // this node loses or regains contact with a leader.
 func (c *Cluster) fenceLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(fenceCheck)
 	defer t.Stop()
 	prev := false
 	for {
@@ -631,6 +653,15 @@ func (c *Cluster) fenceLoop() {
 			if !ok {
 				kind = ChangeContactLost
 				c.log.Warn("lost contact with the raft leader: assignments may be stale")
+				c.nmu.Lock()
+				lost := make([]func(), 0, len(c.lostSubs))
+				for _, fn := range c.lostSubs {
+					lost = append(lost, fn)
+				}
+				c.nmu.Unlock()
+				for _, fn := range lost {
+					fn()
+				}
 			} else {
 				c.log.Info("in contact with the raft leader", zap.String("leader", c.Leader()))
 			}

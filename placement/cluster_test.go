@@ -546,3 +546,43 @@ func TestZeroReplicas(t *testing.T) {
 		t.Fatal("replicas -1 accepted")
 	}
 }
+
+// TestContactLostBypassesChangeQueue: OnContactLost fires on a node that lost the
+// leader even while its change queue is stuck behind a subscriber that does not return
+// (as the kick of a master's publishers did behind the reconciles of queued changes).
+func TestContactLostBypassesChangeQueue(t *testing.T) {
+	h := newHarness(t, "k")
+	_, node := h.agreedFollower(3)
+	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	defer node.OnChange(func(Change) {
+		select {
+		case blocked <- struct{}{}:
+		default:
+		}
+		<-release
+	})()
+	defer close(release) // runs before the unsubscribe and the harness's shutdown
+	lost := make(chan struct{}, 1)
+	defer node.OnContactLost(func() {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})()
+	// Any change blocks the queue: the stream this node acquires.
+	if _, err := node.Acquire(ctxT(t, 10*time.Second), "live/q", node.Self()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("change queue never reached the blocking subscriber")
+	}
+	node.SetPartitioned(true)
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no contact-lost callback while the change queue is blocked")
+	}
+}

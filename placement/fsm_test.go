@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
+
+	"peer/membership"
 )
 
 // applyV1 applies cmd as an entry written before command versions (no "v": CAS
@@ -231,6 +235,34 @@ func TestPromotionSafe(t *testing.T) {
 	for _, c := range cases {
 		if got := promotionSafe(c.voters, c.healthy, c.desired, 3); got != c.want {
 			t.Errorf("promotionSafe(%d voters, %d healthy, %d desired) = %v, want %v", c.voters, c.healthy, c.desired, got, c.want)
+		}
+	}
+}
+
+// TestFencingTimingsChecked: the default grace keeps fencing ahead of the fastest
+// failover with the default and the slower gossip timings, and New refuses a config
+// where a master could still serve after its stream moved, naming the values.
+func TestFencingTimingsChecked(t *testing.T) {
+	for _, g := range []membership.Timing{membership.FastLAN(), membership.LAN()} {
+		c := Config{Gossip: g}
+		c.setDefaults()
+		if err := c.checkFencing(); err != nil {
+			t.Errorf("defaults refused: %v", err)
+		}
+		if margin := g.MinDetection() + c.FailoverGrace - c.FenceTimeout - fenceCheck; margin < fenceMargin {
+			t.Errorf("default margin %v (grace %v, detection %v)", margin, c.FailoverGrace, g.MinDetection())
+		}
+	}
+	// The old defaults: fence 1 s (+0.1 s check) against 0.5 s detection + 0.5 s grace.
+	bad := Config{Name: "n1", InMemory: true, GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		FailoverGrace: 500 * time.Millisecond, FenceTimeout: time.Second}
+	_, err := New(bad, nil)
+	if err == nil {
+		t.Fatal("accepted fence 1 s against detection 0.5 s + grace 0.5 s")
+	}
+	for _, want := range []string{"fence timeout 1s", "detection 500ms", "failover grace 500ms"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
 }
