@@ -63,7 +63,8 @@ type Meta struct {
 	HTTP    string `json:"h,omitempty"`
 	Raft    string `json:"f,omitempty"`
 	Version string `json:"v,omitempty"`
-	// Incarnation is the process start time in unix nanoseconds; newer wins.
+	// Incarnation grows with every start of the node (NextIncarnation; the wall clock
+	// in unix nanoseconds if the caller sets none); newer wins.
 	Incarnation int64 `json:"i"`
 	Leaving     bool  `json:"x,omitempty"`
 	Load        Load  `json:"l"`
@@ -677,4 +678,13 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.log.Debug(s) // memberlist is chatty about transient errors on fast timings
 	}
 	return len(p), nil
+}
+
+// MinDetection is the shortest time in which this failure detector can declare a
+// crashed node dead: one failed probe (ProbeTimeout) and the shortest suspicion
+// (SuspicionMult probe intervals, memberlist's floor for small clusters). Usually it
+// takes longer (the probe comes later, suspicion starts longer); fencing must hold
+// against the fastest case.
+func (t Timing) MinDetection() time.Duration {
+	return t.ProbeTimeout + time.Duration(t.SuspicionMult)*t.ProbeInterval
 }

@@ -70,6 +70,7 @@ type Cluster struct {
 	ncond    *sync.Cond
 	nqueue   []Change
 	subs     map[int]func(Change)
+	lostSubs map[int]func() // OnContactLost
 	nextSub  int
 	nstopped bool
 
@@ -100,7 +101,10 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	if cfg.Replicas < 0 {
 		return nil, fmt.Errorf("placement: replicas %d: want 0 or more", cfg.Replicas)
 	}
-	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){},
+	if err := cfg.checkFencing(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){}, lostSubs: map[int]func(){},
 		nonvoterSince: map[raft.ServerID]time.Time{}}
 	c.ncond = sync.NewCond(&c.nmu)
 	return c, nil
@@ -261,7 +265,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	rc.TrailingLogs = 4096
 	rc.Logger = hl
 
-	c.fsm = newFSM(c.enqueue)
+	c.fsm = newFSM(c.enqueue, c.log)
 	bootstrap := false
 	if c.cfg.Bootstrap {
 		has, err := raft.HasExistingState(logs, stable, snaps)
@@ -290,11 +294,19 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	})
 	c.raft.RegisterObserver(c.obs)
 
+	// The incarnation survives restarts in the data dir: a start after the clock went
+	// back still beats the last one (in-memory nodes use the wall clock).
+	var incarnation int64
+	if c.cfg.DataDir != "" {
+		if incarnation, err = membership.NextIncarnation(c.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	c.mem, err = membership.New(membership.Config{
 		Name: name, BindAddr: c.cfg.GossipAddr, AdvertiseAddr: c.cfg.GossipAdvertise,
 		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip, Trust: c.trusted,
 		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version,
-			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}},
+			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}, Incarnation: incarnation},
 	}, c.log)
 	if err != nil {
 		return err
@@ -498,6 +510,24 @@ func (c *Cluster) OnChange(fn func(Change)) (cancel func()) {
 	}
 }
 
+// OnContactLost registers fn, called when this node loses contact with the raft
+// leader, directly from the fence check: not behind queued placement changes (a
+// reconcile that moved 1000 streams) nor behind a slow Watch reader, so a master
+// kicks its publishers in time. fn must not block. ChangeContactLost still follows
+// through OnChange for other subscribers.
+func (c *Cluster) OnContactLost(fn func()) (cancel func()) {
+	c.nmu.Lock()
+	id := c.nextSub
+	c.nextSub++
+	c.lostSubs[id] = fn
+	c.nmu.Unlock()
+	return func() {
+		c.nmu.Lock()
+		delete(c.lostSubs, id)
+		c.nmu.Unlock()
+	}
+}
+
 // Watch is OnChange as a channel (buffered; a slow reader slows delivery to
 // other subscribers). cancel must be called to release it.
 func (c *Cluster) Watch() (<-chan Change, func()) {
@@ -607,7 +637,7 @@ func (c *Cluster) onMemberEvent(ev membership.Event) { c.trigger() }
 // this node loses or regains contact with a leader.
 func (c *Cluster) fenceLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(fenceCheck)
 	defer t.Stop()
 	prev := false
 	for {
@@ -629,6 +659,15 @@ func (c *Cluster) fenceLoop() {
 			if !ok {
 				kind = ChangeContactLost
 				c.log.Warn("lost contact with the raft leader: assignments may be stale")
+				c.nmu.Lock()
+				lost := make([]func(), 0, len(c.lostSubs))
+				for _, fn := range c.lostSubs {
+					lost = append(lost, fn)
+				}
+				c.nmu.Unlock()
+				for _, fn := range lost {
+					fn()
+				}
 			} else {
 				c.log.Info("in contact with the raft leader", zap.String("leader", c.Leader()))
 			}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +196,12 @@ func TestRestartSameDataDir(t *testing.T) {
 		}
 	}
 	h.kill(n3)
+	// The last start's incarnation is stored in the data dir; pretend it is an hour
+	// ahead of the clock (the clock went back since): the restart must still beat it.
+	ahead := time.Now().Add(time.Hour).UnixNano()
+	if err := os.WriteFile(filepath.Join(h.dirs["n3"], "incarnation"), []byte(strconv.FormatInt(ahead, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Restart from the data dir alone (no name): identity comes from node-id.
 	cfg := h.config("n3", false)
 	cfg.Name = ""
@@ -218,6 +227,9 @@ func TestRestartSameDataDir(t *testing.T) {
 		return false
 	})
 	t.Logf("n3 restarted at new addresses, back in gossip and raft (new address) after %v", d)
+	if m, _ := nodes[0].mem.Member("n3"); m.Incarnation != ahead+1 || m.State != membership.StateAlive {
+		t.Fatalf("n3 seen as %s with incarnation %d, want alive with %d (stored + 1)", m.State, m.Incarnation, ahead+1)
+	}
 	_ = restarted
 	// It has its log: the FSM catches up and decisions work from it.
 	if _, err := c.Acquire(ctxT(t, 5*time.Second), "after-restart", "n3"); err != nil {
@@ -533,5 +545,45 @@ func TestZeroReplicas(t *testing.T) {
 	cfg.Replicas = -1
 	if _, err := New(cfg, nil); err == nil {
 		t.Fatal("replicas -1 accepted")
+	}
+}
+
+// TestContactLostBypassesChangeQueue: OnContactLost fires on a node that lost the
+// leader even while its change queue is stuck behind a subscriber that does not return
+// (as the kick of a master's publishers did behind the reconciles of queued changes).
+func TestContactLostBypassesChangeQueue(t *testing.T) {
+	h := newHarness(t, "k")
+	_, node := h.agreedFollower(3)
+	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	defer node.OnChange(func(Change) {
+		select {
+		case blocked <- struct{}{}:
+		default:
+		}
+		<-release
+	})()
+	defer close(release) // runs before the unsubscribe and the harness's shutdown
+	lost := make(chan struct{}, 1)
+	defer node.OnContactLost(func() {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})()
+	// Any change blocks the queue: the stream this node acquires.
+	if _, err := node.Acquire(ctxT(t, 10*time.Second), "live/q", node.Self()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("change queue never reached the blocking subscriber")
+	}
+	node.SetPartitioned(true)
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no contact-lost callback while the change queue is blocked")
 	}
 }

@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"fmt"
 	"time"
 
 	"peer/membership"
@@ -45,7 +46,10 @@ type Config struct {
 	CommitTimeout time.Duration
 
 	// FailoverGrace: how long memberlist must report a node dead before its
-	// streams are moved (default 500 ms; detection itself takes ~0.7 s).
+	// streams are moved. Default: what keeps the fencing constraint with a margin
+	// (FenceTimeout + fence check + 100 ms - the fastest detection), at least 500 ms:
+	// 700 ms with the default timings (detection itself takes 0.5 s at the fastest,
+	// ~0.7 s usually).
 	FailoverGrace time.Duration
 	// DeadServerGrace: how long a node must be dead before it is removed
 	// from the raft configuration (default 2 s).
@@ -56,8 +60,11 @@ type Config struct {
 	// ReconcileInterval of the leader loop (default 200 ms).
 	ReconcileInterval time.Duration
 	// FenceTimeout: a node that has not heard from a leader for this long
-	// considers its assignments untrustworthy (Valid returns false). Must be
-	// below detection + FailoverGrace (default 1 s).
+	// considers its assignments untrustworthy (Valid returns false) and kicks its
+	// publishers. FenceTimeout plus the fence check period must stay below the
+	// fastest failover (Gossip.MinDetection() + FailoverGrace): New refuses a
+	// config that breaks it (default 1 s; it must exceed a leader election, or
+	// every master is fenced on each failover).
 	FenceTimeout time.Duration
 	// RPCTimeout for one forwarded request (default 3 s).
 	RPCTimeout time.Duration
@@ -93,15 +100,37 @@ func (c *Config) setDefaults() {
 	def(&c.ElectionTimeout, 300*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
 	def(&c.CommitTimeout, 500*time.Millisecond)
-	def(&c.FailoverGrace, 500*time.Millisecond)
+	def(&c.FenceTimeout, time.Second)
+	def(&c.FailoverGrace, max(500*time.Millisecond, c.FenceTimeout+fenceCheck+fenceMargin-c.Gossip.MinDetection()))
 	def(&c.DeadServerGrace, 2*time.Second)
 	def(&c.PromoteAfter, 500*time.Millisecond)
 	def(&c.ReconcileInterval, 200*time.Millisecond)
-	def(&c.FenceTimeout, time.Second)
 	def(&c.RPCTimeout, 3*time.Second)
 	if c.RaftLogLevel == "" {
 		c.RaftLogLevel = "warn"
 	}
+}
+
+// fenceCheck is the period of fenceLoop: a master kicks its publishers up to this
+// long after FenceTimeout. fenceMargin is the default grace's slack over the
+// fastest failover (scheduling, the leader learning of the death by gossip).
+const (
+	fenceCheck  = 100 * time.Millisecond
+	fenceMargin = 100 * time.Millisecond
+)
+
+// checkFencing refuses timings where a master could still serve after the cluster
+// moved its stream: the master fences itself at most FenceTimeout + fenceCheck after
+// its last contact with a leader, and the leader moves its streams at the earliest
+// Gossip.MinDetection() + FailoverGrace after the master failed.
+func (c *Config) checkFencing() error {
+	fence := c.FenceTimeout + fenceCheck
+	failover := c.Gossip.MinDetection() + c.FailoverGrace
+	if fence >= failover {
+		return fmt.Errorf("placement: fencing unsafe: fence timeout %v + check %v = %v is not below the fastest failover, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
+			c.FenceTimeout, fenceCheck, fence, c.Gossip.MinDetection(), c.Gossip.ProbeTimeout, c.Gossip.SuspicionMult, c.Gossip.ProbeInterval, c.FailoverGrace, failover)
+	}
+	return nil
 }
 
 // desiredVoters: 1 below 3 servers, 3 from 3, 5 from 7, 7 from 11 … capped

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"slices"
 	"sort"
@@ -9,6 +10,9 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"peer/conf/ratelog"
 )
 
 // Assignment is the placement of one live stream.
@@ -20,6 +24,11 @@ type Assignment struct {
 	// Epoch is the raft log index of the last change of master: it grows
 	// with every change of owner and is unique per stream.
 	Epoch uint64 `json:"epoch"`
+	// ModifyIndex is the raft log index of the assignment's last change of any kind
+	// (master, replicas or edges): compare-and-set compares it, so that a decision
+	// made on an older view fails instead of erasing a change made since (an edge
+	// join, say). The epoch stays the fencing token of the master.
+	ModifyIndex uint64 `json:"mi,omitempty"`
 }
 
 func (a *Assignment) clone() *Assignment {
@@ -36,7 +45,7 @@ func (a *Assignment) equal(b *Assignment) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Stream == b.Stream && a.Master == b.Master && a.Epoch == b.Epoch &&
+	return a.Stream == b.Stream && a.Master == b.Master && a.Epoch == b.Epoch && a.ModifyIndex == b.ModifyIndex &&
 		slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.Edges, b.Edges)
 }
 
@@ -53,15 +62,28 @@ type MemberRecord struct {
 	Key string `json:"key,omitempty"`
 }
 
-// command ops
+// Command types (the FSM's "message types", as in nomad): each names one kind of
+// change. A node refuses a type it does not know rather than skipping it, so that a
+// mixed-version cluster fails loudly instead of diverging.
 const (
 	opCAS     = "cas"
 	opEdge    = "edge"
 	opMembers = "members"
 )
 
+// Command format versions. Entries written before versioning carry no version (0) and
+// are read as version 1. Version 2 compares a CAS against the assignment's ModifyIndex
+// instead of its epoch. A node refuses an entry of a newer version than it knows: it
+// cannot know what the entry means, and applying a guess would diverge.
+const (
+	commandV1      = 1
+	commandV2      = 2
+	commandVersion = commandV2
+)
+
 type command struct {
 	Op      string         `json:"op"`
+	V       int            `json:"v,omitempty"`
 	Updates []update       `json:"u,omitempty"`
 	Stream  string         `json:"s,omitempty"`
 	Node    string         `json:"n,omitempty"`
@@ -69,16 +91,45 @@ type command struct {
 	Members []MemberRecord `json:"m,omitempty"`
 }
 
-// update is a compare-and-set on one stream: applied only if the stream's
-// current epoch equals Expect (0 = the stream must not exist).
+// encodeCommand stamps cmd with this node's command version and encodes it for the log.
+func encodeCommand(cmd command) ([]byte, error) {
+	cmd.V = commandVersion
+	return json.Marshal(cmd)
+}
+
+// decodeCommand reads a log entry and refuses one this node cannot apply faithfully.
+func decodeCommand(data []byte) (command, error) {
+	var cmd command
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		return cmd, fmt.Errorf("placement: undecodable command: %w", err)
+	}
+	if cmd.V == 0 {
+		cmd.V = commandV1
+	}
+	if cmd.V < 0 || cmd.V > commandVersion {
+		return cmd, fmt.Errorf("placement: command %q has version %d, this node knows up to %d: upgrade this node", cmd.Op, cmd.V, commandVersion)
+	}
+	switch cmd.Op {
+	case opCAS, opEdge, opMembers:
+		return cmd, nil
+	}
+	return cmd, fmt.Errorf("placement: unknown command type %q (version %d): upgrade this node", cmd.Op, cmd.V)
+}
+
+// update is a compare-and-set on one stream. From command version 2 on, it applies
+// only if the stream's current ModifyIndex equals Expect (0 = the stream must not
+// exist); with ExpectEpoch set, it compares the epoch instead (a master releasing its
+// own stream: edge changes since it took the stream must not refuse the release).
+// Version 1 entries compare Expect against the epoch.
 type update struct {
-	Stream   string   `json:"s"`
-	Expect   uint64   `json:"x"`
-	Delete   bool     `json:"d,omitempty"`
-	Master   string   `json:"m,omitempty"`
-	Replicas []string `json:"r,omitempty"`
-	Edges    []string `json:"e,omitempty"`
-	NewEpoch bool     `json:"ne,omitempty"`
+	Stream      string   `json:"s"`
+	Expect      uint64   `json:"x"`
+	ExpectEpoch bool     `json:"xe,omitempty"`
+	Delete      bool     `json:"d,omitempty"`
+	Master      string   `json:"m,omitempty"`
+	Replicas    []string `json:"r,omitempty"`
+	Edges       []string `json:"e,omitempty"`
+	NewEpoch    bool     `json:"ne,omitempty"`
 }
 
 type applyResult struct {
@@ -116,16 +167,25 @@ type FSM struct {
 	notify  func([]Change)
 
 	changes, failovers atomic.Uint64 // see Stats
+	refused            *ratelog.Limiter
 }
 
-func newFSM(notify func([]Change)) *FSM {
-	return &FSM{streams: map[string]*Assignment{}, members: map[string]MemberRecord{}, notify: notify}
+// newFSM makes an empty FSM; notify (may be nil) receives its changes, log its
+// refusals (nil: none).
+func newFSM(notify func([]Change), log *zap.Logger) *FSM {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &FSM{streams: map[string]*Assignment{}, members: map[string]MemberRecord{}, notify: notify, refused: ratelog.New(log, 0)}
 }
 
-// Apply implements raft.FSM.
+// Apply implements raft.FSM. An entry this node cannot apply (undecodable, unknown
+// type, newer version) changes nothing, is logged, and its error is the result.
 func (f *FSM) Apply(l *raft.Log) interface{} {
-	var cmd command
-	if err := json.Unmarshal(l.Data, &cmd); err != nil {
+	cmd, err := decodeCommand(l.Data)
+	if err != nil {
+		f.refused.Warn("fsm command", "refused a raft log entry: the state of this node may now differ from the cluster's",
+			zap.Uint64("index", l.Index), zap.Error(err))
 		return applyResult{Err: err}
 	}
 	var changes []Change
@@ -135,11 +195,15 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	case opCAS:
 		for i, u := range cmd.Updates {
 			cur := f.streams[u.Stream]
-			var curEpoch uint64
+			var curEpoch, have uint64
 			if cur != nil {
 				curEpoch = cur.Epoch
+				have = cur.ModifyIndex
+				if cmd.V < commandV2 || u.ExpectEpoch {
+					have = curEpoch
+				}
 			}
-			if curEpoch == u.Expect {
+			if have == u.Expect {
 				if u.Delete {
 					if cur != nil {
 						delete(f.streams, u.Stream)
@@ -147,7 +211,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 					}
 				} else {
 					n := &Assignment{Stream: u.Stream, Master: u.Master,
-						Replicas: nonNil(u.Replicas), Edges: nonNil(u.Edges), Epoch: curEpoch}
+						Replicas: nonNil(u.Replicas), Edges: nonNil(u.Edges), Epoch: curEpoch, ModifyIndex: l.Index}
 					if u.NewEpoch || cur == nil {
 						n.Epoch = l.Index
 					}
@@ -166,6 +230,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 			has := slices.Contains(cur.Edges, cmd.Node)
 			if cmd.Join != has {
 				n := cur.clone()
+				n.ModifyIndex = l.Index
 				if cmd.Join {
 					n.Edges = append(n.Edges, cmd.Node)
 					sort.Strings(n.Edges)
@@ -245,7 +310,13 @@ func (f *FSM) masterCounts() map[string]int {
 	return c
 }
 
+// snapshotVersion is the format of a snapshot; snapshots before versioning carry none
+// (0) and their assignments no ModifyIndex (read as the epoch, the index of a change).
+// A node refuses to restore a snapshot newer than it knows.
+const snapshotVersion = 2
+
 type snapshotData struct {
+	Version int                     `json:"version,omitempty"`
 	Streams map[string]*Assignment  `json:"streams"`
 	Members map[string]MemberRecord `json:"members"`
 }
@@ -254,7 +325,7 @@ type snapshotData struct {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	d := snapshotData{Streams: make(map[string]*Assignment, len(f.streams)), Members: make(map[string]MemberRecord, len(f.members))}
+	d := snapshotData{Version: snapshotVersion, Streams: make(map[string]*Assignment, len(f.streams)), Members: make(map[string]MemberRecord, len(f.members))}
 	for k, v := range f.streams {
 		d.Streams[k] = v.clone()
 	}
@@ -271,6 +342,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return err
 	}
+	if d.Version > snapshotVersion {
+		err := fmt.Errorf("placement: snapshot version %d is newer than this node's %d: upgrade this node", d.Version, snapshotVersion)
+		f.refused.Warn("fsm snapshot", "refused a raft snapshot", zap.Error(err))
+		return err
+	}
 	if d.Streams == nil {
 		d.Streams = map[string]*Assignment{}
 	}
@@ -278,6 +354,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for k, a := range d.Streams {
 		if a == nil {
 			delete(d.Streams, k)
+		} else if a.ModifyIndex == 0 {
+			a.ModifyIndex = a.Epoch
 		}
 	}
 	if d.Members == nil {

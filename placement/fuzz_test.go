@@ -47,8 +47,10 @@ func FuzzFSMApply(f *testing.F) {
 	f.Add([]byte(`{"op":"members","m":[{"name":"n1","state":"alive","inc":3,"key":"ab"}]}`))
 	f.Add([]byte(`{"streams":{"live/a":{"stream":"live/a","master":"n1","replicas":null,"edges":null,"epoch":3}},"members":{}}`))
 	f.Add([]byte(`{"op":"cas","u":[{"s":"live/a","x":5,"d":true}]}`))
+	f.Add([]byte(`{"op":"cas","v":2,"u":[{"s":"live/a","x":1,"xe":true,"d":true}]}`))
+	f.Add([]byte(`{"op":"evict","v":9}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fsm := newFSM(nil)
+		fsm := newFSM(nil, nil)
 		seed := &raft.Log{Index: 1, Data: []byte(`{"op":"cas","u":[{"s":"live/a","x":0,"m":"n1","ne":true}]}`)}
 		fsm.Apply(seed)
 		fsm.Apply(&raft.Log{Index: 2, Data: data})

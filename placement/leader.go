@@ -2,9 +2,7 @@ package placement
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -20,7 +18,7 @@ var errNotLeader = errors.New("not leader")
 
 // apply a command through raft (leader only) and return the FSM's result.
 func (c *Cluster) apply(cmd command) (applyResult, error) {
-	b, err := json.Marshal(cmd)
+	b, err := encodeCommand(cmd)
 	if err != nil {
 		return applyResult{}, err
 	}
@@ -58,7 +56,7 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	case "acquire":
 		return c.doAcquire(req.Stream, req.Node)
 	case "release":
-		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, Delete: true}}})
+		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, ExpectEpoch: true, Delete: true}}})
 		if err != nil {
 			return respErr(err)
 		}
@@ -198,20 +196,9 @@ func (l *liveness) leastLoaded() string {
 	return best
 }
 
-// rendezvousScore: highest-random-weight hashing, weighted by load.
+// rendezvousScore: highest-random-weight hashing (RendezvousHash), weighted by load.
 func rendezvousScore(stream, node string, weight float64) float64 {
-	h := fnv.New64a()
-	h.Write([]byte(stream))
-	h.Write([]byte{0})
-	h.Write([]byte(node))
-	x := h.Sum64()
-	// fnv's low bits are weak for short keys; mix (splitmix64 finalizer).
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	u := (float64(x>>11) + 0.5) / (1 << 53)
+	u := (float64(RendezvousHash(stream, node)>>11) + 0.5) / (1 << 53)
 	return -weight / math.Log(u)
 }
 
@@ -268,7 +255,7 @@ func (c *Cluster) doAcquire(stream, node string) rpcResp {
 		}
 		u := update{Stream: stream, Master: master, NewEpoch: true}
 		if cur != nil {
-			u.Expect = cur.Epoch
+			u.Expect = cur.ModifyIndex
 			u.Edges = cur.Edges
 			var keep []string
 			for _, r := range cur.Replicas {
@@ -384,7 +371,7 @@ func (c *Cluster) reconcileStreams() error {
 			if master == "" {
 				// No replica can take over: the stream is lost until its
 				// publisher reconnects (Acquire recreates it).
-				ups = append(ups, update{Stream: a.Stream, Expect: a.Epoch, Delete: true})
+				ups = append(ups, update{Stream: a.Stream, Expect: a.ModifyIndex, Delete: true})
 				c.log.Info("placement: stream dropped, no live replica", zap.String("stream", a.Stream), zap.String("old_master", a.Master))
 				continue
 			}
@@ -402,7 +389,7 @@ func (c *Cluster) reconcileStreams() error {
 		if master == a.Master && slices.Equal(keep, a.Replicas) && slices.Equal(edges, a.Edges) {
 			continue
 		}
-		ups = append(ups, update{Stream: a.Stream, Expect: a.Epoch, Master: master, Replicas: keep, Edges: edges, NewEpoch: newEpoch})
+		ups = append(ups, update{Stream: a.Stream, Expect: a.ModifyIndex, Master: master, Replicas: keep, Edges: edges, NewEpoch: newEpoch})
 		if newEpoch {
 			c.log.Info("placement: master moved", zap.String("stream", a.Stream), zap.String("from", a.Master),
 				zap.String("to", master), zap.Strings("replicas", keep))
@@ -445,6 +432,24 @@ func (c *Cluster) syncMembers() error {
 	}
 	_, err := c.apply(command{Op: opMembers, Members: recs})
 	return err
+}
+
+// promotionSafe: may a nonvoter become a voter, given the configuration's voters, how
+// many of them are healthy now, and the desired voter count? A promotion enlarges the
+// quorum at once, and both the candidate and a "healthy" voter may be dead without
+// gossip knowing yet (killed a moment ago). make sim showed it: with 1 or 2 of 5 voters
+// dead, the leader promoted a just-killed nonvoter, leaving 3 live voters of 6 and no
+// leader ever again. So a promotion (a) only fills the voter set up to the desired
+// count: a dead voter is removed first (step 5), not outvoted, and (b) the healthy voters
+// alone must form the new quorum. The exception is a configuration whose failed voters
+// cannot be removed (fewer than minQuorum healthy voters: step 5 waits): there
+// promoting is the only way back to redundancy, and the candidate is counted.
+func promotionSafe(voters, healthyVoters, desired, minQuorum int) bool {
+	quorum := (voters+1)/2 + 1
+	if healthyVoters < minQuorum {
+		return healthyVoters+1 >= quorum
+	}
+	return voters < desired && healthyVoters >= quorum
 }
 
 // reconcileServers makes at most one raft configuration change; it returns
@@ -561,8 +566,14 @@ func (c *Cluster) reconcileServers() (bool, error) {
 		}
 	}
 	desired := desiredVoters(len(hv)+len(hnv), c.cfg.MaxVoters)
+	voters := 0
+	for _, s := range conf.Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
 	// 3. promote
-	if len(hv) < desired {
+	if len(hv) < desired && promotionSafe(voters, len(hv), desired, c.cfg.MinQuorum) {
 		sort.Slice(hnv, func(i, j int) bool { return hnv[i].ID < hnv[j].ID })
 		for _, s := range hnv {
 			c.lmu.Lock()

@@ -30,9 +30,11 @@ func TestSimulation(t *testing.T) {
 	runSim(t, 50, 1000, 0.2, 64)
 }
 
-// TestSimulationSmall is the default-run variant: 9 nodes, 100 streams.
+// TestSimulationSmall is the default-run variant: 20 nodes, 200 streams, kill 5 (the
+// leader, one more voter, three nonvoters). It caught the promotion of a just-killed
+// nonvoter that left the raft configuration without a quorum (promotionSafe).
 func TestSimulationSmall(t *testing.T) {
-	runSim(t, 9, 100, 0.2, 16)
+	runSim(t, 20, 200, 0.25, 16)
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -58,7 +60,7 @@ func (h *harness) placementHealthy(replicas int) (bool, string) {
 	}
 	for _, a := range nodes[0].Streams() {
 		if !alive[a.Master] {
-			return false, fmt.Sprintf("%s: dead master %s", a.Stream, a.Master)
+			return false, fmt.Sprintf("%s: dead master %s (%s)", a.Stream, a.Master, h.leaderView(a))
 		}
 		if len(a.Replicas) != min(replicas, len(nodes)-1) {
 			return false, fmt.Sprintf("%s: replicas %v", a.Stream, a.Replicas)
@@ -79,12 +81,26 @@ func (h *harness) placementHealthy(replicas int) (bool, string) {
 	return true, ""
 }
 
+// leaderView describes how the leader sees a stream's nodes (for a failure message).
+func (h *harness) leaderView(a Assignment) string {
+	l := h.leaderNode()
+	if l == nil {
+		return "no leader"
+	}
+	out := "leader " + l.Self() + ":"
+	for _, n := range append([]string{a.Master}, a.Replicas...) {
+		m, ok := l.mem.Member(n)
+		out += fmt.Sprintf(" %s=%v/%s/%v", n, ok, m.State, time.Since(m.Since).Round(time.Millisecond))
+	}
+	return out + fmt.Sprintf(" epoch %d", a.Epoch)
+}
+
 func runSim(t *testing.T, n, streams int, killFrac float64, workers int) {
 	h := newHarness(t, "sim-key")
 	h.mem = true
-	if n > 20 {
+	if n >= 20 {
 		h.tweak = func(c *Config) {
-			// 50 memberlists + 50 rafts share 2 cores in one process: relax
+			// 20-50 memberlists + rafts share 2 cores in one process: relax
 			// the failure detector a little to avoid false positives.
 			c.Gossip = membership.FastLAN()
 			c.Gossip.ProbeInterval = 400 * time.Millisecond
@@ -107,6 +123,10 @@ func runSim(t *testing.T, n, streams int, killFrac float64, workers int) {
 	defer func() {
 		if t.Failed() {
 			t.Logf("last disagreement: %s", h.why)
+			for _, c := range h.live() {
+				v, nv := raftConfig(c)
+				t.Logf("node %s: raft %s, leader %q, voters %v, %d nonvoters", c.Self(), c.raft.State(), c.Leader(), v, len(nv))
+			}
 		}
 	}()
 	waitFor(t, 60*time.Second, "membership + raft agreement", h.agreed)

@@ -8,12 +8,13 @@ import (
 // TestFSMCountsChangesAndFailovers: every applied assignment change counts; only a
 // new master of an existing stream counts as a failover.
 func TestFSMCountsChangesAndFailovers(t *testing.T) {
-	f := newFSM(nil)
+	f := newFSM(nil, nil)
 	applyCmd(t, f, 10, command{Op: opCAS, Updates: []update{{Stream: "s", Master: "a", Replicas: []string{"b"}, NewEpoch: true}}})
 	applyCmd(t, f, 11, command{Op: opCAS, Updates: []update{{Stream: "s", Master: "x", NewEpoch: true}}}) // lost CAS: no change
 	applyCmd(t, f, 12, command{Op: opCAS, Updates: []update{{Stream: "s", Expect: 10, Master: "a", Replicas: []string{"c"}}}})
 	applyCmd(t, f, 13, command{Op: opEdge, Stream: "s", Node: "e", Join: true})
-	applyCmd(t, f, 14, command{Op: opCAS, Updates: []update{{Stream: "s", Expect: 10, Master: "c", NewEpoch: true}}})
+	// CAS compares the assignment's ModifyIndex: 13, after the edge join.
+	applyCmd(t, f, 14, command{Op: opCAS, Updates: []update{{Stream: "s", Expect: 13, Master: "c", NewEpoch: true}}})
 	applyCmd(t, f, 15, command{Op: opCAS, Updates: []update{{Stream: "s", Expect: 14, Delete: true}}})
 	if changes, failovers := f.counts(); changes != 5 || failovers != 1 {
 		t.Fatalf("counts = %d changes, %d failovers; want 5, 1", changes, failovers)

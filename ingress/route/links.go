@@ -3,7 +3,6 @@ package route
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -68,6 +67,8 @@ func (l *links) trigger() {
 func (l *links) run(ctx context.Context) {
 	changes, stop := l.r.Cluster.Watch()
 	defer stop()
+	// Losing the leader kicks at once, not after the queued changes and their reconciles.
+	defer l.r.Cluster.OnContactLost(l.fenceAll)()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	defer l.wg.Wait()
@@ -85,26 +86,32 @@ func (l *links) run(ctx context.Context) {
 	}
 }
 
-// fence kicks local publishers of streams this node no longer masters, or of every
-// stream it masters when it lost contact with the leader: the majority will move them.
-func (l *links) fence(ch placement.Change) {
+// kick fences off the local publisher of stream.
+func (l *links) kick(stream string, why string) {
+	app, name := splitStream(stream)
+	if l.r.Hub.Kick(app, name, nil, errLostStream) {
+		l.r.Log.Warn("publisher fenced off", zap.String("stream", stream), zap.String("why", why))
+	}
+}
+
+// fenceAll kicks the local publishers of every stream this node masters: it lost
+// contact with the leader, and the majority will move them.
+func (l *links) fenceAll() {
 	self := l.r.self()
-	kick := func(stream string, why string) {
-		app, name := splitStream(stream)
-		if l.r.Hub.Kick(app, name, nil, errLostStream) {
-			l.r.Log.Warn("publisher fenced off", zap.String("stream", stream), zap.String("why", why))
+	for _, a := range l.r.Cluster.Streams() {
+		if a.Master == self {
+			l.kick(a.Stream, "lost contact with the raft leader")
 		}
 	}
+}
+
+// fence kicks local publishers of streams this node no longer masters.
+func (l *links) fence(ch placement.Change) {
+	self := l.r.self()
 	switch ch.Kind {
-	case placement.ChangeContactLost:
-		for _, a := range l.r.Cluster.Streams() {
-			if a.Master == self {
-				kick(a.Stream, "lost contact with the raft leader")
-			}
-		}
 	case placement.ChangeUpdate, placement.ChangeDelete:
 		if ch.Old != nil && ch.Old.Master == self && (ch.New == nil || ch.New.Master != self) {
-			kick(ch.Stream, "placement moved the stream")
+			l.kick(ch.Stream, "placement moved the stream")
 		}
 		if ch.Old != nil && ch.New != nil && ch.Old.Master != ch.New.Master {
 			// The old master's forward may hang on a dead connection (a frozen or cut-off
@@ -345,12 +352,8 @@ func (l *links) origins(a placement.Assignment) []string {
 }
 
 // rendezvous scores node n for key: the highest score wins, and removing a node moves
-// only the keys it won.
-func rendezvous(key, n string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key + "\x00" + n))
-	return h.Sum64()
-}
+// only the keys it won (the cluster's one rendezvous hash).
+func rendezvous(key, n string) uint64 { return placement.RendezvousHash(key, n) }
 
 // retry runs attempt until ctx ends, with backoff between failures (reset after an
 // attempt that lasted a while). A panic in an attempt is logged and retried like an error.
