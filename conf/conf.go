@@ -28,6 +28,7 @@ type Node struct {
 	Advertise  string `help:"The IP other nodes use to reach this one (derived when empty)." env:"PEER_ADVERTISE"`
 	Data       string `help:"Raft log/snapshots and other state (default ./data/<name>)." env:"PEER_DATA"`
 	ClusterKey string `help:"Shared secret of the cluster: encrypts gossip, authenticates raft/RPC and node-to-node links. Without it a node whose gossip or raft port is not loopback-only refuses to run keyless: peer run generates a key, keeps it in the data dir and prints the peer join line; peer join refuses to start." env:"PEER_CLUSTER_KEY"`
+	Witness    bool   `help:"A Raft voter that carries no media: no RTMP, no players (the HTTP port serves the API only), never given a stream. The third, small machine beside two media hosts, so that either host may die." env:"PEER_WITNESS"`
 	Replicas   int    `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
 	MaxStreams int    `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
 

@@ -67,6 +67,7 @@ type Meta struct {
 	// in unix nanoseconds if the caller sets none); newer wins.
 	Incarnation int64 `json:"i"`
 	Leaving     bool  `json:"x,omitempty"`
+	Witness     bool  `json:"w,omitempty"` // a Raft voter that carries no media
 	Load        Load  `json:"l"`
 	// Key is the fingerprint of the node's identity key (placement's raft-port
 	// certificate), which stays with its data dir across restarts.
@@ -86,6 +87,7 @@ type Member struct {
 	Incarnation int64     `json:"incarnation"`
 	Key         string    `json:"key,omitempty"` // identity key fingerprint (Meta.Key)
 	Leaving     bool      `json:"leaving"`
+	Witness     bool      `json:"witness,omitempty"` // carries no media (Meta.Witness)
 	Load        Load      `json:"load"`
 	Since       time.Time `json:"since"` // local time of the last state change
 }
@@ -486,7 +488,7 @@ func (e *entry) member() Member {
 	return Member{
 		Name: e.meta.Name, GossipName: e.gossipName, State: e.state, Gossip: e.addr,
 		RTMP: e.meta.RTMP, HTTP: e.meta.HTTP, Raft: e.meta.Raft, Version: e.meta.Version,
-		Incarnation: e.meta.Incarnation, Key: e.meta.Key, Leaving: e.meta.Leaving, Load: e.meta.Load, Since: e.since,
+		Incarnation: e.meta.Incarnation, Key: e.meta.Key, Leaving: e.meta.Leaving, Witness: e.meta.Witness, Load: e.meta.Load, Since: e.since,
 	}
 }
 

@@ -100,7 +100,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		GossipAddr: cfg.Gossip, GossipAdvertise: advertise(cfg.Gossip, cfg.Advertise),
 		RaftAddr: cfg.Raft, RaftAdvertise: advertise(cfg.Raft, cfg.Advertise),
 		RTMPAddr: advertise(n.RTMPAddr(), cfg.Advertise), HTTPAddr: advertise(n.HTTPAddr(), cfg.Advertise),
-		Replicas: cfg.Replicas, MaxStreams: cfg.MaxStreams,
+		Replicas: cfg.Replicas, MaxStreams: cfg.MaxStreams, Witness: cfg.Witness,
 	}, log.Named("cluster"))
 	if err != nil {
 		n.closeListeners()
@@ -117,11 +117,13 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	return n, nil
 }
 
-// listen binds the RTMP, HTTP and (with --api) API listeners.
+// listen binds the RTMP, HTTP and (with --api) API listeners; a witness binds no RTMP.
 func (n *Node) listen() error {
 	var err error
-	if n.rtmpLn, err = net.Listen("tcp", n.cfg.RTMP); err != nil {
-		return fmt.Errorf("rtmp listen: %w", err)
+	if !n.cfg.Witness {
+		if n.rtmpLn, err = net.Listen("tcp", n.cfg.RTMP); err != nil {
+			return fmt.Errorf("rtmp listen: %w", err)
+		}
 	}
 	if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 		n.closeListeners()
@@ -214,7 +216,12 @@ func (n *Node) Leave(ctx context.Context) error {
 }
 
 // RTMPAddr and HTTPAddr are the bound addresses (useful with port 0).
-func (n *Node) RTMPAddr() string { return n.rtmpLn.Addr().String() }
+func (n *Node) RTMPAddr() string {
+	if n.rtmpLn == nil {
+		return "" // a witness
+	}
+	return n.rtmpLn.Addr().String()
+}
 
 // HTTPAddr is the bound HTTP address.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
@@ -277,8 +284,12 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	run("rtmp", func() error { return n.rtmp.Serve(ctx, n.rtmpLn) })
-	run("http", func() error { return n.web.Serve(ctx, n.httpLn, n.apiLn) })
+	if n.cfg.Witness { // the API (and console) only, on the HTTP port
+		run("http", func() error { return n.web.Serve(ctx, nil, n.httpLn) })
+	} else {
+		run("rtmp", func() error { return n.rtmp.Serve(ctx, n.rtmpLn) })
+		run("http", func() error { return n.web.Serve(ctx, n.httpLn, n.apiLn) })
+	}
 	wg.Wait()
 	n.admit.Close() // hook notifications in flight, each bounded by --hook-timeout
 	close(errs)

@@ -30,6 +30,9 @@ type Config struct {
 	// MaxStreams is this node's own limit, gossiped from its first announcement on (the
 	// node may lower or raise it later through its load).
 	MaxStreams int
+	// Witness makes this node a voter that carries no media: placement never gives it a
+	// stream (gossiped, so every leader knows).
+	Witness bool
 	// Overloaded overrides the overload test (default: CPU >= 0.9 or MaxStreamsPerNode reached).
 	Overloaded func(m membership.Member, mastered int) bool
 

@@ -127,10 +127,15 @@ func (l *liveness) leaving(name string) bool {
 	return rok && r.State == "leaving" && (!ok || r.Incarnation == m.Incarnation)
 }
 
-// eligible: alive, not leaving.
-func (l *liveness) eligible(name string) bool {
+// serving: alive and not leaving: fit for Raft (a voter or a nonvoter).
+func (l *liveness) serving(name string) bool {
 	m, ok := l.members[name]
 	return ok && m.State == membership.StateAlive && !l.leaving(name)
+}
+
+// eligible: may take a stream (master or replica): serving and not a witness.
+func (l *liveness) eligible(name string) bool {
+	return l.serving(name) && !l.members[name].Witness
 }
 
 // gone: the node must not keep a role (dead past grace, left, or leaving).
@@ -477,7 +482,7 @@ func (c *Cluster) reconcileServers() (bool, error) {
 		byAddr[s.Address] = s
 		inConf[s.ID] = s
 	}
-	healthy := func(s raft.Server) bool { return s.ID == self || l.eligible(string(s.ID)) }
+	healthy := func(s raft.Server) bool { return s.ID == self || l.serving(string(s.ID)) }
 	failed := func(s raft.Server) bool {
 		if s.ID == self {
 			return false
@@ -537,7 +542,7 @@ func (c *Cluster) reconcileServers() (bool, error) {
 	for _, n := range names {
 		m := l.members[n]
 		id := raft.ServerID(n)
-		if _, ok := inConf[id]; ok || !l.eligible(n) || m.Raft == "" {
+		if _, ok := inConf[id]; ok || !l.serving(n) || m.Raft == "" {
 			continue
 		}
 		if ch, free, err := freeAddr(raft.ServerAddress(m.Raft), id); ch || err != nil || !free {

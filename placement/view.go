@@ -15,6 +15,8 @@ type MemberView struct {
 	Raft  string `json:"raft"`  // leader voter nonvoter none
 	RTMP  string `json:"rtmp"`
 	HTTP  string `json:"http"`
+	// Witness marks a voter that carries no media (`peer run --witness`).
+	Witness bool `json:"witness,omitempty"`
 }
 
 // View marshals to exactly the /api/v1/cluster JSON of INTERFACE.md.
@@ -56,7 +58,7 @@ func (c *Cluster) View() View {
 		v.Members = append(v.Members, mv)
 	}
 	for _, m := range c.mem.Members() {
-		add(MemberView{Name: m.Name, State: string(m.State), RTMP: m.RTMP, HTTP: m.HTTP})
+		add(MemberView{Name: m.Name, State: string(m.State), RTMP: m.RTMP, HTTP: m.HTTP, Witness: m.Witness})
 	}
 	for _, r := range c.fsm.memberList() {
 		st := r.State

@@ -36,12 +36,13 @@ type clusterView struct {
 	Leader   string `json:"leader"`
 	Degraded bool   `json:"degraded"`
 	Members  []struct {
-		Name  string   `json:"name"`
-		State string   `json:"state"`
-		Raft  string   `json:"raft"`
-		RTMP  string   `json:"rtmp"`
-		HTTP  string   `json:"http"`
-		Load  *float64 `json:"load"`
+		Name    string   `json:"name"`
+		State   string   `json:"state"`
+		Raft    string   `json:"raft"`
+		RTMP    string   `json:"rtmp"`
+		HTTP    string   `json:"http"`
+		Load    *float64 `json:"load"`
+		Witness bool     `json:"witness"`
 	} `json:"members"`
 	Streams []struct {
 		Stream   string   `json:"stream"`
@@ -116,7 +117,11 @@ func printStatus(out io.Writer, v clusterView, api string) {
 		if name == v.Self {
 			name += " *"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, m.State, m.Raft, load, dash(m.RTMP), dash(m.HTTP))
+		role := m.Raft
+		if m.Witness {
+			role += " (witness)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name, m.State, role, load, dash(m.RTMP), dash(m.HTTP))
 	}
 	w.Flush()
 	fmt.Fprintln(out)

@@ -204,9 +204,12 @@ func (s *Server) Serve(ctx context.Context, ln, apiLn net.Listener) error {
 		servers = append(servers, hs)
 		go func() { done <- hs.Serve(&trackedListener{Listener: l, pool: pool}) }()
 	}
-	if apiLn == nil {
+	switch {
+	case ln == nil: // a witness: the API only
+		serve(apiLn, s.handler(true, false), listenerNames[1], s.idle[1])
+	case apiLn == nil:
 		serve(ln, s.handler(true, true), listenerNames[0], s.idle[0])
-	} else {
+	default:
 		serve(ln, s.handler(false, true), listenerNames[0], s.idle[0])
 		serve(apiLn, s.handler(true, false), listenerNames[1], s.idle[1])
 	}
