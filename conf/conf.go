@@ -18,19 +18,22 @@ import (
 
 // Node is everything a node needs to start.
 type Node struct {
-	Name       string `help:"Unique node name." default:"${hostname}" env:"PEER_NAME"`
-	RTMP       string `help:"RTMP listen address (publish and play)." default:"0.0.0.0:1935" env:"PEER_RTMP"`
-	HTTP       string `help:"HTTP listen address: HTTP-FLV, HLS, and the API and metrics unless --api is given." default:"0.0.0.0:8080" env:"PEER_HTTP"`
-	API        string `help:"Separate listen address (host:port, or http://host:port as peer status takes) for the API and metrics (SRS http_api); empty: they are served on --http." env:"PEER_API"`
-	APIToken   string `help:"Bearer token admin actions (leave, kick) need; without it they are accepted from loopback only." env:"PEER_API_TOKEN"`
-	Gossip     string `help:"Memberlist bind address." default:"0.0.0.0:7946" env:"PEER_GOSSIP"`
-	Raft       string `help:"Raft bind address." default:"0.0.0.0:7947" env:"PEER_RAFT"`
-	Advertise  string `help:"The IP other nodes use to reach this one (derived when empty)." env:"PEER_ADVERTISE"`
-	Data       string `help:"Raft log/snapshots and other state (default ./data/<name>)." env:"PEER_DATA"`
-	ClusterKey string `help:"Shared secret of the cluster: encrypts gossip, authenticates raft/RPC and node-to-node links. Without it a node whose gossip or raft port is not loopback-only refuses to run keyless: peer run generates a key, keeps it in the data dir and prints the peer join line; peer join refuses to start." env:"PEER_CLUSTER_KEY"`
-	Witness    bool   `help:"A Raft voter that carries no media: no RTMP, no players (the HTTP port serves the API only), never given a stream. The third, small machine beside two media hosts, so that either host may die." env:"PEER_WITNESS"`
-	Replicas   int    `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
-	MaxStreams int    `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
+	Name          string        `help:"Unique node name." default:"${hostname}" env:"PEER_NAME"`
+	RTMP          string        `help:"RTMP listen address (publish and play)." default:"0.0.0.0:1935" env:"PEER_RTMP"`
+	HTTP          string        `help:"HTTP listen address: HTTP-FLV, HLS, and the API and metrics unless --api is given." default:"0.0.0.0:8080" env:"PEER_HTTP"`
+	API           string        `help:"Separate listen address (host:port, or http://host:port as peer status takes) for the API and metrics (SRS http_api); empty: they are served on --http." env:"PEER_API"`
+	APIToken      string        `help:"Bearer token admin actions (leave, kick) need; without it they are accepted from loopback only." env:"PEER_API_TOKEN"`
+	Gossip        string        `help:"Memberlist bind address." default:"0.0.0.0:7946" env:"PEER_GOSSIP"`
+	Raft          string        `help:"Raft bind address." default:"0.0.0.0:7947" env:"PEER_RAFT"`
+	Advertise     string        `help:"The IP other nodes use to reach this one (derived when empty)." env:"PEER_ADVERTISE"`
+	Data          string        `help:"Raft log/snapshots and other state (default ./data/<name>)." env:"PEER_DATA"`
+	ClusterKey    string        `help:"Shared secret of the cluster: encrypts gossip, authenticates raft/RPC and node-to-node links. Without it a node whose gossip or raft port is not loopback-only refuses to run keyless: peer run generates a key, keeps it in the data dir and prints the peer join line; peer join refuses to start." env:"PEER_CLUSTER_KEY"`
+	Witness       bool          `help:"A Raft voter that carries no media: no RTMP, no players (the HTTP port serves the API only), never given a stream. The third, small machine beside two media hosts, so that either host may die." env:"PEER_WITNESS"`
+	Timing        string        `help:"Failure detection and Raft timing profile: lan (a node's death is acted on in about a second) or wan (about 5 s; tolerates slow, lossy links)." default:"lan" enum:"lan,wan" env:"PEER_TIMING"`
+	FenceTimeout  time.Duration `help:"A master that hears no Raft leader this long kicks its publishers (0: the profile's, lan 1s, wan 3s). Must stay below failure detection + failover grace: checked at start." env:"PEER_FENCE_TIMEOUT"`
+	FailoverGrace time.Duration `help:"How long a node must be reported dead before its streams move (0: derived from the profile and the fence timeout)." env:"PEER_FAILOVER_GRACE"`
+	Replicas      int           `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
+	MaxStreams    int           `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
 
 	Procs int `help:"CPU cores the node runs Go code on at once (GOMAXPROCS, like nginx worker_processes); 0: every core the process may use. Nodes sharing a host each get their share, which keeps the Go scheduler from waking idle cores for every frame." default:"0" env:"PEER_PROCS"`
 

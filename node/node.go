@@ -95,13 +95,16 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
-	n.cluster, err = placement.New(placement.Config{
+	pc := placement.Config{
 		Name: cfg.Name, DataDir: cfg.DataDir(), Version: Version, ClusterKey: cfg.ClusterKey, Bootstrap: len(seeds) == 0,
 		GossipAddr: cfg.Gossip, GossipAdvertise: advertise(cfg.Gossip, cfg.Advertise),
 		RaftAddr: cfg.Raft, RaftAdvertise: advertise(cfg.Raft, cfg.Advertise),
 		RTMPAddr: advertise(n.RTMPAddr(), cfg.Advertise), HTTPAddr: advertise(n.HTTPAddr(), cfg.Advertise),
 		Replicas: cfg.Replicas, MaxStreams: cfg.MaxStreams, Witness: cfg.Witness,
-	}, log.Named("cluster"))
+		FenceTimeout: cfg.FenceTimeout, FailoverGrace: cfg.FailoverGrace,
+	}
+	timingProfile(&pc, cfg.Timing)
+	n.cluster, err = placement.New(pc, log.Named("cluster"))
 	if err != nil {
 		n.closeListeners()
 		return nil, err
@@ -155,6 +158,22 @@ func streamSettings(mc *media.Config, cfg conf.Node) {
 	mc.MergeWrite = cfg.MergeWrite
 	mc.GOPMaxTime = cfg.GOPCacheTime
 	mc.HLS.Fragment, mc.HLS.Window = cfg.HLSFragment, cfg.HLSWindow
+}
+
+// timingProfile sets failure detection and Raft timings for a profile: lan keeps
+// placement's defaults (measured on loopback and LANs: a dead node is acted on in about a
+// second), wan takes memberlist's LAN timings and raft's own defaults, with a fence that
+// outlasts their slower elections. Values left zero are derived by placement, which
+// refuses a combination where a promotion could beat the fence.
+func timingProfile(pc *placement.Config, profile string) {
+	if profile != "wan" {
+		return
+	}
+	pc.Gossip = membership.LAN()
+	pc.HeartbeatTimeout, pc.ElectionTimeout, pc.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+	if pc.FenceTimeout == 0 {
+		pc.FenceTimeout = 3 * time.Second
+	}
 }
 
 // newAdmission builds the tokens and SRS hooks a node checks its clients with, the
@@ -252,7 +271,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node started", zap.String("rtmp", n.RTMPAddr()), zap.String("http", n.HTTPAddr()), zap.String("api", n.APIAddr()),
 		zap.String("gossip", n.cluster.GossipAddr()), zap.String("raft", n.cluster.RaftAddr()), zap.Int("procs", runtime.GOMAXPROCS(0)),
-		zap.String("version", Version), zap.String("security", security))
+		zap.String("version", Version), zap.String("security", security), zap.String("timing", n.cfg.Timing))
 	if j := n.joinCommand(n.cluster.GossipAddr()); j != "" {
 		where := "generated a cluster key"
 		if n.keySrc == keyStored {
