@@ -596,7 +596,9 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 		endMS = c.lastMS
 	}
 	dur := min(max(endMS-c.startMS, 0), m.maxMS)
-	m.target = max(m.target, (dur+999)/1000, 1)
+	// RFC 8216 4.3.3.1 bounds each EXTINF rounded to the nearest integer: rounding up
+	// made a segment a frame over 2 s raise the target to 3 mid-stream.
+	m.target = max(m.target, (dur+500)/1000, 1)
 	m.lastSize = c.buf.Len()
 	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), buf: c.buf, durMS: dur, disc: c.disc, dseq: c.dseq})
 }
