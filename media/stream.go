@@ -172,6 +172,11 @@ func (s *Stream) hlsWanted(idle time.Duration) bool {
 
 // storeLocked updates the stream's caches with t; false means players need nothing.
 func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
+	if t.Type == flv.TypeScript { // metadata, at time 0: no clock moves with it
+		s.meta = t
+		s.info.fromMetadata(t)
+		return true
+	}
 	if !s.hasTime {
 		s.firstTime = t.Time
 	}
@@ -184,9 +189,6 @@ func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 		s.gop.reset() // audio cached as an audio-only stream's: joiners now start at a keyframe
 	}
 	switch {
-	case t.Type == flv.TypeScript:
-		s.meta = t
-		s.info.fromMetadata(t)
 	case t.IsSequenceHeader():
 		cached := &s.audioSeq
 		if t.Type == flv.TypeVideo {
@@ -454,6 +456,12 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		if data, ok = metadataBody(data); !ok {
 			return // not onMetaData: nothing a player needs
 		}
+		// Metadata goes out at time 0, wherever the stream's timeline is: ffmpeg's FLV
+		// demuxer takes an onMetaData at any other time for a data packet, so after a
+		// publisher restart (metadata at the stream's time, 942335) ffprobe listed an
+		// extra data stream and `ffmpeg -t 5 -c copy` never stopped. It moves no clock.
+		p.stream.write(flv.NewTag(typ, 0, data), p.Feed, &p.fo)
+		return
 	}
 	if !p.Feed && (typ == flv.TypeAudio || typ == flv.TypeVideo) && !isConfigData(typ, data) {
 		timeMS = p.rebase(typ, timeMS)
