@@ -15,12 +15,20 @@ func (m *Muxer) SetFollow(follow bool) {
 	if m.cfg.Follow == follow {
 		return
 	}
+	if !follow && m.asleep && len(m.held) > 0 {
+		// Promoted while asleep: package the segment in flight from the tags held since
+		// the last marker, as the follower it still is, and continue it as the leader.
+		// Before, they were dropped: the new leader's playlist had a hole of up to a
+		// segment where the failover happened.
+		m.Wake()
+	}
 	m.cfg.Follow = follow
 	switch {
 	case follow:
 	case m.asleep:
-		// Promoted while asleep: number on from the last marker. The TS counters did not
-		// follow the segment in progress, so the first segment is a discontinuity.
+		// Promoted while asleep with nothing held: number on from the last marker. The TS
+		// counters did not follow the segment in progress, so the first segment is a
+		// discontinuity.
 		m.wakeUp()
 		if c := m.lastCut; m.hasCut {
 			m.nextSeq, m.discCount, m.target = c.Seq+1, c.DiscSeq, max(m.target, c.Target)
