@@ -149,11 +149,13 @@ type Muxer struct {
 	stopped     bool
 	dirOnce     sync.Once // Dir is created (makeDir)
 	// A sleeping follower (Sleep) packages nothing; it keeps the codec configuration, the
-	// last marker (lastCut) and the tags since it (held) so Wake can start at once.
+	// latest marker (lastCut) and the tags of the last wakeSegments segments and the one in
+	// progress (held), which Wake packages at once.
 	asleep    bool
 	lastCut   Cut // the latest marker, awake or asleep
 	hasCut    bool
 	held      []*flv.Tag
+	heldCuts  []int // the index in held of each marker held
 	heldBytes int
 
 	mu       sync.RWMutex
