@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -215,15 +216,37 @@ func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) 
 		h.refused(err, app+"/"+name, remote)
 		return nil, err
 	}
-	s, err := h.stream(app, name)
-	if err != nil {
-		h.cfg.Budget.removePublish(ip)
-		return nil, err
+	for {
+		s, err := h.stream(app, name)
+		if err != nil {
+			h.cfg.Budget.removePublish(ip)
+			return nil, err
+		}
+		p, err := s.attach(h, remote, src, ip)
+		if err != errDead {
+			if err != nil {
+				h.cfg.Budget.removePublish(ip)
+			}
+			return p, err
+		}
+		// The idle sweep dropped the stream between the lookup and the attach: the next
+		// lookup creates a fresh one.
 	}
+}
+
+// errDead: the stream was dropped from the hub; look it up again.
+var errDead = errors.New("stream dropped")
+
+// attach makes a publisher of s, after any write in flight of a kicked one (wmu).
+func (s *Stream) attach(h *Hub, remote string, src Source, ip netip.Addr) (*Publisher, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pub != nil {
-		h.cfg.Budget.removePublish(ip)
+	switch {
+	case s.dead:
+		return nil, errDead
+	case s.pub != nil:
 		return nil, ErrBusy
 	}
 	feed := src == Feed
@@ -231,7 +254,7 @@ func (h *Hub) Publish(app, name, remote string, src Source) (*Publisher, error) 
 		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime, continues: src != User}}
 	s.pub = p
 	if s.hls != nil {
-		s.hls.SetFollow(feed)
+		s.hls.SetFollow(feed) // under wmu: the muxer is single-writer
 	}
 	s.vacantSince = time.Time{}
 	return p, nil
@@ -284,14 +307,18 @@ func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
 			return nil, ErrTooManyWaiting
 		}
 	}
-	s, err := h.stream(app, name)
-	if err != nil {
-		return nil, err
+	for {
+		s, err := h.stream(app, name)
+		if err != nil {
+			return nil, err
+		}
+		p := newPlayer(s, o, s.cfg.queueTags) // the stream's app may set its own queue
+		p.ID = h.nextID.Add(1)
+		if s.subscribe(p) {
+			return p, nil
+		}
+		// Dropped by the idle sweep since the lookup: a player there would never be fed.
 	}
-	p := newPlayer(s, o, s.cfg.queueTags)
-	p.ID = h.nextID.Add(1)
-	s.subscribe(p)
-	return p, nil
 }
 
 // known reports a stream published here or placed in the cluster.
@@ -375,20 +402,28 @@ func (h *Hub) Kick(app, name string, match func(*Publisher) bool, reason error) 
 	if s == nil {
 		return false
 	}
-	s.mu.Lock()
-	p := s.pub
-	if p == nil || (match != nil && !match(p)) {
-		s.mu.Unlock()
+	p := s.takePublisher(match)
+	if p == nil {
 		return false
 	}
-	// Detach now, not when the connection's goroutine gets round to it: the stream is
-	// free for its next publisher at once.
-	p.detached.Store(true)
-	s.pub, s.vacantSince = nil, time.Now()
-	s.mu.Unlock()
 	p.releaseBudget()
 	p.kick(reason)
 	return true
+}
+
+// takePublisher detaches the publisher if match accepts it (nil: any). Detached now,
+// not when the connection's goroutine gets round to it: the stream is free for its next
+// publisher at once, whose writes wait for the kicked one's write in flight (wmu).
+func (s *Stream) takePublisher(match func(*Publisher) bool) *Publisher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pub
+	if p == nil || (match != nil && !match(p)) {
+		return nil
+	}
+	p.detached.Store(true)
+	s.pub, s.vacantSince = nil, time.Now()
+	return p
 }
 
 // ErrKicked ends a client an operator disconnected.
@@ -399,28 +434,33 @@ var ErrKicked = errors.New("kicked by an operator")
 // publisher's stream is free for its next publisher.
 func (h *Hub) KickClient(id uint64) bool {
 	for _, s := range h.Streams() {
-		s.mu.Lock()
-		if s.pub != nil && s.pub.ID == id {
-			s.mu.Unlock()
+		pub, player := s.client(id)
+		switch {
+		case pub:
 			return h.Kick(s.App, s.Name, func(p *Publisher) bool { return p.ID == id }, ErrKicked)
-		}
-		var found *Player
-		for p := range s.players {
-			if p.ID == id {
-				found = p
-				break
-			}
-		}
-		if found != nil {
-			delete(s.players, found)
-		}
-		s.mu.Unlock()
-		if found != nil {
-			found.close(ErrKicked)
+		case player != nil:
+			player.close(ErrKicked)
 			return true
 		}
 	}
 	return false
+}
+
+// client finds the client id of s: its publisher (true), or a player, which it
+// unsubscribes.
+func (s *Stream) client(id uint64) (bool, *Player) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pub != nil && s.pub.ID == id {
+		return true, nil
+	}
+	for p := range s.players {
+		if p.ID == id {
+			delete(s.players, p)
+			return false, p
+		}
+	}
+	return false, nil
 }
 
 // Streams lists the streams held, as "app/name" keys.
@@ -451,29 +491,44 @@ func (h *Hub) Run(ctx context.Context) {
 }
 
 func (h *Hub) maintain(now time.Time, tick time.Duration) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for key, s := range h.streams {
+	for _, s := range h.drop(func(s *Stream) bool {
 		s.rate.sample(s.bytesIn.Load(), s.bytesOut.Load(), tick)
-		s.mu.Lock()
-		vacant := s.pub == nil && now.Sub(s.vacantSince) > h.cfg.IdleTimeout
-		s.mu.Unlock()
-		if vacant {
-			delete(h.streams, key)
-			h.cfg.Budget.removeStream()
-			s.shutdown(ErrStreamClosed)
-		}
+		return s.pub == nil && now.Sub(s.vacantSince) > h.cfg.IdleTimeout
+	}) {
+		s.shutdown(ErrStreamClosed)
 	}
 }
 
 func (h *Hub) closeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for key, s := range h.streams {
-		delete(h.streams, key)
-		h.cfg.Budget.removeStream()
+	for _, s := range h.drop(func(*Stream) bool { return true }) {
 		s.shutdown(ErrStreamClosed)
 	}
+}
+
+// drop removes the streams that gone accepts (called with the stream's lock held) and
+// marks them dead in the same step, under both locks: a Publish or Play that looked one
+// up just before sees it dead and retries on a fresh stream. The caller shuts them
+// down, outside the hub's lock.
+func (h *Hub) drop(gone func(*Stream) bool) []*Stream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*Stream
+	for key, s := range h.streams {
+		if s.markDead(gone) {
+			delete(h.streams, key)
+			h.cfg.Budget.removeStream()
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// markDead marks s dead if gone accepts it.
+func (s *Stream) markDead(gone func(*Stream) bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead = gone(s)
+	return s.dead
 }
 
 // StreamStats is one stream as the API shows it.

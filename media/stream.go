@@ -24,7 +24,14 @@ type Stream struct {
 	log       *zap.Logger
 	created   time.Time
 
+	// wmu serializes the writes of the stream's publishers with each other and with the
+	// packager's teardown: a kicked publisher's write in flight ends before its
+	// successor's first one starts, and the HLS muxer (single-writer) is never closed
+	// under a write. Held for a whole Publisher.WriteAt; taken before mu, never inside it.
+	wmu sync.Mutex
+
 	mu         sync.Mutex
+	dead       bool // dropped from the hub (idle, shutdown): Publish and Play retry on a fresh stream
 	pub        *Publisher
 	meta       *flv.Tag
 	videoSeq   *flv.Tag
@@ -34,7 +41,7 @@ type Stream struct {
 	hasAudio   bool     // audio was seen (the FLV header's flags)
 	firstTime  int64    // media time of the first tag stored
 	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
-	cut        *flv.Tag // a cut marker to send with the next tag (publisher's goroutine only)
+	cut        *flv.Tag // a cut marker to send with the next tag (under wmu)
 	players    map[*Player]struct{}
 	lastTime   int64
 	hasTime    bool
@@ -120,18 +127,7 @@ func (s *Stream) holdCut(m *flv.Tag) { s.cut = m }
 func (s *Stream) send(t *flv.Tag, feed bool, fo *fanOut) {
 	cut := s.cut
 	s.cut = nil
-	s.mu.Lock()
-	if cut != nil {
-		// Internal players only (push filters markers out for the others); it stays in
-		// the GOP cache ahead of the keyframe it precedes.
-		s.lastMarker = cut
-		s.cacheGOP(cut)
-		s.fanOutLocked(cut, fo)
-	}
-	if t != nil && s.storeLocked(t, feed) {
-		s.fanOutLocked(t, fo)
-	}
-	s.mu.Unlock()
+	s.queue(cut, t, feed, fo)
 	fo.flush()
 	if s.hls == nil {
 		return
@@ -151,6 +147,24 @@ func (s *Stream) send(t *flv.Tag, feed bool, fo *fanOut) {
 	}
 }
 
+// queue stores the marker cut and t (either may be nil) and queues them to the players.
+// The lock is released by defer: a panic here, recovered by the publishing session,
+// must not leave the stream locked (that would wedge the hub, the API and load gossip).
+func (s *Stream) queue(cut, t *flv.Tag, feed bool, fo *fanOut) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cut != nil {
+		// Internal players only (push filters markers out for the others); it stays in
+		// the GOP cache ahead of the keyframe it precedes.
+		s.lastMarker = cut
+		s.cacheGOP(cut)
+		s.fanOutLocked(cut, fo)
+	}
+	if t != nil && s.storeLocked(t, feed) {
+		s.fanOutLocked(t, fo)
+	}
+}
+
 // hlsWanted reports an HLS request for the stream in the last idle.
 func (s *Stream) hlsWanted(idle time.Duration) bool {
 	seen := s.hlsSeen.Load()
@@ -159,6 +173,11 @@ func (s *Stream) hlsWanted(idle time.Duration) bool {
 
 // storeLocked updates the stream's caches with t; false means players need nothing.
 func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
+	if t.Type == flv.TypeScript { // metadata, at time 0: no clock moves with it
+		s.meta = t
+		s.info.fromMetadata(t)
+		return true
+	}
 	if !s.hasTime {
 		s.firstTime = t.Time
 	}
@@ -171,9 +190,6 @@ func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 		s.gop.reset() // audio cached as an audio-only stream's: joiners now start at a keyframe
 	}
 	switch {
-	case t.Type == flv.TypeScript:
-		s.meta = t
-		s.info.fromMetadata(t)
 	case t.IsSequenceHeader():
 		cached := &s.audioSeq
 		if t.Type == flv.TypeVideo {
@@ -349,13 +365,18 @@ func (s *Stream) startTagsLocked() []*flv.Tag {
 	return append(out, gop...)
 }
 
-func (s *Stream) subscribe(p *Player) {
+// subscribe adds p with the start tags; false if the stream was dropped from the hub.
+func (s *Stream) subscribe(p *Player) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dead {
+		return false
+	}
 	for _, t := range s.startTagsLocked() {
 		p.push(t, s.hub.cfg.MaxOverflows, 0, false)
 	}
 	s.players[p] = struct{}{}
+	return true
 }
 
 func (s *Stream) unsubscribe(p *Player) {
@@ -425,7 +446,10 @@ func (p *Publisher) Write(typ uint8, ts uint32, data []byte) {
 
 // WriteAt publishes a message whose time is already 64-bit.
 func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
-	if p.detached.Load() {
+	s := p.stream
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if p.detached.Load() { // checked under wmu: a kick cannot overlap this write with the next publisher's
 		return
 	}
 	if typ == flv.TypeScript && !hls.IsCutMarkerData(data) {
@@ -433,8 +457,13 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		if data, ok = metadataBody(data); !ok {
 			return // not onMetaData: nothing a player needs
 		}
+		// Metadata goes out at time 0, wherever the stream's timeline is: ffmpeg's FLV
+		// demuxer takes an onMetaData at any other time for a data packet, so after a
+		// publisher restart (metadata at the stream's time, 942335) ffprobe listed an
+		// extra data stream and `ffmpeg -t 5 -c copy` never stopped. It moves no clock.
+		p.stream.write(flv.NewTag(typ, 0, data), p.Feed, &p.fo)
+		return
 	}
-	s := p.stream
 	if !p.Feed && (typ == flv.TypeAudio || typ == flv.TypeVideo) && !isConfigData(typ, data) {
 		timeMS = p.rebase(typ, timeMS)
 	}
@@ -606,8 +635,14 @@ func (s *Stream) timeOf(typ uint8, data []byte) (int64, bool) {
 
 // Close detaches the publisher; players stay subscribed and wait for the next one.
 func (p *Publisher) Close() {
-	s := p.stream
+	p.stream.release(p)
+	p.releaseBudget()
+}
+
+// release frees the stream of p if p still holds it, and lets every merged write out.
+func (s *Stream) release(p *Publisher) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.pub == p {
 		s.pub = nil
 		s.vacantSince = time.Now()
@@ -615,20 +650,29 @@ func (p *Publisher) Close() {
 	for pl := range s.players {
 		pl.signal() // what a merged write still holds goes out now
 	}
-	s.mu.Unlock()
-	p.releaseBudget()
 }
 
-// shutdown closes every player and releases the HLS packager.
+// shutdown ends a stream the hub dropped (marked dead under the hub's lock): its
+// publisher is detached and told, every player closed, and then the HLS packager
+// released, after any write in flight: closing the muxer under a write crashed it.
 func (s *Stream) shutdown(err error) {
 	s.mu.Lock()
-	players := s.players
-	s.players = map[*Player]struct{}{}
+	players, pub := s.players, s.pub
+	s.players, s.pub = map[*Player]struct{}{}, nil
+	if pub != nil {
+		pub.detached.Store(true)
+	}
 	s.mu.Unlock()
+	if pub != nil {
+		pub.releaseBudget()
+		pub.kick(err)
+	}
 	for p := range players {
 		p.close(err)
 	}
 	if s.hls != nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
 		s.hls.Close()
 	}
 }

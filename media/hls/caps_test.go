@@ -2,6 +2,7 @@ package hls
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"time"
 
@@ -132,5 +133,35 @@ func TestTargetDurationBounded(t *testing.T) {
 	p = playlist(t, f)
 	if !bytes.Contains(p, []byte("#EXT-X-TARGETDURATION:30\n")) {
 		t.Fatalf("follower's target not clamped to 30:\n%s", p)
+	}
+}
+
+// TestTargetDurationRoundsToNearest: segments a frame longer than the fragment (a GOP of
+// 1.02 s, segments of 2.04 s) keep TARGETDURATION at 2 for the playlist's life, as RFC
+// 8216 4.3.3.1 rounds EXTINF to the nearest integer. Before, the target was rounded up
+// and went 2 -> 3 mid-stream, which the RFC forbids.
+func TestTargetDurationRoundsToNearest(t *testing.T) {
+	m := New(Config{Window: 3}, nil)
+	defer m.Close()
+	var last []byte
+	for _, tag := range makeFLV(t, "aac") {
+		m.WriteTag(flv.NewTag(tag.Type, tag.Time*102/100, tag.Data()))
+		p, ok := m.Playlist()
+		if !ok || bytes.Equal(p, last) {
+			continue
+		}
+		last = p
+		// The text, not m3u8's TargetDuration, which the decoder recomputes from EXTINF.
+		if !bytes.Contains(p, []byte("#EXT-X-TARGETDURATION:2\n")) {
+			t.Fatalf("TARGETDURATION changed, want 2 throughout:\n%s", p)
+		}
+		for _, s := range decode(t, p).Segments {
+			if s != nil && math.Round(s.Duration) > 2 {
+				t.Fatalf("EXTINF %v over TARGETDURATION 2", s.Duration)
+			}
+		}
+	}
+	if last == nil {
+		t.Fatal("no playlist")
 	}
 }

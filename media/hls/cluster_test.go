@@ -257,9 +257,10 @@ func TestPromotedFollower(t *testing.T) {
 }
 
 // TestSleepingFollower: a follower that sleeps publishes nothing; woken mid-segment it
-// packages the segment in progress from the tags it held, byte for byte the leader's, and
-// sleeping again drops its window. Promoted while asleep, it numbers on from the last
-// marker and marks the seam as a discontinuity.
+// packages the segments it held (a first playlist of 3) and the one in progress, byte for
+// byte the leader's, and
+// sleeping again drops its window. Promoted while asleep, it finishes the segment in flight
+// from the tags it held, byte for byte the leader's, and numbers on.
 func TestSleepingFollower(t *testing.T) {
 	tags := makeFLV(t, "aac")
 	cfg := Config{Fragment: time.Second, Window: 3}
@@ -275,10 +276,20 @@ func TestSleepingFollower(t *testing.T) {
 			t.Fatalf("a sleeping follower published %v", slices.Collect(maps.Keys(got)))
 		}
 		f.Wake()
+		// The cut every second puts 3.ts in progress at 3.5 s: the follower held it and the
+		// three before, which its first playlist lists (one segment listed made hls.js start
+		// at the live edge and rebuffer).
+		if first := names(t, playlist(t, f)); !slices.Equal(first, []string{"0.ts", "1.ts", "2.ts"}) {
+			t.Fatalf("woken at 3.5 s, the first playlist lists %v, want 0.ts to 2.ts", first)
+		}
+		for _, name := range []string{"0.ts", "1.ts", "2.ts"} {
+			if b, _, ok := f.Segment(name); !ok || !bytes.Equal(b, leaderSegs[name]) {
+				t.Fatalf("%s differs from the leader's", name)
+			}
+		}
 		got := collect(t, f, stream[wakeAt:failAt])
-		// The cut every second puts 3.ts in progress at 3.5 s: complete at the next marker.
-		if len(got) != 2 || got["3.ts"] == nil || got["4.ts"] == nil {
-			t.Fatalf("woken at 3.5 s, the follower made %v, want 3.ts and 4.ts", slices.Collect(maps.Keys(got)))
+		if got["3.ts"] == nil || got["4.ts"] == nil {
+			t.Fatalf("the follower made %v, want 3.ts and 4.ts", slices.Collect(maps.Keys(got)))
 		}
 		for name, b := range got {
 			if !bytes.Equal(b, leaderSegs[name]) {
@@ -308,12 +319,18 @@ func TestSleepingFollower(t *testing.T) {
 		}
 		got := collect(t, f, rest)
 		p := decode(t, playlist(t, f))
-		// The last marker started 5.ts: the new leader's first segment is 6.ts.
-		if p.SeqNo < 6 || len(got) == 0 || got["6.ts"] == nil {
-			t.Fatalf("promoted asleep, made %v (playlist from %d), want 6.ts on", slices.Collect(maps.Keys(got)), p.SeqNo)
+		// The last marker started 5.ts: the new leader finishes it from the tags it held
+		// (the leader's bytes, no hole, no discontinuity) and numbers on.
+		if p.SeqNo > 5 || got["5.ts"] == nil || got["6.ts"] == nil {
+			t.Fatalf("promoted asleep, made %v (playlist from %d), want 5.ts and on", slices.Collect(maps.Keys(got)), p.SeqNo)
 		}
-		if first := p.Segments[0]; p.SeqNo == 6 && !first.Discontinuity {
-			t.Fatal("the seam after sleeping is not a discontinuity")
+		if !bytes.Equal(got["5.ts"], leaderSegs["5.ts"]) {
+			t.Fatal("the segment in flight at the promotion differs from the leader's")
+		}
+		for _, sg := range p.Segments {
+			if sg != nil && sg.Discontinuity {
+				t.Fatalf("a discontinuity at %s after a promotion that lost nothing", sg.URI)
+			}
 		}
 		if c := codecs(probe(t, writeOut(t, f))); c != "h264,aac" {
 			t.Fatalf("ffprobe finds %q", c)

@@ -149,11 +149,13 @@ type Muxer struct {
 	stopped     bool
 	dirOnce     sync.Once // Dir is created (makeDir)
 	// A sleeping follower (Sleep) packages nothing; it keeps the codec configuration, the
-	// last marker (lastCut) and the tags since it (held) so Wake can start at once.
+	// latest marker (lastCut) and the tags of the last wakeSegments segments and the one in
+	// progress (held), which Wake packages at once.
 	asleep    bool
 	lastCut   Cut // the latest marker, awake or asleep
 	hasCut    bool
 	held      []*flv.Tag
+	heldCuts  []int // the index in held of each marker held
 	heldBytes int
 
 	mu       sync.RWMutex
@@ -596,7 +598,9 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 		endMS = c.lastMS
 	}
 	dur := min(max(endMS-c.startMS, 0), m.maxMS)
-	m.target = max(m.target, (dur+999)/1000, 1)
+	// RFC 8216 4.3.3.1 bounds each EXTINF rounded to the nearest integer: rounding up
+	// made a segment a frame over 2 s raise the target to 3 mid-stream.
+	m.target = max(m.target, (dur+500)/1000, 1)
 	m.lastSize = c.buf.Len()
 	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), buf: c.buf, durMS: dur, disc: c.disc, dseq: c.dseq})
 }

@@ -15,12 +15,20 @@ func (m *Muxer) SetFollow(follow bool) {
 	if m.cfg.Follow == follow {
 		return
 	}
+	if !follow && m.asleep && len(m.held) > 0 {
+		// Promoted while asleep: package the segment in flight from the tags held since
+		// the last marker, as the follower it still is, and continue it as the leader.
+		// Before, they were dropped: the new leader's playlist had a hole of up to a
+		// segment where the failover happened.
+		m.Wake()
+	}
 	m.cfg.Follow = follow
 	switch {
 	case follow:
 	case m.asleep:
-		// Promoted while asleep: number on from the last marker. The TS counters did not
-		// follow the segment in progress, so the first segment is a discontinuity.
+		// Promoted while asleep with nothing held: number on from the last marker. The TS
+		// counters did not follow the segment in progress, so the first segment is a
+		// discontinuity.
 		m.wakeUp()
 		if c := m.lastCut; m.hasCut {
 			m.nextSeq, m.discCount, m.target = c.Seq+1, c.DiscSeq, max(m.target, c.Target)
@@ -38,8 +46,9 @@ func (m *Muxer) SetFollow(follow bool) {
 	}
 }
 
-// maxHeldBytes bounds what a sleeping follower holds since the last marker; a longer
-// segment is given up, and Wake waits for the next marker instead.
+// maxHeldBytes bounds what a sleeping follower holds: its oldest segments are given up
+// first, and a segment in progress longer than that too (Wake then waits for the next
+// marker).
 const maxHeldBytes = 16 << 20
 
 // Sleep stops a follower's packaging while nobody asks for its HLS: the playlist and
@@ -79,7 +88,7 @@ func (m *Muxer) Asleep() bool { return m.asleep }
 // wakeUp leaves the sleeping state and returns the held tags.
 func (m *Muxer) wakeUp() []*flv.Tag {
 	held := m.held
-	m.asleep, m.held, m.heldBytes = false, nil, 0
+	m.asleep, m.held, m.heldBytes, m.heldCuts = false, nil, 0, nil
 	return held
 }
 
@@ -92,17 +101,51 @@ func (m *Muxer) hold(t *flv.Tag) {
 		m.writeAudio(t)
 	case t.Type == flv.TypeScript:
 		if c, ok := ParseCutMarker(t); ok && (!m.hasCut || c.Seq > m.lastCut.Seq) {
+			if m.hasCut && c.Seq != m.lastCut.Seq+1 {
+				m.dropHeld(len(m.heldCuts)) // a marker went missing: what is held is no segment
+			}
 			m.lastCut, m.hasCut = c, true
-			clear(m.held)
-			m.held, m.heldBytes = append(m.held[:0], t), len(t.Raw)
+			m.heldCuts = append(m.heldCuts, len(m.held))
+			m.held = append(m.held, t)
+			m.heldBytes += len(t.Raw)
+			if len(m.heldCuts) > wakeSegments+1 {
+				m.dropHeld(1)
+			}
 		}
 	case len(m.held) == 0:
-	case m.heldBytes+len(t.Raw) > maxHeldBytes:
-		clear(m.held)
-		m.held, m.heldBytes = m.held[:0], 0
 	default:
-		m.held = append(m.held, t)
-		m.heldBytes += len(t.Raw)
+		for len(m.heldCuts) > 0 && m.heldBytes+len(t.Raw) > maxHeldBytes {
+			m.dropHeld(1)
+		}
+		if len(m.held) > 0 {
+			m.held = append(m.held, t)
+			m.heldBytes += len(t.Raw)
+		}
+	}
+}
+
+// wakeSegments is how many complete segments a sleeping follower holds besides the one in
+// progress, so the first playlist it serves when woken lists that many: hls.js and
+// Safari start three target durations from the end, and with one segment listed they
+// started at the live edge and rebuffered.
+const wakeSegments = 3
+
+// dropHeld forgets the oldest n segments held while asleep.
+func (m *Muxer) dropHeld(n int) {
+	end := len(m.held)
+	if n < len(m.heldCuts) {
+		end = m.heldCuts[n]
+	}
+	for _, t := range m.held[:end] {
+		m.heldBytes -= len(t.Raw)
+	}
+	rest := copy(m.held, m.held[end:])
+	clear(m.held[rest:])
+	m.held = m.held[:rest]
+	cuts := copy(m.heldCuts, m.heldCuts[n:])
+	m.heldCuts = m.heldCuts[:cuts]
+	for i := range m.heldCuts {
+		m.heldCuts[i] -= end
 	}
 }
 
