@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,23 +15,7 @@ import (
 var peerBin string
 
 // TestMain builds the peer binary once, or takes PEER_BIN (e.g. a -race build).
-func TestMain(m *testing.M) {
-	if peerBin = os.Getenv("PEER_BIN"); peerBin != "" {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "peer-chaos-bin")
-	if err != nil {
-		panic(err)
-	}
-	root, _ := filepath.Abs("..")
-	if peerBin, err = procs.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(procs.RunWithBinary(m, "..", &peerBin, nil)) }
 
 // startCluster starts n peer processes (the first runs, the others join it) and waits
 // until they agree on a leader and on each other being alive.

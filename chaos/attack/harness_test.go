@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,27 +22,7 @@ var peerBin string
 
 // TestMain builds the peer binary once, or takes PEER_BIN.
 func TestMain(m *testing.M) {
-	if peerBin = os.Getenv("PEER_BIN"); peerBin != "" {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "peer-attack-bin")
-	if err != nil {
-		panic(err)
-	}
-	root, _ := filepath.Abs("../..")
-	if peerBin, err = procs.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(procs.RunWithBinary(m, "../..", &peerBin, func() error { return goleak.Find() }))
 }
 
 // legitStream is the stream every target publishes before an attack.

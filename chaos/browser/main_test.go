@@ -8,10 +8,8 @@ package browser
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -27,21 +25,7 @@ var (
 // TestMain builds the peer binary once, or takes PEER_BIN.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if peerBin = os.Getenv("PEER_BIN"); peerBin != "" {
-		os.Exit(m.Run())
-	}
-	dir, err := os.MkdirTemp("", "peer-browser-bin")
-	if err != nil {
-		panic(err)
-	}
-	root, _ := filepath.Abs("../..")
-	if peerBin, err = procs.Build(root, dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(procs.RunWithBinary(m, "../..", &peerBin, nil))
 }
 
 // chromium finds the browser scripts/install-tools.sh installs. Without it the browser

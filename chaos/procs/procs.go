@@ -31,6 +31,34 @@ func Build(root, dir string) (string, error) {
 	return bin, nil
 }
 
+// RunWithBinary is a test binary's TestMain body for tests of real peer processes: it
+// builds ./cmd/peer of the module rooted at root (relative to the test's package dir)
+// once into a temporary dir, or takes PEER_BIN (e.g. a -race build), sets *bin, runs the
+// tests, and returns their exit code after check (goleak, say; may be nil) has passed.
+func RunWithBinary(m interface{ Run() int }, root string, bin *string, check func() error) int {
+	if *bin = os.Getenv("PEER_BIN"); *bin == "" {
+		dir, err := os.MkdirTemp("", "peer-test-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer os.RemoveAll(dir)
+		abs, _ := filepath.Abs(root)
+		if *bin, err = Build(abs, dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
+	code := m.Run()
+	if code == 0 && check != nil {
+		if err := check(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	return code
+}
+
 // Ports are drawn below Linux's ephemeral range (32768-60999), where the kernel never
 // puts the local end of an outgoing connection, and never twice in one test binary: a
 // port the kernel picked for :0 and released can be picked again, or taken by a client,
