@@ -8,7 +8,7 @@ set -euo pipefail
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 command -v iptables >/dev/null || missing+=(iptables)
-command -v logrotate >/dev/null || missing+=(logrotate)
+command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 command -v rtmpdump >/dev/null || missing+=(rtmpdump)
 if ! command -v gst-launch-1.0 >/dev/null || ! command -v gst-inspect-1.0 >/dev/null ||
   ! gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 || ! gst-inspect-1.0 rtmpsrc >/dev/null 2>&1 ||
