@@ -95,20 +95,7 @@ func TestPlayAnywhere(t *testing.T) {
 // a player on a surviving node keeps its connection and gets frames again.
 func TestRelayedPublisherSurvivesMasterKill(t *testing.T) {
 	avtest.RequireTools(t)
-	// n3 may master one stream only: once it holds live/filler, live/relayed published
-	// at n3 is mastered elsewhere and relayed.
-	c, _ := startCluster(t, 3, func(i int) []string {
-		if i == 2 {
-			return []string{"--max-streams", "1"}
-		}
-		return nil
-	})
-	ingress := c.Nodes[2]
-	publish(t, rtmpURL(ingress, "live/filler"))
-	eventually(t, 15*time.Second, "filler placed at n3", func() bool {
-		a, ok := assignment(ingress, "live/filler")
-		return ok && a.Master == ingress.Name
-	})
+	c, ingress := relayingCluster(t)
 	pub := publish(t, rtmpURL(ingress, "live/relayed"))
 	var a procs.Assignment
 	eventually(t, 15*time.Second, "relayed stream placed", func() bool {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"peer/chaos/avtest"
-	"peer/chaos/procs"
 )
 
 // TestHLSFailover: a publisher relayed through a node that does not master its stream;
@@ -28,25 +27,9 @@ func TestHLSFailover(t *testing.T) {
 }
 
 func hlsFailover(t *testing.T, awake bool) {
-	c, _ := startCluster(t, 3, func(i int) []string {
-		if i == 2 {
-			return []string{"--max-streams", "1"}
-		}
-		return nil
-	})
-	ingress := c.Nodes[2]
-	publish(t, rtmpURL(ingress, "live/filler"))
-	eventually(t, 15*time.Second, "filler placed at n3", func() bool {
-		a, ok := assignment(ingress, "live/filler")
-		return ok && a.Master == ingress.Name
-	})
+	c, ingress := relayingCluster(t)
 	publish(t, rtmpURL(ingress, "live/hlsfo"))
-	var a procs.Assignment
-	eventually(t, 15*time.Second, "stream placed with a replica", func() bool {
-		var ok bool
-		a, ok = assignment(ingress, "live/hlsfo")
-		return ok && a.Master != ingress.Name && len(a.Replicas) > 0
-	})
+	a := relayedAssignment(t, ingress, "live/hlsfo")
 	master := c.ByName(a.Master)
 	survivor := c.Others(master.Name, ingress.Name)[0]
 	dir := t.TempDir()

@@ -54,6 +54,38 @@ func startCluster(t *testing.T, n int, extra func(i int) []string) (*procs.Clust
 	return c, time.Since(start)
 }
 
+// relayingCluster starts 3 nodes of which n3 may master one stream only and holds
+// live/filler: a stream published at n3 (the ingress) is mastered elsewhere and relayed.
+func relayingCluster(t *testing.T) (*procs.Cluster, *procs.Node) {
+	t.Helper()
+	c, _ := startCluster(t, 3, func(i int) []string {
+		if i == 2 {
+			return []string{"--max-streams", "1"}
+		}
+		return nil
+	})
+	ingress := c.Nodes[2]
+	publish(t, rtmpURL(ingress, "live/filler"))
+	eventually(t, 15*time.Second, "filler placed at n3", func() bool {
+		a, ok := assignment(ingress, "live/filler")
+		return ok && a.Master == ingress.Name
+	})
+	return c, ingress
+}
+
+// relayedAssignment waits until stream, published at ingress, is placed on another
+// master with a replica, and returns its assignment.
+func relayedAssignment(t *testing.T, ingress *procs.Node, stream string) procs.Assignment {
+	t.Helper()
+	var a procs.Assignment
+	eventually(t, 15*time.Second, stream+" placed elsewhere with a replica", func() bool {
+		var ok bool
+		a, ok = assignment(ingress, stream)
+		return ok && a.Master != ingress.Name && len(a.Replicas) > 0
+	})
+	return a
+}
+
 func waitAgreed(t *testing.T, nodes []*procs.Node, timeout time.Duration) string {
 	t.Helper()
 	var leader string

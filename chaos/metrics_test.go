@@ -39,27 +39,9 @@ func scrapeMetrics(n *procs.Node) map[string]float64 {
 // ingress's relay link re-established, and the new master forwarding to a replica.
 func TestMetricsShowFailover(t *testing.T) {
 	avtest.RequireTools(t)
-	// As in TestRelayedPublisherSurvivesMasterKill: n3 masters one stream only, so
-	// live/metrics published at n3 is mastered elsewhere and relayed.
-	c, _ := startCluster(t, 3, func(i int) []string {
-		if i == 2 {
-			return []string{"--max-streams", "1"}
-		}
-		return nil
-	})
-	ingress := c.Nodes[2]
-	publish(t, rtmpURL(ingress, "live/filler"))
-	eventually(t, 15*time.Second, "filler placed at n3", func() bool {
-		a, ok := assignment(ingress, "live/filler")
-		return ok && a.Master == ingress.Name
-	})
+	c, ingress := relayingCluster(t)
 	publish(t, rtmpURL(ingress, "live/metrics"))
-	var a procs.Assignment
-	eventually(t, 15*time.Second, "the relayed stream placed with replicas", func() bool {
-		var ok bool
-		a, ok = assignment(ingress, "live/metrics")
-		return ok && len(a.Replicas) > 0 && a.Master != ingress.Name
-	})
+	a := relayedAssignment(t, ingress, "live/metrics")
 	var before map[string]float64
 	eventually(t, 15*time.Second, "the ingress's relay link up", func() bool {
 		before = scrapeMetrics(ingress)
