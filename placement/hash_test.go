@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// TestRendezvousHashEven: over 3 and 5 origins and 10,000 keys of the shapes the
+// TestRendezvousHashEven (the hash behind replicas, edge origins and player
+// redirects): over 3 and 5 origins and 10,000 keys of the shapes the
 // cluster hashes (node names, client IPs, stream names), each origin wins within 3
 // percentage points of an even share. Raw FNV-1a gave 3 origins 50/25/25 %.
 func TestRendezvousHashEven(t *testing.T) {

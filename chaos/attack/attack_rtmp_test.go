@@ -112,29 +112,24 @@ func TestAttackRTMPNestedAMF0(t *testing.T) {
 	tg := newTarget(t, 1)
 	addr := tg.nodes[0].RTMP
 	prefix, _ := amf0.Encode("connect", 1.0)
-	tg.attack(0, "AMF0 command nested 2,000,000 levels (10 MB) after the handshake, 3 connections", 20, func() {
-		body := append(prefix, nestedArrays(2_000_000)...)
-		for range 3 {
-			c := dialRTMPRaw(t, addr)
-			c.send(3, 20, 0, body)
-			if !c.closedByServer(10 * time.Second) {
-				t.Error("connection not closed")
+	// sendNested sends a connect command nested levels deep on 3 connections, each of
+	// which the server must close.
+	sendNested := func(levels int) func() {
+		return func() {
+			body := append(prefix, nestedArrays(levels)...)
+			for range 3 {
+				c := dialRTMPRaw(t, addr)
+				c.send(3, 20, 0, body)
+				if !c.closedByServer(10 * time.Second) {
+					t.Error("connection not closed")
+				}
+				c.Close()
 			}
-			c.Close()
 		}
-	})
+	}
+	tg.attack(0, "AMF0 command nested 2,000,000 levels (10 MB) after the handshake, 3 connections", 20, sendNested(2_000_000))
 	tg.expectLog(0, "RTMP session refused: message too large")
-	tg.attack(0, "AMF0 command nested 12,000 levels (60 KB) after the handshake, 3 connections", 20, func() {
-		body := append(prefix, nestedArrays(12_000)...)
-		for range 3 {
-			c := dialRTMPRaw(t, addr)
-			c.send(3, 20, 0, body)
-			if !c.closedByServer(10 * time.Second) {
-				t.Error("connection not closed")
-			}
-			c.Close()
-		}
-	})
+	tg.attack(0, "AMF0 command nested 12,000 levels (60 KB) after the handshake, 3 connections", 20, sendNested(12_000))
 	tg.expectLog(0, "RTMP session refused: malformed command")
 	tg.attack(0, "70 KB connect command before connect", 20, func() {
 		c := dialRTMPRaw(t, addr)

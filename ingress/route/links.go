@@ -347,13 +347,11 @@ func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin 
 func (l *links) origins(a placement.Assignment) []string {
 	list := append([]string{a.Master}, a.Replicas...)
 	self := l.r.self()
-	sort.SliceStable(list, func(i, j int) bool { return rendezvous(self, list[i]) > rendezvous(self, list[j]) })
+	sort.SliceStable(list, func(i, j int) bool {
+		return placement.RendezvousHash(self, list[i]) > placement.RendezvousHash(self, list[j])
+	})
 	return list
 }
-
-// rendezvous scores node n for key: the highest score wins, and removing a node moves
-// only the keys it won (the cluster's one rendezvous hash).
-func rendezvous(key, n string) uint64 { return placement.RendezvousHash(key, n) }
 
 // retry runs attempt until ctx ends, with backoff between failures (reset after an
 // attempt that lasted a while). A panic in an attempt is logged and retried like an error.

@@ -244,7 +244,7 @@ func (r *Router) Redirect(app, name, clientIP string) (string, bool) {
 		if n == self || !alive || m.HTTP == "" {
 			continue
 		}
-		if s := rendezvous(clientIP, n); best == "" || s > bestScore {
+		if s := placement.RendezvousHash(clientIP, n); best == "" || s > bestScore {
 			best, bestScore = m.HTTP, s
 		}
 	}
