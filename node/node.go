@@ -21,12 +21,12 @@ import (
 	"peer/ingress/admit"
 	"peer/ingress/console"
 	"peer/ingress/limit"
-	"peer/ingress/route"
 	"peer/ingress/rtmp"
 	"peer/ingress/web"
 	"peer/media"
 	"peer/membership"
 	"peer/placement"
+	"peer/placement/dataplane"
 )
 
 // Version is the node's software version, reported by the API and `peer version`.
@@ -46,7 +46,7 @@ type Node struct {
 	rtmp     *rtmp.Server
 	web      *web.Server
 	cluster  *placement.Cluster
-	router   *route.Router
+	router   *dataplane.Router
 	admit    *admit.Admission // nil without tokens or hooks
 	events   *console.Events  // recent cluster events, for the console
 	leave    chan struct{}    // closed by `peer leave`: hand off, then stop
@@ -109,7 +109,7 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		n.closeListeners()
 		return nil, err
 	}
-	n.router = &route.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
+	n.router = &dataplane.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
 	n.admit = adm
 	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,

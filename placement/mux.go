@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
-	"peer/ingress/vecio"
+	"peer/media/netio"
 )
 
 var errPartitioned = errors.New("placement: partitioned (fault injection)")
@@ -209,7 +209,7 @@ func (m *muxLayer) closeAll() {
 }
 
 func (m *muxLayer) track(c net.Conn) *trackedConn {
-	tc := &trackedConn{Conn: c, m: m, in: vecio.NewReader(c)}
+	tc := &trackedConn{Conn: c, m: m, in: netio.NewReader(c)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed.Load() || m.blocked.Load() {
@@ -227,7 +227,7 @@ type trackedConn struct {
 	once sync.Once
 }
 
-// Read reads with a raw read(2) (vecio.Reader): an RPC arriving at an idle node then
+// Read reads with a raw read(2) (netio.Reader): an RPC arriving at an idle node then
 // does not wake the runtime's sysmon, which polls every 20 µs for a millisecond or more
 // once woken. Raft's heartbeats and AppendEntries arrive dozens of times a second (perf
 // of an idle node: sysmon's sleeps were the largest share of its scheduling).

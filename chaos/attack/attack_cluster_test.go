@@ -12,9 +12,9 @@ import (
 
 	"peer/chaos/avtest"
 	"peer/chaos/procs"
-	"peer/ingress/route"
 	"peer/ingress/rtmp"
 	"peer/placement"
+	"peer/placement/dataplane"
 )
 
 // clusterKey is the key newTarget's nodes run with (harness_test.go).
@@ -74,11 +74,11 @@ func TestForgedLinkSignature(t *testing.T) {
 	i, replica := tg.byName(a.Replicas[0])
 	tg.attack(i, "forged link signature (forward to a replica, pull), 20 each", 20, func() {
 		for range 20 {
-			q := route.LinkQuery("not-the-key", "forward", legitStream, a.Master, replica.Name, a.Epoch, false, time.Now())
+			q := dataplane.LinkQuery("not-the-key", "forward", legitStream, a.Master, replica.Name, a.Epoch, false, time.Now())
 			if err := linkDial(replica, true, q); err == nil {
 				t.Fatal("forged forward accepted")
 			}
-			q = route.LinkQuery("", "pull", legitStream, "n9", replica.Name, a.Epoch, false, time.Now())
+			q = dataplane.LinkQuery("", "pull", legitStream, "n9", replica.Name, a.Epoch, false, time.Now())
 			if err := linkDial(replica, false, q); err == nil {
 				t.Fatal("forged pull (keyless signature) accepted")
 			}
@@ -102,7 +102,7 @@ func TestReplayedLinkTicket(t *testing.T) {
 	avtest.CheckPlayable(t, tg.rtmpURL(ri, legitStream), 0)
 	tg.attack(mi, "replayed, redirected, expired and stale link tickets", 20, func() {
 		// A pull ticket of an edge for the master, as captured off the wire.
-		pull := route.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch, false, time.Now())
+		pull := dataplane.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch, false, time.Now())
 		if err := linkDial(master, false, pull); err != nil {
 			t.Fatalf("the captured ticket's own use: %v", err)
 		}
@@ -110,21 +110,21 @@ func TestReplayedLinkTicket(t *testing.T) {
 			t.Fatal("replayed pull accepted")
 		}
 		logged(t, master, "replayed")
-		redirected := route.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch, false, time.Now())
+		redirected := dataplane.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch, false, time.Now())
 		if err := linkDial(replica, false, redirected); err == nil {
 			t.Fatal("pull ticket for the master accepted by a replica")
 		}
-		expired := route.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch, false, time.Now().Add(-time.Minute))
+		expired := dataplane.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch, false, time.Now().Add(-time.Minute))
 		if err := linkDial(master, false, expired); err == nil {
 			t.Fatal("expired pull accepted")
 		}
-		stale := route.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch-1, false, time.Now())
+		stale := dataplane.LinkQuery(clusterKey, "pull", legitStream, a.Replicas[1], master.Name, a.Epoch-1, false, time.Now())
 		if err := linkDial(master, false, stale); err == nil {
 			t.Fatal("pull for an older epoch accepted")
 		}
 		// A forward ticket of the master for a replica: its first use only finds the
 		// master's own forward there (busy), the replay is refused as such.
-		fwd := route.LinkQuery(clusterKey, "forward", legitStream, master.Name, replica.Name, a.Epoch, false, time.Now())
+		fwd := dataplane.LinkQuery(clusterKey, "forward", legitStream, master.Name, replica.Name, a.Epoch, false, time.Now())
 		if err := linkDial(replica, true, fwd); err == nil || strings.Contains(err.Error(), "cluster link refused") {
 			t.Fatalf("the forward ticket's own use: %v, want a busy stream", err)
 		}

@@ -8,21 +8,21 @@ import (
 	"time"
 
 	"peer/ingress/rtmp/chunk"
-	"peer/ingress/vecio"
 	"peer/media"
 	"peer/media/flv"
+	"peer/media/netio"
 )
 
 // wire is one RTMP connection after the handshake: the chunk reader, and control and
 // command messages chunked into a buffer that flush sends. Every write goes through one
-// vecio.Writer, so media a nonblocking write left behind goes out before anything else.
+// netio.Writer, so media a nonblocking write left behind goes out before anything else.
 // Server sessions and clients share it; callers serialize writes.
 type wire struct {
 	conn     net.Conn
 	r        *chunk.Reader
 	out      []byte // chunks of control and command messages not yet sent
 	outChunk int    // chunk size of the messages in out
-	vec      *vecio.Writer
+	vec      *netio.Writer
 	otherOut uint64 // bytes of control and command messages sent
 	mediaOut uint64 // media bytes sent (writeTags, tryWriteTags)
 	iov      [][]byte
@@ -33,8 +33,8 @@ type wire struct {
 // when the peer's window fills (it must take whatever lock guards writes).
 func (c *wire) init(conn net.Conn, writeTimeout time.Duration, limits chunk.Limits, ack func(uint32) error) {
 	c.conn = conn
-	c.vec = vecio.New(conn, writeTimeout)
-	c.r = chunk.NewReader(vecio.NewReader(conn), limits, ack)
+	c.vec = netio.New(conn, writeTimeout)
+	c.r = chunk.NewReader(netio.NewReader(conn), limits, ack)
 	c.outChunk = chunk.DefaultChunkSize
 }
 

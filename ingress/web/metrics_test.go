@@ -11,10 +11,10 @@ import (
 	"go.uber.org/zap"
 
 	"peer/ingress/limit"
-	"peer/ingress/route"
 	"peer/media"
 	"peer/membership"
 	"peer/placement"
+	"peer/placement/dataplane"
 )
 
 // metricsServer is a Server with a published stream, an RTMP and an HLS player, and
@@ -43,8 +43,8 @@ func metricsServer(t *testing.T) *Server {
 				Apply:   placement.Histogram{Count: 2, Sum: 0.012, Buckets: []uint64{0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2}},
 				Members: map[membership.State]int{membership.StateAlive: 2, membership.StateDead: 1}}
 		},
-		Links: func() []route.LinkStats {
-			return []route.LinkStats{{Kind: route.LinkRelay}, {Kind: route.LinkForward, Up: 1, Connecting: 1, Connects: 4}, {Kind: route.LinkPull}}
+		Links: func() []dataplane.LinkStats {
+			return []dataplane.LinkStats{{Kind: dataplane.LinkRelay}, {Kind: dataplane.LinkForward, Up: 1, Connecting: 1, Connects: 4}, {Kind: dataplane.LinkPull}}
 		}}
 	s.init()
 	s.hls.note("live/a", "10.0.0.2:5", time.Now())

@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap"
 
 	"peer/ingress/admit"
-	"peer/ingress/route"
-	"peer/ingress/vecio"
 	"peer/media"
 	"peer/media/flv"
+	"peer/media/netio"
+	"peer/placement/dataplane"
 )
 
 func (s *Server) media(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +152,7 @@ func playError(w http.ResponseWriter, err error) {
 	case errors.Is(err, media.ErrTooManyWaiting):
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-	case errors.Is(err, route.ErrLinkRefused), admit.IsDenied(err):
+	case errors.Is(err, dataplane.ErrLinkRefused), admit.IsDenied(err):
 		http.Error(w, err.Error(), http.StatusForbidden)
 	default:
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -173,7 +173,7 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 		conn.Read(b[:])
 		cancel()
 	}()
-	out := &flvSink{w: vecio.New(mediaWriter(conn), s.WriteTimeout)}
+	out := &flvSink{w: netio.New(mediaWriter(conn), s.WriteTimeout)}
 	head := [][]byte{flv.AppendFileHeader([]byte(flvResponseHead), p.Stream().FLVFlags())}
 	n, err := out.w.Write(head)
 	p.Sent(int(n))
@@ -203,7 +203,7 @@ func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player)
 // player's state hands the connection either to the fan-out (TryWrite) or to the
 // player's goroutine, never to both.
 type flvSink struct {
-	w    *vecio.Writer
+	w    *netio.Writer
 	bufs [][]byte
 }
 

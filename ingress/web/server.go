@@ -28,9 +28,9 @@ import (
 	"peer/ingress/admit"
 	"peer/ingress/console"
 	"peer/ingress/limit"
-	"peer/ingress/route"
 	"peer/media"
 	"peer/placement"
+	"peer/placement/dataplane"
 )
 
 // Defaults of the budgets a Server sets when left zero.
@@ -59,7 +59,7 @@ type Server struct {
 	// Placement and Links, when set, feed /metrics with the node's placement and Raft
 	// standing and its cluster links (the node wires them to placement and route).
 	Placement func() placement.Stats
-	Links     func() []route.LinkStats
+	Links     func() []dataplane.LinkStats
 	// Leave, when set, serves POST /api/v1/cluster/leave (`peer leave`).
 	Leave func(context.Context) error
 	// Console, when set, serves the web console under /console/ (and "/" redirects

@@ -1,4 +1,7 @@
-// Package vecio writes byte vectors to a player's TCP connection in two ways: without
+// Package netio holds the socket helpers every server and link shares. It imports
+// nothing of peer's, so any package may use it.
+//
+// A Writer writes byte vectors to a player's TCP connection in two ways: without
 // blocking, from the fan-out, which must never wait for one slow player; and blocking
 // under a write deadline, from the player's own goroutine. Bytes one write leaves behind
 // go out first on the next, so the stream stays whole whichever way it is written.
@@ -6,15 +9,13 @@
 // asleep.
 //
 // A Writer is not safe for concurrent use: its callers serialize writes.
-package vecio
+package netio
 
 import (
 	"net"
 	"syscall"
 	"time"
 	"unsafe"
-
-	"peer/ingress/deadline"
 )
 
 // maxVecs is IOV_MAX on Linux: the most vectors one writev takes.
@@ -24,7 +25,7 @@ const maxVecs = 1024
 type Writer struct {
 	conn    net.Conn
 	raw     syscall.RawConn // nil when conn is not a socket: TryWrite then leaves all pending
-	writes  deadline.Writes
+	writes  WriteDeadline
 	pending [][]byte // what the socket has not taken yet, in order (a view of store)
 	store   [][]byte
 	join    [][]byte // pending followed by new vectors, for one write
@@ -46,7 +47,7 @@ const keepVecs = 64
 
 // New writes to conn; blocking writes give up after timeout without progress.
 func New(conn net.Conn, timeout time.Duration) *Writer {
-	w := &Writer{conn: conn, writes: deadline.Writes{Timeout: timeout}}
+	w := &Writer{conn: conn, writes: WriteDeadline{Timeout: timeout}}
 	w.try = func(fd uintptr) bool {
 		var n int
 		n, w.tryRest, w.tryErr = w.writev(fd, w.tryRest)

@@ -1,22 +1,23 @@
-// Package deadline keeps write deadlines on long-lived streaming connections without
+package netio
+
+// WriteDeadline keeps write deadlines on long-lived streaming connections without
 // resetting a timer on every write: a player's connection is written to tens of times a
 // second, and each SetWriteDeadline costs a runtime timer update.
-package deadline
 
 import (
 	"net"
 	"time"
 )
 
-// Writes refreshes a connection's write deadline at most every timeout/8, so a write
+// WriteDeadline refreshes a connection's write deadline at most every timeout/8, so a write
 // never blocks longer than timeout plus that slack.
-type Writes struct {
+type WriteDeadline struct {
 	Timeout time.Duration
 	next    time.Time // when to refresh again
 }
 
 // Arm sets conn's write deadline if the last one is getting old.
-func (w *Writes) Arm(conn net.Conn) {
+func (w *WriteDeadline) Arm(conn net.Conn) {
 	now := time.Now()
 	if now.Before(w.next) {
 		return

@@ -1,4 +1,4 @@
-package vecio
+package netio
 
 import (
 	"bytes"

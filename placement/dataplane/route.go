@@ -1,8 +1,8 @@
-// Package route decides, on every node, where a publish or a player goes and keeps the
+// Package dataplane is the cluster's data plane. It decides, on every node, where a publish or a player goes and keeps the
 // node-to-node links the placement asks for: relays from an ingress to a stream's
 // master, forwards from the master to its replicas, and edge pulls. It is what replaces
 // the seed's haproxy/nginx tier and its hand-written forward/edge configuration.
-package route
+package dataplane
 
 import (
 	"context"

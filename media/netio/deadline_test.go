@@ -1,4 +1,4 @@
-package deadline
+package netio
 
 import (
 	"net"
@@ -15,7 +15,7 @@ func (c *countConn) SetWriteDeadline(t time.Time) error { c.sets = append(c.sets
 
 func TestArmRefreshesRarely(t *testing.T) {
 	c := &countConn{}
-	w := Writes{Timeout: 800 * time.Millisecond}
+	w := WriteDeadline{Timeout: 800 * time.Millisecond}
 	for range 1000 {
 		w.Arm(c)
 	}
