@@ -22,7 +22,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
@@ -234,23 +233,10 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		logs, stable = s, s
 		snaps = raft.NewInmemSnapshotStore()
 	} else {
-		dir := filepath.Join(c.cfg.DataDir, "raft")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if c.bolt, snaps, err = openStores(c.cfg.DataDir, c.cfg.NoSync, hl); err != nil {
 			return err
-		}
-		c.bolt, err = raftboltdb.New(raftboltdb.Options{
-			Path:        filepath.Join(dir, "raft.db"),
-			BoltOptions: &bbolt.Options{Timeout: time.Second},
-			NoSync:      c.cfg.NoSync,
-		})
-		if err != nil {
-			return fmt.Errorf("placement: open raft log (is another process using %s?): %w", dir, err)
 		}
 		logs, stable = c.bolt, c.bolt
-		snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hl)
-		if err != nil {
-			return err
-		}
 	}
 
 	rc := raft.DefaultConfig()

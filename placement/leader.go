@@ -142,7 +142,10 @@ func (l *liveness) eligible(name string) bool {
 func (l *liveness) gone(name string, grace time.Duration) bool {
 	m, ok := l.members[name]
 	if !ok {
-		return false // unknown to gossip yet: don't act
+		// Unknown to gossip yet: don't act, unless the member table says it left
+		// (`peer recover` records so the nodes lost with the majority).
+		r, rok := l.fsm.member(name)
+		return rok && r.State == string(membership.StateLeft)
 	}
 	switch m.State {
 	case membership.StateLeft:
