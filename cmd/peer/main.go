@@ -28,6 +28,7 @@ type cli struct {
 	Clients clientsCmd `cmd:"" help:"Print this node's clients."`
 	Kick    kickCmd    `cmd:"" help:"Disconnect one client of the node (admin action)."`
 	Leave   leaveCmd   `cmd:"" help:"Hand this node's streams off, then leave the cluster."`
+	Recover recoverCmd `cmd:"" help:"After the permanent loss of a majority: make a stopped survivor's data dir a cluster of the survivors (default: of itself alone), keeping its streams."`
 	Conf    confCmd    `cmd:"" help:"Check a config file, or import an SRS one."`
 	Token   tokenCmd   `cmd:"" help:"Mint a signed ?token= for a publisher or a player."`
 	Version versionCmd `cmd:"" help:"Print the version."`
