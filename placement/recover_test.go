@@ -93,3 +93,46 @@ func TestRecover(t *testing.T) {
 		return a.Master == "n3" && len(a.Replicas) == 2
 	})
 }
+
+// TestRecoverSeveralSurvivors: two survivors given the same voters (names only: the
+// addresses come from the stored configuration) elect a leader between them, and a
+// replacement of the lost node joins as usual.
+func TestRecoverSeveralSurvivors(t *testing.T) {
+	h := newHarness(t, "k")
+	nodes := h.cluster(3)
+	waitFor(t, 15*time.Second, "agreement", h.agreed)
+	addrs := map[string]string{}
+	for _, c := range nodes {
+		addrs[c.Self()] = c.RaftAddr()
+		h.kill(c)
+	}
+	if err := os.RemoveAll(h.dirs["n1"]); err != nil {
+		t.Fatal(err)
+	}
+	delete(h.dirs, "n1")
+	voters := []Voter{{Name: "n2"}, {Name: "n3"}}
+	for _, name := range []string{"n2", "n3"} {
+		rec, err := Recover(h.dirs[name], voters, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rec.Lost, []string{"n1"}) || len(rec.Voters) != 2 || rec.Voters[0].Addr != addrs["n2"] {
+			t.Fatalf("recovery of %s: %+v", name, rec)
+		}
+	}
+	start := func(name string, seeds ...string) *Cluster {
+		cfg := h.config(name, false)
+		cfg.RaftAddr = addrs[name]
+		return h.start(cfg, seeds...)
+	}
+	first := start("n2")
+	second := start("n3", first.GossipAddr())
+	// Two nodes keep one voter (desiredVoters): the leader demotes the other.
+	waitFor(t, 15*time.Second, "a leader of n2 and n3", func() bool {
+		v, nv := raftConfig(second)
+		l := first.Leader()
+		return l != "" && l == second.Leader() && len(v)+len(nv) == 2 && !slices.Contains(append(v, nv...), "n1")
+	})
+	h.start(h.config("n1", false), first.GossipAddr())
+	waitFor(t, 20*time.Second, "three agree again", h.agreed)
+}
