@@ -1,5 +1,6 @@
-// Package avtest drives real media clients (ffmpeg, ffprobe) against peer nodes for
-// tests and the chaos harness: a lavfi publisher, probes and packet timelines.
+// Package avtest drives real media clients (ffmpeg, ffprobe, VLC) against peer nodes for
+// tests and the chaos harness: a lavfi publisher, a VLC recorder, probes, decoding and
+// packet timelines.
 package avtest
 
 import (
@@ -69,8 +70,11 @@ func Publish(url string, o PublishOptions) (*Proc, error) {
 }
 
 // Start runs a client command in the background.
-func Start(name string, args ...string) (*Proc, error) {
-	p := &Proc{Cmd: exec.Command(name, args...), Stderr: &bytes.Buffer{}, done: make(chan struct{})}
+func Start(name string, args ...string) (*Proc, error) { return startCmd(exec.Command(name, args...)) }
+
+// startCmd starts cmd, capturing its standard error.
+func startCmd(cmd *exec.Cmd) (*Proc, error) {
+	p := &Proc{Cmd: cmd, Stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	p.Cmd.Stderr = p.Stderr
 	if err := p.Cmd.Start(); err != nil {
 		return nil, err
@@ -130,28 +134,55 @@ func (p Packet) Seconds() float64 {
 // Probe lists the streams of url.
 func Probe(ctx context.Context, url string) ([]Stream, error) {
 	var out struct{ Streams []Stream }
-	err := probeJSON(ctx, &out, "-show_entries", "stream=codec_type,codec_name,width,height", url)
+	_, err := probeJSON(ctx, &out, "-show_entries", "stream=codec_type,codec_name,width,height", url)
 	return out.Streams, err
 }
 
 // Packets reads the first span of media from url and lists its packets.
 func Packets(ctx context.Context, url string, span time.Duration) ([]Packet, error) {
 	var out struct{ Packets []Packet }
-	err := probeJSON(ctx, &out, "-show_entries", "packet=codec_type,pts_time,dts_time,flags",
+	_, err := probeJSON(ctx, &out, "-show_entries", "packet=codec_type,pts_time,dts_time,flags",
 		"-read_intervals", "%+"+strconv.FormatFloat(span.Seconds(), 'f', 1, 64), url)
 	return out.Packets, err
 }
 
-func probeJSON(ctx context.Context, v any, args ...string) error {
+// DecodedFrames decodes the first span of url (ffprobe -count_frames) and returns how
+// many frames it decoded per codec type ("video", "audio"); an error the demuxer or the
+// decoders log is an error.
+func DecodedFrames(ctx context.Context, url string, span time.Duration) (map[string]int, error) {
+	var out struct {
+		Streams []struct {
+			CodecType string `json:"codec_type"`
+			Frames    string `json:"nb_read_frames"`
+		}
+	}
+	logged, err := probeJSON(ctx, &out, "-count_frames", "-show_entries", "stream=codec_type,nb_read_frames",
+		"-read_intervals", "%+"+strconv.FormatFloat(span.Seconds(), 'f', 1, 64), url)
+	if err != nil {
+		return nil, err
+	}
+	if logged != "" {
+		return nil, fmt.Errorf("decoding %s: %s", url, logged)
+	}
+	frames := map[string]int{}
+	for _, s := range out.Streams {
+		n, _ := strconv.Atoi(s.Frames)
+		frames[s.CodecType] += n
+	}
+	return frames, nil
+}
+
+// probeJSON runs ffprobe with JSON output into v and returns what it logged (errors only).
+func probeJSON(ctx context.Context, v any, args ...string) (string, error) {
 	args = append([]string{"-v", "error", "-rw_timeout", "10000000", "-of", "json"}, args...)
 	cmd := exec.CommandContext(ctx, "ffprobe", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("ffprobe %v: %w: %s", args, err, stderr.String())
+		return stderr.String(), fmt.Errorf("ffprobe %v: %w: %s", args, err, stderr.String())
 	}
-	return json.Unmarshal(out, v)
+	return stderr.String(), json.Unmarshal(out, v)
 }
 
 // Timeline summarizes packets of one codec type: count, first and last time (s), and
