@@ -16,7 +16,7 @@ func TestNodeStreamBudget(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Budget = b
 	main, relay := NewHub(cfg, zap.NewNop()), NewHub(cfg, zap.NewNop())
-	p1, err := main.Publish("live", "a", "10.0.0.1:1", User)
+	p1, err := main.Publish("live", "a", "10.0.0.1:1", Origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,18 +24,18 @@ func TestNodeStreamBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := main.Publish("live", "c", "10.0.0.1:2", User); !errors.Is(err, ErrTooManyStreams) {
+	if _, err := main.Publish("live", "c", "10.0.0.1:2", Origin); !errors.Is(err, ErrTooManyStreams) {
 		t.Fatalf("third stream: %v", err)
 	}
 	if _, err := main.Play("live", "c", PlayOptions{Kind: "test"}); !errors.Is(err, ErrTooManyStreams) {
 		t.Fatalf("third stream for a player: %v", err)
 	}
-	if _, err := main.Publish("live", "a", "10.0.0.1:3", User); !errors.Is(err, ErrBusy) {
+	if _, err := main.Publish("live", "a", "10.0.0.1:3", Origin); !errors.Is(err, ErrBusy) {
 		t.Fatalf("an existing stream is not a new one: %v", err)
 	}
 	pl.Close()
 	relay.maintain(time.Now().Add(time.Hour), time.Second)
-	if _, err := main.Publish("live", "c", "10.0.0.1:2", User); err != nil {
+	if _, err := main.Publish("live", "c", "10.0.0.1:2", Origin); err != nil {
 		t.Fatalf("after a stream was dropped: %v", err)
 	}
 	p1.Close()
@@ -53,16 +53,16 @@ func TestPublishesPerIP(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Budget = &Budget{MaxPublishesPerIP: 2}
 	h := NewHub(cfg, zap.NewNop())
-	a, _ := h.Publish("live", "a", "127.0.0.1:1000", User)
-	b, _ := h.Publish("live", "b", "[::ffff:127.0.0.1]:1001", User)
+	a, _ := h.Publish("live", "a", "127.0.0.1:1000", Origin)
+	b, _ := h.Publish("live", "b", "[::ffff:127.0.0.1]:1001", Origin)
 	if a == nil || b == nil {
 		t.Fatal("publishes under the limit refused")
 	}
-	if _, err := h.Publish("live", "c", "127.0.0.1:1002", User); !errors.Is(err, ErrTooManyPublishes) {
+	if _, err := h.Publish("live", "c", "127.0.0.1:1002", Origin); !errors.Is(err, ErrTooManyPublishes) {
 		t.Fatalf("third publish from one address: %v", err)
 	}
 	for i, remote := range []string{"127.0.0.2:1000", "node:n2", "relay:live/d"} {
-		p, err := h.Publish("live", "other"+strconv.Itoa(i), remote, User)
+		p, err := h.Publish("live", "other"+strconv.Itoa(i), remote, Origin)
 		if err != nil {
 			t.Fatalf("publish from %s: %v", remote, err)
 		}
@@ -70,11 +70,11 @@ func TestPublishesPerIP(t *testing.T) {
 	}
 	h.Kick("live", "a", nil, errors.New("test"))
 	a.Close() // the session's own Close after the kick gives nothing back twice
-	c, err := h.Publish("live", "c", "127.0.0.1:1002", User)
+	c, err := h.Publish("live", "c", "127.0.0.1:1002", Origin)
 	if err != nil {
 		t.Fatalf("after a kick: %v", err)
 	}
-	if _, err := h.Publish("live", "d", "127.0.0.1:1003", User); !errors.Is(err, ErrTooManyPublishes) {
+	if _, err := h.Publish("live", "d", "127.0.0.1:1003", Origin); !errors.Is(err, ErrTooManyPublishes) {
 		t.Fatalf("kick and close gave back two places: %v", err)
 	}
 	b.Close()
@@ -89,18 +89,18 @@ func TestRefusedPublishLeavesNoStream(t *testing.T) {
 	cfg.Budget = &Budget{MaxPublishesPerIP: 1}
 	h := NewHub(cfg, zap.NewNop())
 	defer h.closeAll()
-	p, _ := h.Publish("live", "a", "10.0.0.1:1", User)
+	p, _ := h.Publish("live", "a", "10.0.0.1:1", Origin)
 	defer p.Close()
-	if _, err := h.Publish("live", "b", "10.0.0.1:2", User); !errors.Is(err, ErrTooManyPublishes) {
+	if _, err := h.Publish("live", "b", "10.0.0.1:2", Origin); !errors.Is(err, ErrTooManyPublishes) {
 		t.Fatal(err)
 	}
 	if h.Lookup("live", "b") != nil || cfg.Budget.Streams() != 1 {
 		t.Fatal("a refused publish left a stream")
 	}
-	if _, err := h.Publish("live", "a", "10.0.0.2:1", User); !errors.Is(err, ErrBusy) {
+	if _, err := h.Publish("live", "a", "10.0.0.2:1", Origin); !errors.Is(err, ErrBusy) {
 		t.Fatal(err)
 	}
-	if q, err := h.Publish("live", "c", "10.0.0.2:1", User); err != nil {
+	if q, err := h.Publish("live", "c", "10.0.0.2:1", Origin); err != nil {
 		t.Fatalf("the busy refusal kept the address's place: %v", err)
 	} else {
 		q.Close()
@@ -119,7 +119,7 @@ func TestAdmitPublish(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, _ := h.Publish("live", "a", "10.0.0.1:1", User)
+	p, _ := h.Publish("live", "a", "10.0.0.1:1", Origin)
 	defer p.Close()
 	if err := h.AdmitPublish("live", "b", "10.0.0.1:2"); !errors.Is(err, ErrTooManyPublishes) {
 		t.Fatalf("second publish of the address: %v", err)

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"peer/media/flv"
-	"peer/media/hls"
 )
 
 var aacSeq = []byte{0xaf, 0, 0x12, 0x10}
@@ -28,7 +27,7 @@ func observedHub(queue int) (*Hub, *observer.ObservedLogs) {
 // overflowed, dropped the header, and the player waited for a keyframe forever.
 func TestAudioOnlyJoinerStarts(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "radio", "x", User)
+	pub, _ := h.Publish("live", "radio", "x", Origin)
 	pub.Write(flv.TypeAudio, 0, aacSeq)
 	ts := uint32(0)
 	for range 10_000 { // about 4 minutes of AAC frames
@@ -57,7 +56,7 @@ func TestAudioOnlyJoinerStarts(t *testing.T) {
 // resumes at the next audio frame, after the sequence header again.
 func TestAudioOnlySkipResumesAtOnce(t *testing.T) {
 	h := testHub(t, 8)
-	pub, _ := h.Publish("live", "radio", "x", User)
+	pub, _ := h.Publish("live", "radio", "x", Origin)
 	pub.Write(flv.TypeAudio, 0, aacSeq)
 	pl, _ := h.Play("live", "radio", PlayOptions{Kind: "test", Remote: "slow"})
 	defer pl.Close()
@@ -79,7 +78,7 @@ func TestOverflowRequeuesSequenceHeader(t *testing.T) {
 	h := testHub(t, 4)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	for i := 1; i <= 6; i++ {
@@ -96,7 +95,7 @@ func TestOverflowRequeuesSequenceHeader(t *testing.T) {
 // drops its cache (logged once) and joiners start at the next keyframe.
 func TestGOPCacheBoundedByTime(t *testing.T) {
 	h, logs := observedHub(4096)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	for i := 1; i <= 1000; i++ { // 40 s of inter frames
@@ -125,7 +124,7 @@ func TestGOPCacheBoundedByTime(t *testing.T) {
 // with room for live tags, so the start burst cannot overflow it.
 func TestGOPCacheFitsTheQueue(t *testing.T) {
 	h := testHub(t, 32)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	for i := 1; i <= 100; i++ {
@@ -146,7 +145,7 @@ func TestTimestampJumpsRebased(t *testing.T) {
 	h, logs := observedHub(256)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	pub.Write(flv.TypeVideo, 40, interFr)
 	pub.Write(flv.TypeVideo, 0x7fffffff, interFr) // forward: rebased to 80
@@ -178,13 +177,13 @@ func TestAbsurdPublisherDoesNotLeak(t *testing.T) {
 	h := testHub(t, 256)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	bad, _ := h.Publish("live", "a", "x", User)
+	bad, _ := h.Publish("live", "a", "x", Origin)
 	bad.Write(flv.TypeVideo, 0, avcSeq)
 	bad.Write(flv.TypeVideo, 0, keyframe)
 	bad.Write(flv.TypeVideo, 0x7fffffff, keyframe)
 	bad.Write(flv.TypeVideo, 10, keyframe)
 	bad.Close()
-	next, _ := h.Publish("live", "a", "y", User)
+	next, _ := h.Publish("live", "a", "y", Origin)
 	next.Write(flv.TypeVideo, 0, keyframe)
 	next.Write(flv.TypeVideo, 40, interFr)
 	got, _ := pl.Next(context.Background(), nil)
@@ -202,7 +201,7 @@ func TestAbsurdPublisherDoesNotLeak(t *testing.T) {
 // joiners start at a keyframe, not at inter frames that follow the audio.
 func TestVideoAppearsInAudioOnlyStream(t *testing.T) {
 	h := testHub(t, 256)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeAudio, 0, aacSeq)
 	for i := range 20 {
 		pub.Write(flv.TypeAudio, uint32(23*i), aacFrame)
@@ -218,18 +217,18 @@ func TestVideoAppearsInAudioOnlyStream(t *testing.T) {
 }
 
 // TestLinkJoinsAudioOnlyMidWindow: a cluster link joining an audio-only stream whose
-// window holds the segment's marker gets it once, where it is, not ahead of older audio.
+// window holds the latest control tag gets it once, where it is, not ahead of older audio.
 func TestLinkJoinsAudioOnlyMidWindow(t *testing.T) {
 	h := testHub(t, 256)
-	pub, _ := h.Publish("live", "a", "node:n1", Feed)
+	pub, _ := h.Publish("live", "a", "node:n1", Copy)
 	pub.Write(flv.TypeAudio, 0, aacSeq)
 	pub.Write(flv.TypeAudio, 0, aacFrame)
-	pub.WriteAt(flv.TypeScript, 23, hls.CutMarker(hls.Cut{Seq: 3}, 23).Data())
+	pub.WriteAt(flv.TypeScript, 23, ctlTag(23).Data())
 	pub.Write(flv.TypeAudio, 23, aacFrame)
-	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Internal: true})
+	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Link: true})
 	defer link.Close()
 	got, _ := link.Next(context.Background(), nil)
-	if len(got) != 4 || !got[0].IsSequenceHeader() || got[1].Time != 0 || !hls.IsCutMarker(got[2]) || got[3].Time != 23 {
+	if len(got) != 4 || !got[0].IsSequenceHeader() || got[1].Time != 0 || !isCtl(got[2]) || got[3].Time != 23 {
 		t.Fatalf("link got %v", describe(got))
 	}
 }

@@ -59,11 +59,10 @@ func FuzzPublish(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg := DefaultConfig()
 		cfg.QueueTags = 64
-		cfg.NoHLS = true
 		h := NewHub(cfg, zap.NewNop())
 		defer h.closeAll()
 		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test"})
-		pub, _ := h.Publish("live", "a", "127.0.0.1:1", User)
+		pub, _ := h.Publish("live", "a", "127.0.0.1:1", Origin)
 		defer pub.Close()
 		last := map[uint8]int64{}
 		var buf []*flv.Tag

@@ -6,14 +6,13 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
-	"peer/media/hls"
 )
 
 // gopCache is what a new player starts from after the metadata and sequence headers.
 // It is bounded in bytes (Config.GOPMaxBytes), in media time and in tags (so that a
 // joiner's queue takes it whole with room for the live tags behind it):
-//   - A stream with video keeps the tags since its latest keyframe (and the cut marker
-//     right before it). A GOP that outgrows a bound is dropped, with a log line, and the
+//   - A stream with video keeps the tags since its latest keyframe (and the control tag
+//     right before it, see Packager). A GOP that outgrows a bound is dropped, with a log line, and the
 //     cache waits for the next keyframe: the joiner then starts at that keyframe.
 //   - An audio-only stream has no keyframes, but every AAC (or MP3) frame decodes on its
 //     own after the sequence header, so it keeps a sliding window of its latest audio,
@@ -57,21 +56,21 @@ func (g *gopCache) popFront() {
 // most GOPMaxTime): about a video stream's GOP, a short start burst.
 const audioCacheSpan = 2 * time.Second
 
-// cacheGOP adds t to the GOP cache (see gopCache).
-func (s *Stream) cacheGOP(t *flv.Tag) {
+// cacheGOP adds t, a control tag or not, to the GOP cache (see gopCache).
+func (s *Stream) cacheGOP(t *flv.Tag, control bool) {
 	g := &s.gop
 	switch {
 	case t.IsKeyframe():
-		// A cut marker right before the keyframe stays: it starts the new GOP.
-		var marker *flv.Tag
-		if c := g.tags(); len(c) > 0 && hls.IsCutMarker(c[len(c)-1]) {
-			marker = c[len(c)-1]
+		// A control tag right before the keyframe stays: it starts the new GOP.
+		var c0 *flv.Tag
+		if c := g.tags(); len(c) > 0 && c[len(c)-1] == s.lastControl {
+			c0 = c[len(c)-1]
 		}
 		g.reset()
-		if marker != nil {
-			g.push(marker)
+		if c0 != nil {
+			g.push(c0)
 		}
-	case hls.IsCutMarker(t):
+	case control:
 	case len(g.tags()) == 0 && s.hasVideo:
 		return // video stream: wait for a keyframe before caching anything
 	}

@@ -1,5 +1,12 @@
-// Package media is a node's live-stream core: the streams it holds, their publishers,
-// GOP caches and the bounded, shared-payload fan-out to players.
+// Package media is a node's live-stream core: the streams it holds (hub.go), their
+// publishers and timelines (publisher.go, timeline.go), GOP caches (gop.go) and the
+// bounded, shared-payload fan-out to players (player.go, fanout.go).
+//
+// It knows no output format and no cluster. Packagers (HLS today) attach to each stream
+// through the Packager interface; links that carry a stream between hubs are players
+// and publishers like any other, told apart only by what the core does with them
+// (PlayOptions.Link and First, Source). It may import only leaf packages (media/flv,
+// conf/ratelog, the standard library, zap); media/hls and the cluster import it.
 package media
 
 import (
@@ -7,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,14 +23,13 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
-	"peer/media/hls"
 )
 
 // ErrBusy refuses a second publisher of a live stream.
 var ErrBusy = errors.New("stream is already being published")
 
-// ErrNoStream answers an HLS request for a stream that neither this node nor the
-// cluster has: nothing is created for it.
+// ErrNoStream answers a request of a viewer holding no connection (Watch) for a stream
+// that is neither published here nor placed: nothing is created for it.
 var ErrNoStream = errors.New("no such stream")
 
 // ErrTooManyWaiting refuses a player of a stream nobody publishes once Config.MaxWaiting
@@ -38,31 +43,24 @@ type Config struct {
 	GOPMaxBytes  int           // largest GOP cached for fast start
 	GOPMaxTime   time.Duration // longest GOP cached (an audio-only stream keeps at most this, and at most 2 s, of audio)
 	IdleTimeout  time.Duration // a stream without publisher is dropped (and its players closed) after this
-	HLS          hls.Config
-	NoHLS        bool // streams of this hub are never packaged (a relay's private copy)
-	// HLSIdle > 0 packages a stream that follows another node's cuts (a replica's or an
-	// edge's copy) only while HLS was requested here in the last HLSIdle: each node
-	// carrying a stream would otherwise package it whether or not anyone plays HLS there.
-	// The master always packages. 0: every stream, always (needed when HLS.Dir is served
-	// by another program).
-	HLSIdle time.Duration
+	// Packagers make each new stream's packagers (HLS), in this order; none: streams are
+	// not packaged (a relay's private copy).
+	Packagers []NewPackager
 	// MergeWrite gathers this much media per write to a player (SRS mw_latency): a large
 	// audience costs fewer, larger writes, at the price of that much latency. 0 writes
 	// every video frame.
 	MergeWrite time.Duration
-	// OnHLSSegment, when set, is told of each HLS segment a stream's master finishes.
-	OnHLSSegment func(app, name string, seq uint64, uri string, dur time.Duration)
 	// Budget caps streams and per-client publishes, shared by a node's hubs; nil: none.
 	Budget *Budget
 	// Placed reports whether the cluster has placed a stream (a node publishes it); nil
 	// means every stream counts as placed. A player of a stream that is neither placed
 	// nor published here waits for a publisher, and at most MaxWaiting such players wait
-	// at once (0: no limit); an HLS request for it gets ErrNoStream.
+	// at once (0: no limit); a Watch of it gets ErrNoStream.
 	Placed     func(app, name string) bool
 	MaxWaiting int
 	// ForApp, when set, adjusts a copy of this config for a new stream of app: per-app
-	// settings. Only QueueTags, GOPMaxTime, MergeWrite and HLS are read from the copy,
-	// once, when the stream is created; the rest is the hub's.
+	// settings. Only QueueTags, GOPMaxTime and MergeWrite are read from the copy, once,
+	// when the stream is created; the rest is the hub's.
 	ForApp func(app string, c *Config)
 }
 
@@ -90,8 +88,7 @@ func (h *Hub) appConfig(app string) Config {
 
 // DefaultConfig suits a 2 Mbit/s stream with 2 s GOPs.
 func DefaultConfig() Config {
-	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, GOPMaxTime: 30 * time.Second, IdleTimeout: 30 * time.Second,
-		HLS: hls.Config{Fragment: 2 * time.Second, Window: 6}, HLSIdle: 30 * time.Second}
+	return Config{QueueTags: 1024, MaxOverflows: 3, GOPMaxBytes: 16 << 20, GOPMaxTime: 30 * time.Second, IdleTimeout: 30 * time.Second}
 }
 
 // Hub holds the streams of one node.
@@ -167,19 +164,8 @@ func (h *Hub) stream(app, name string) (*Stream, error) {
 		s = &Stream{App: app, Name: name, hub: h, log: log, created: time.Now(), vacantSince: time.Now(),
 			players: map[*Player]struct{}{},
 			cfg:     streamConfig{queueTags: cfg.QueueTags, gopMaxTime: cfg.GOPMaxTime, mergeWrite: cfg.MergeWrite}}
-		if !h.cfg.NoHLS {
-			hcfg := cfg.HLS
-			hcfg.OnCut = s.holdCut
-			if f := h.cfg.OnHLSSegment; f != nil {
-				hcfg.OnSegment = func(seq uint64, uri string, dur time.Duration) { f(app, name, seq, uri, dur) }
-			}
-			hcfg.URIPrefix = name + "/"
-			if hcfg.Dir != "" {
-				// DIR/app/name.m3u8 listing name/N.ts: the layout the HTTP URLs have.
-				hcfg.Dir = filepath.Join(hcfg.Dir, app, name)
-				hcfg.PlaylistFile = "../" + name + ".m3u8"
-			}
-			s.hls = hls.New(hcfg, log)
+		for _, f := range h.cfg.Packagers {
+			s.packagers = append(s.packagers, f(s))
 		}
 		h.streams[key] = s
 	}
@@ -193,19 +179,25 @@ func (h *Hub) Lookup(app, name string) *Stream {
 	return h.streams[app+"/"+name]
 }
 
-// Source says what a publisher is to its stream.
+// Source says what a publisher is to its stream: how the stream places its time, and
+// who decides the packaging. The cluster maps its links onto these.
 type Source int
 
 const (
-	// User is a user's publish (OBS, ffmpeg, or relayed from another node's ingress): it
-	// makes this node the stream's HLS leader and may start a new timeline.
-	User Source = iota
-	// Repointed is a user's publish that a relay moved here after a change of master: it
-	// continues the stream's timeline.
-	Repointed
-	// Feed is a copy from the cluster (forward, edge pull): it continues the timeline and
-	// the HLS packager follows its cut markers.
-	Feed
+	// Origin is where the stream's content enters (an encoder, or a relay of one): its
+	// clock is checked and rebased on jumps, a restart starts a new timeline (a
+	// discontinuity for the packagers), and the packagers decide on their own, sending
+	// their control tags out to the links.
+	Origin Source = iota
+	// Resume is an origin that takes over a stream already carrying its content (the
+	// same encoder relayed here from elsewhere): it continues the stream's timeline,
+	// placed by content (its first tag is found in the GOP cache) and dropping what it
+	// replays.
+	Resume
+	// Copy is a copy of a stream another hub holds and packages: its time is the
+	// stream's time as it is (never rebased, its catch-up replay dropped), and the
+	// packagers follow the control tags it carries instead of deciding.
+	Copy
 )
 
 // Publish attaches the stream's source, refusing a second one with ErrBusy.
@@ -249,12 +241,11 @@ func (s *Stream) attach(h *Hub, remote string, src Source, ip netip.Addr) (*Publ
 	case s.pub != nil:
 		return nil, ErrBusy
 	}
-	feed := src == Feed
-	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Feed: feed, stream: s, ip: ip,
-		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime, continues: src != User}}
+	p := &Publisher{ID: h.nextID.Add(1), Remote: remote, Source: src, stream: s, ip: ip,
+		tl: timeline{prevLast: s.lastTime, prevHas: s.hasTime, continues: src != Origin}}
 	s.pub = p
-	if s.hls != nil {
-		s.hls.SetFollow(feed) // under wmu: the muxer is single-writer
+	for _, pk := range s.packagers {
+		pk.Attach(src) // under wmu: packagers are single-writer
 	}
 	s.vacantSince = time.Time{}
 	return p, nil
@@ -287,18 +278,21 @@ func (h *Hub) refused(err error, key, remote string) {
 type PlayOptions struct {
 	Kind   string // "rtmp-play", "flv-play", "link-forward", ...
 	Remote string
-	// Internal players are the cluster's own links: they also receive HLS cut markers.
-	Internal bool
-	// Pull: an edge node pulling the stream for its players. It is written first of all,
-	// before forwards to replicas, which may have no players at all.
-	Pull bool
+	// Link is a player that carries the stream on to another hub: it receives the
+	// packagers' control tags (so the far end packages alike), is never held for a
+	// merged write and is written before the viewers (every hub downstream waits for
+	// it), does not count as a viewer, and is never refused for waiting.
+	Link bool
+	// First is a link written before the other links: one whose far end serves viewers,
+	// where the others may have none. It implies Link.
+	First bool
 }
 
 // Play subscribes a player; it receives the stream's start tags, then live tags. A
 // player may arrive before the publisher and waits for it, within Config.MaxWaiting
 // when no node publishes the stream.
 func (h *Hub) Play(app, name string, o PlayOptions) (*Player, error) {
-	if !o.Internal && !o.Pull && !h.known(app, name) {
+	if !o.Link && !o.First && !h.known(app, name) {
 		h.waitMu.Lock()
 		defer h.waitMu.Unlock()
 		if n := h.waitingPlayers(); h.cfg.MaxWaiting > 0 && n >= h.cfg.MaxWaiting {
@@ -329,7 +323,7 @@ func (h *Hub) known(app, name string) bool {
 	return h.cfg.Placed == nil || h.cfg.Placed(app, name)
 }
 
-// waitingPlayers counts the user players of streams that are neither published here
+// waitingPlayers counts the viewers of streams that are neither published here
 // nor placed. Called with waitMu held; the streams it walks are bounded by the cap
 // itself plus the real ones.
 func (h *Hub) waitingPlayers() int {
@@ -344,7 +338,7 @@ func (h *Hub) waitingPlayers() int {
 		if s.pub == nil && len(s.players) > 0 {
 			n := 0
 			for p := range s.players {
-				if !p.internal {
+				if !p.link {
 					n++
 				}
 			}
@@ -362,37 +356,29 @@ func (h *Hub) waitingPlayers() int {
 	return n
 }
 
-// WatchHLS returns the stream for an HLS request and notes the request: HLS players
-// hold no connection, so this is how the node knows the stream is wanted here. It
-// creates the stream only when a node publishes it (this node then pulls it); a stream
-// nobody publishes gets ErrNoStream, unless this node still holds its HLS window.
-func (h *Hub) WatchHLS(app, name string) (*Stream, error) {
-	s := h.Lookup(app, name)
-	switch {
-	case s != nil && s.servesHLS():
-	case h.known(app, name):
-		if s == nil {
-			var err error
-			if s, err = h.stream(app, name); err != nil {
-				return nil, err
-			}
-		}
-	default:
+// Watch returns the stream for a request of a viewer that holds no connection (an HLS
+// playlist or segment) and notes the request (Stream.WatchedWithin, Viewers): without
+// a player, this is how the hub knows the stream is wanted here. It creates the stream
+// only when it is published here or placed (Config.Placed); otherwise it returns
+// ErrNoStream. A packager that still serves a stream it holds notes requests with
+// Stream.Watched instead.
+func (h *Hub) Watch(app, name string) (*Stream, error) {
+	if !h.known(app, name) {
 		return nil, ErrNoStream
 	}
-	s.hlsSeen.Store(time.Now().UnixNano())
+	s := h.Lookup(app, name)
+	if s == nil {
+		var err error
+		if s, err = h.stream(app, name); err != nil {
+			return nil, err
+		}
+	}
+	s.Watched()
 	return s, nil
 }
 
-// servesHLS reports a playlist to serve: a publisher that just left keeps its window
-// until the stream is dropped.
-func (s *Stream) servesHLS() bool {
-	if s.hls == nil {
-		return false
-	}
-	_, ok := s.hls.Playlist()
-	return ok
-}
+// Watched notes a request of a viewer that holds no connection (see Hub.Watch).
+func (s *Stream) Watched() { s.watched.Store(time.Now().UnixNano()) }
 
 // Kick detaches the stream's publisher if match accepts it (nil: any) and reports
 // whether it did: fencing kicks a master's own publisher, a change of master kicks the

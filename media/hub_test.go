@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
-	"peer/media/hls"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -23,7 +22,7 @@ var (
 )
 
 func testHub(t testing.TB, queue int) *Hub {
-	cfg := DefaultConfig()
+	cfg := packagedConfig()
 	cfg.QueueTags = queue
 	return NewHub(cfg, zap.NewNop())
 }
@@ -43,15 +42,15 @@ func TestValidateName(t *testing.T) {
 
 func TestSecondPublisherRefused(t *testing.T) {
 	h := testHub(t, 16)
-	p1, err := h.Publish("live", "a", "x", User)
+	p1, err := h.Publish("live", "a", "x", Origin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Publish("live", "a", "y", User); !errors.Is(err, ErrBusy) {
+	if _, err := h.Publish("live", "a", "y", Origin); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second publisher: %v", err)
 	}
 	p1.Close()
-	if _, err := h.Publish("live", "a", "y", User); err != nil {
+	if _, err := h.Publish("live", "a", "y", Origin); err != nil {
 		t.Fatalf("publisher after the first left: %v", err)
 	}
 }
@@ -60,7 +59,7 @@ func TestSecondPublisherRefused(t *testing.T) {
 // keyframe, sharing the publisher's bytes.
 func TestStartFromGOP(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	pub.Write(flv.TypeVideo, 40, interFr)
@@ -90,7 +89,7 @@ func TestStartFromGOP(t *testing.T) {
 // reading player gets everything.
 func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 	h := testHub(t, 8)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	slow, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "slow"})
 	defer slow.Close()
 	fast, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "fast"})
@@ -142,7 +141,7 @@ func TestSlowPlayerSkipsThenDrops(t *testing.T) {
 
 func TestSkipResumesAtKeyframe(t *testing.T) {
 	h := testHub(t, 4)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
 	pub.Write(flv.TypeVideo, 0, keyframe)
@@ -192,10 +191,10 @@ func TestPublisherRestartKeepsTimeGrowing(t *testing.T) {
 func restartedAt5s(t *testing.T) (*Player, *Publisher) {
 	h := testHub(t, 64)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 5000, keyframe)
 	pub.Close()
-	pub2, err := h.Publish("live", "a", "y", User)
+	pub2, err := h.Publish("live", "a", "y", Origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +222,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, players := range []int{1, 1000} {
 		b.Run(map[int]string{1: "players=1", 1000: "players=1000"}[players], func(b *testing.B) {
 			h := testHub(b, 1<<16)
-			pub, _ := h.Publish("live", "a", "x", User)
+			pub, _ := h.Publish("live", "a", "x", Origin)
 			var ps []*Player
 			for range players {
 				p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
@@ -269,7 +268,7 @@ func TestConfigTagsDoNotRebase(t *testing.T) {
 // its limit.
 func TestQueueGrowsInOrder(t *testing.T) {
 	h := testHub(t, 300)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
 	pub.Write(flv.TypeVideo, 0, keyframe)
@@ -291,10 +290,10 @@ func TestQueueGrowsInOrder(t *testing.T) {
 // immediately, and late writes of the kicked one are dropped.
 func TestKickFreesTheStreamAtOnce(t *testing.T) {
 	h := testHub(t, 64)
-	old, _ := h.Publish("live", "a", "node:n1", Feed)
+	old, _ := h.Publish("live", "a", "node:n1", Copy)
 	kicked := make(chan error, 1)
 	old.OnKick(func(err error) { kicked <- err })
-	if h.Kick("live", "a", func(p *Publisher) bool { return !p.Feed }, nil) {
+	if h.Kick("live", "a", func(p *Publisher) bool { return p.Source != Copy }, nil) {
 		t.Fatal("kicked a feed with a user-only match")
 	}
 	if !h.Kick("live", "a", nil, ErrStreamClosed) {
@@ -305,7 +304,7 @@ func TestKickFreesTheStreamAtOnce(t *testing.T) {
 	}
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	next, err := h.Publish("live", "a", "node:n2", Feed)
+	next, err := h.Publish("live", "a", "node:n2", Copy)
 	if err != nil {
 		t.Fatalf("stream still busy after a kick: %v", err)
 	}
@@ -322,10 +321,10 @@ func TestKickFreesTheStreamAtOnce(t *testing.T) {
 // it is not a keyframe (players hold the frames it refers to). A new user publisher
 // with an older clock is shifted instead.
 func TestContinuingPublisherResumesAfterLastTag(t *testing.T) {
-	for _, src := range []Source{Feed, Repointed} {
+	for _, src := range []Source{Copy, Resume} {
 		h := testHub(t, 64)
 		pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
-		old, _ := h.Publish("live", "a", "x", User)
+		old, _ := h.Publish("live", "a", "x", Origin)
 		old.Write(flv.TypeVideo, 1000, keyframe)
 		old.Write(flv.TypeVideo, 1040, interFr)
 		old.Close()
@@ -341,25 +340,25 @@ func TestContinuingPublisherResumesAfterLastTag(t *testing.T) {
 	}
 }
 
-// TestLinkGetsMarkerOfSegmentInProgress: a cluster link joining mid-segment gets the
-// segment's HLS marker ahead of the GOP; a user player never sees markers.
-func TestLinkGetsMarkerOfSegmentInProgress(t *testing.T) {
+// TestLinkGetsLatestControlTag: a link joining mid-segment gets the latest control tag
+// (an HLS segment's marker) ahead of the GOP; a viewer never sees control tags.
+func TestLinkGetsLatestControlTag(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "node:n1", Feed)
-	marker := hls.CutMarker(hls.Cut{Seq: 5}, 0)
+	pub, _ := h.Publish("live", "a", "node:n1", Copy)
+	marker := ctlTag(0)
 	pub.WriteAt(flv.TypeScript, 0, marker.Data())
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	pub.Write(flv.TypeVideo, 40, interFr)
 	pub.Write(flv.TypeVideo, 80, keyframe) // a new GOP inside segment 5
-	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Internal: true})
+	link, _ := h.Play("live", "a", PlayOptions{Kind: "link", Remote: "n2", Link: true})
 	defer link.Close()
 	user, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer user.Close()
 	got, _ := link.Next(context.Background(), nil)
-	if len(got) != 2 || !hls.IsCutMarker(got[0]) || got[1].Time != 80 {
+	if len(got) != 2 || !isCtl(got[0]) || got[1].Time != 80 {
 		t.Fatalf("link got %v", describe(got))
 	}
-	if got, _ := user.Next(context.Background(), nil); len(got) != 1 || hls.IsCutMarker(got[0]) {
+	if got, _ := user.Next(context.Background(), nil); len(got) != 1 || isCtl(got[0]) {
 		t.Fatalf("user got %v", describe(got))
 	}
 }
@@ -382,12 +381,12 @@ func TestRepointedRelayAlignsByContent(t *testing.T) {
 	h := testHub(t, 64)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
 	defer pl.Close()
-	early, _ := h.Publish("live", "a", "first publisher", User)
+	early, _ := h.Publish("live", "a", "first publisher", Origin)
 	early.Write(flv.TypeVideo, 0, avcSeq)
 	early.Write(flv.TypeVideo, 50_000, frame(true, 0))
 	early.Close()
 	// The user publishes again, clock from 1000: the stream shifts it past 50 000.
-	user, _ := h.Publish("live", "a", "user", User)
+	user, _ := h.Publish("live", "a", "user", Origin)
 	user.Write(flv.TypeVideo, 1000, frame(true, 1))
 	user.Write(flv.TypeVideo, 1040, frame(false, 2))
 	user.Close()
@@ -403,7 +402,7 @@ func TestRepointedRelayAlignsByContent(t *testing.T) {
 	if last <= 50_000 {
 		t.Fatalf("the second publish was not shifted: %v", describe(before))
 	}
-	relay, _ := h.Publish("live", "a", "relay", Repointed)
+	relay, _ := h.Publish("live", "a", "relay", Resume)
 	relay.Write(flv.TypeVideo, 0, avcSeq)
 	relay.Write(flv.TypeVideo, 1000, frame(true, 1))  // replayed
 	relay.Write(flv.TypeVideo, 1040, frame(false, 2)) // replayed
@@ -414,7 +413,7 @@ func TestRepointedRelayAlignsByContent(t *testing.T) {
 	}
 	// Without a common tag the relay starts a new timeline past the stream's end.
 	relay.Close()
-	other, _ := h.Publish("live", "a", "relay2", Repointed)
+	other, _ := h.Publish("live", "a", "relay2", Resume)
 	other.Write(flv.TypeVideo, 7000, frame(true, 9))
 	got = drain()
 	if len(got) != 1 || got[0].Time <= last+40 {

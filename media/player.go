@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"peer/media/flv"
-	"peer/media/hls"
 )
 
 // ErrTooSlow closes a player that kept overflowing its queue.
@@ -55,12 +54,12 @@ const (
 // goroutine switch (Sink); otherwise, and always for a player without a Sink, the
 // player's own writer goroutine drains the queue (Next).
 type Player struct {
-	ID       uint64
-	Kind     string // "rtmp-play", "flv-play", "link-..."
-	Remote   string
-	internal bool
-	pull     bool // an edge's link (PlayOptions.Pull)
-	stream   *Stream
+	ID     uint64
+	Kind   string // "rtmp-play", "flv-play", "link-..."
+	Remote string
+	link   bool // PlayOptions.Link (or First)
+	first  bool // PlayOptions.First
+	stream *Stream
 
 	mu        sync.Mutex
 	queue     []*flv.Tag // ring; grows on demand up to limit
@@ -83,7 +82,7 @@ type Player struct {
 const initialQueue = 64
 
 func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
-	return &Player{Kind: o.Kind, Remote: o.Remote, internal: o.Internal || o.Pull, pull: o.Pull, stream: s,
+	return &Player{Kind: o.Kind, Remote: o.Remote, link: o.Link || o.First, first: o.First, stream: s,
 		queue: make([]*flv.Tag, min(initialQueue, capacity)), limit: capacity, wake: make(chan struct{}, 1)}
 }
 
@@ -108,7 +107,7 @@ func (p *Player) SetSink(s Sink) {
 func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (dropped, claimed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err != nil || (!p.internal && hls.IsCutMarker(t)) {
+	if p.err != nil {
 		return false, false
 	}
 	if p.skipping {
@@ -238,7 +237,7 @@ func (p *Player) flushInline(buf []*flv.Tag) ([]*flv.Tag, int) {
 	return buf, n
 }
 
-// isConfig: metadata, sequence headers and cut markers reach a skipping player too.
+// isConfig: metadata, sequence headers and control tags reach a skipping player too.
 func isConfig(t *flv.Tag) bool { return t.Type == flv.TypeScript || t.IsSequenceHeader() }
 
 // isConfigData is isConfig on a message's type and body: an AVC or AAC sequence header.

@@ -40,7 +40,7 @@ func TestPublishPlayRaceIdleSweep(t *testing.T) {
 	})
 	var players []*Player
 	for range 2000 {
-		pub, err := h.Publish("live", "a", "x", User)
+		pub, err := h.Publish("live", "a", "x", Origin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,12 +66,12 @@ func TestPublishPlayRaceIdleSweep(t *testing.T) {
 }
 
 // TestKickedWriteDoesNotOverlapSuccessor: the writes of a kicked publisher still in
-// flight do not overlap its successor's (go test -race reported it in the HLS muxer).
+// flight do not overlap its successor's (go test -race reported it in the HLS muxer; here, in testPackager).
 func TestKickedWriteDoesNotOverlapSuccessor(t *testing.T) {
-	h := NewHub(DefaultConfig(), zap.NewNop())
+	h := NewHub(packagedConfig(), zap.NewNop())
 	defer h.closeAll()
 	for round := range 20 {
-		old, err := h.Publish("live", "a", "x", User)
+		old, err := h.Publish("live", "a", "x", Origin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestKickedWriteDoesNotOverlapSuccessor(t *testing.T) {
 		})
 		time.Sleep(time.Duration(round%4) * time.Millisecond)
 		h.Kick("live", "a", nil, ErrKicked)
-		next, err := h.Publish("live", "a", "x", User)
+		next, err := h.Publish("live", "a", "x", Origin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,16 +99,16 @@ func TestKickedWriteDoesNotOverlapSuccessor(t *testing.T) {
 }
 
 // TestShutdownWithLivePublishers: a node shut down while its publishers write (the
-// hub's Run ends) releases the HLS packagers after the writes in flight. Before, the
+// hub's Run ends) releases the packagers after the writes in flight. Before, the HLS
 // muxer was closed under a write and flushAudio dereferenced its nil segment.
 func TestShutdownWithLivePublishers(t *testing.T) {
-	h := NewHub(DefaultConfig(), zap.NewNop())
+	h := NewHub(packagedConfig(), zap.NewNop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
 	var wg sync.WaitGroup
 	for _, name := range []string{"a", "b", "c", "d"} {
-		pub, err := h.Publish("live", name, "x", User)
+		pub, err := h.Publish("live", name, "x", Origin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestShutdownWithLivePublishers(t *testing.T) {
 // gossip then blocked on it for good.
 func TestSendPanicReleasesStreamLock(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	s := pub.Stream()
 	s.mu.Lock()
 	s.players[nil] = struct{}{} // a broken player: the fan-out panics on it

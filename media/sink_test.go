@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
-	"peer/media/hls"
 )
 
 // fakeSink records what the fan-out wrote and answers with the scripted results.
@@ -54,7 +52,7 @@ func (f *fakeSink) times() []int64 {
 // publisher feeding it.
 func sinkPlayer(t *testing.T, sink *fakeSink) (*Player, *Publisher) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
@@ -172,7 +170,7 @@ func TestSinkErrorClosesPlayer(t *testing.T) {
 // frame.
 func TestFanOutShards(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	const n = 3*fanOutShard + 5
@@ -210,7 +208,7 @@ func (o orderSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
 // link goes before forwards to replicas.
 func TestFanOutWritesLinksFirst(t *testing.T) {
 	h := testHub(t, 64)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	var (
@@ -223,9 +221,9 @@ func TestFanOutWritesLinksFirst(t *testing.T) {
 	for range 2*fanOutShard + 3 { // enough users to split the writes over goroutines
 		join("user", PlayOptions{Kind: "test"})
 	}
-	join("forward", PlayOptions{Kind: "link-forward", Internal: true})
-	join("edge", PlayOptions{Kind: "link-pull", Pull: true})
-	join("forward", PlayOptions{Kind: "link-forward", Internal: true})
+	join("forward", PlayOptions{Kind: "link-forward", Link: true})
+	join("edge", PlayOptions{Kind: "link-pull", First: true})
+	join("forward", PlayOptions{Kind: "link-forward", Link: true})
 	for i := range 5 {
 		mu.Lock()
 		log = log[:0]
@@ -251,7 +249,7 @@ func (discardSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
 // cost per player and that allocations do not grow with players.
 func BenchmarkFanOutInline(b *testing.B) {
 	h := testHub(b, 1024)
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	const players = 1000
 	for range players {
 		p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
@@ -275,13 +273,13 @@ func TestMergeWrite(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MergeWrite = 100 * time.Millisecond
 	h := NewHub(cfg, zap.NewNop())
-	pub, _ := h.Publish("live", "a", "x", User)
+	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
 	sinks := map[bool]*fakeSink{false: {}, true: {}}
 	players := map[bool]*Player{}
 	for _, internal := range []bool{false, true} {
-		players[internal] = idlePlayer(t, h, PlayOptions{Kind: "test", Internal: internal}, sinks[internal])
+		players[internal] = idlePlayer(t, h, PlayOptions{Kind: "test", Link: internal}, sinks[internal])
 	}
 	for ms := uint32(20); ms <= 240; ms += 20 {
 		if ms%40 == 0 {
@@ -328,83 +326,40 @@ func (c *callSink) take() [][]*flv.Tag {
 	return calls
 }
 
-// avcSeq64 is a real H.264 sequence header (64x64 baseline, from ffmpeg): with it this
-// node's HLS packager makes its own cuts.
-var avcSeq64 = []byte{0x17, 0, 0, 0, 0, 0x01, 0x42, 0xc0, 0x0a, 0xff, 0xe1, 0x00, 0x16, 0x67, 0x42, 0xc0,
-	0x0a, 0xda, 0x10, 0x9b, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
-	0x22, 0x6a, 0x01, 0x00, 0x04, 0x68, 0xce, 0x0f, 0xc8}
-
-// At an HLS cut a cluster link gets the marker and the keyframe it cuts at in one
-// write from the publisher's goroutine, whether this node made the cut (a leader) or
-// took it from its feed (a follower): its own goroutine is never woken for it.
-func TestCutGoesOutWithKeyframeInline(t *testing.T) {
-	for _, src := range []Source{User, Feed} {
+// At a packager's control tag a link gets it and the keyframe it precedes in one write
+// from the publisher's goroutine, whether this hub's packager made it (an origin) or it
+// came in the copy (a copy's packager follows): its own goroutine is never woken for it.
+func TestControlGoesOutWithKeyframeInline(t *testing.T) {
+	for _, src := range []Source{Origin, Copy} {
 		h := testHub(t, 64)
 		pub, _ := h.Publish("live", "a", "x", src)
-		pub.Write(flv.TypeVideo, 0, avcSeq64)
+		pub.Write(flv.TypeVideo, 0, avcSeq)
 		pub.Write(flv.TypeVideo, 0, keyframe)
 		sink := &callSink{}
-		link := idlePlayer(t, h, PlayOptions{Kind: "link", Internal: true}, sink)
+		link := idlePlayer(t, h, PlayOptions{Kind: "link", Link: true}, sink)
 		sink.take()
 		pub.Write(flv.TypeVideo, 40, interFr)
-		at := uint32(h.cfg.HLS.Fragment.Milliseconds()) + 40
-		if src == Feed {
-			pub.WriteAt(flv.TypeScript, int64(at), hls.CutMarker(hls.Cut{Seq: 7}, int64(at)).Data())
+		const at = 2040
+		if src == Copy {
+			pub.WriteAt(flv.TypeScript, at, ctlTag(at).Data())
 		}
 		pub.Write(flv.TypeVideo, at, keyframe)
 		calls := sink.take()
-		if len(calls) != 2 || len(calls[1]) != 2 || !hls.IsCutMarker(calls[1][0]) || !calls[1][1].IsKeyframe() {
+		if len(calls) != 2 || len(calls[1]) != 2 || !isCtl(calls[1][0]) || !calls[1][1].IsKeyframe() {
 			var got []string
 			for _, c := range calls {
 				got = append(got, fmt.Sprint(describe(c)))
 			}
-			t.Fatalf("source %d: writes %v; want the frame, then marker and keyframe in one", src, got)
+			t.Fatalf("source %d: writes %v; want the frame, then control tag and keyframe in one", src, got)
 		}
 		if len(link.wake) != 0 {
 			t.Fatalf("source %d: the link's goroutine was woken", src)
 		}
-	}
-}
-
-// A copy fed by the cluster is packaged for HLS only while HLS is asked for on this
-// node, from the segment in progress; the master's (a user's publish) always is.
-func TestFeedPackagesHLSOnlyWhenAsked(t *testing.T) {
-	h := testHub(t, 64)
-	master, _ := h.Publish("live", "m", "x", User)
-	copied, _ := h.Publish("live", "c", "node:n1", Feed)
-	frames := 0
-	play := func(n int) { // 25 fps, a keyframe and (on the copy) a cut every second
-		for end := frames + n; frames < end; frames++ {
-			ms, body := int64(frames*40), interFr
-			if frames%25 == 0 {
-				body = keyframe
-				copied.WriteAt(flv.TypeScript, ms, hls.CutMarker(hls.Cut{Seq: uint64(frames / 25)}, ms).Data())
-			}
-			master.WriteAt(flv.TypeVideo, ms, body)
-			copied.WriteAt(flv.TypeVideo, ms, body)
+		// A copy's packager is written the control tag ahead of the keyframe; an origin's
+		// made it and is not.
+		w := pub.Stream().Packagers()[0].(*testPackager).written
+		if n := len(w); n < 2 || isCtl(w[n-2]) != (src == Copy) || !w[n-1].IsKeyframe() {
+			t.Fatalf("source %d: packager written %v", src, describe(w))
 		}
-	}
-	master.Write(flv.TypeVideo, 0, avcSeq64)
-	copied.Write(flv.TypeVideo, 0, avcSeq64)
-	play(75 + 12) // to mid-segment 3
-	m, c := h.Lookup("live", "m"), h.Lookup("live", "c")
-	if _, ok := m.HLS().Playlist(); !ok {
-		t.Fatal("the master did not package")
-	}
-	if _, ok := c.HLS().Playlist(); ok || !c.HLS().Asleep() {
-		t.Fatal("a copy nobody asked HLS of was packaged")
-	}
-	if _, err := h.WatchHLS("live", "c"); err != nil {
-		t.Fatal(err)
-	}
-	play(25)
-	p, ok := c.HLS().Playlist()
-	if !ok || !strings.Contains(string(p), "c/3.ts") {
-		t.Fatalf("asked mid-segment 3, the copy lists:\n%s", p)
-	}
-	c.hlsSeen.Store(time.Now().Add(-h.cfg.HLSIdle).UnixNano())
-	play(25)
-	if _, ok := c.HLS().Playlist(); ok {
-		t.Fatal("the copy kept packaging with nobody asking")
 	}
 }

@@ -12,11 +12,10 @@ import (
 	"go.uber.org/zap"
 
 	"peer/media/flv"
-	"peer/media/hls"
 )
 
 // Stream is one live stream on this node: its publisher, the cached headers and GOP a
-// new player starts from, its players and its HLS packager.
+// new player starts from, its players and its packagers.
 type Stream struct {
 	App, Name string
 	hub       *Hub
@@ -25,46 +24,47 @@ type Stream struct {
 	created   time.Time
 
 	// wmu serializes the writes of the stream's publishers with each other and with the
-	// packager's teardown: a kicked publisher's write in flight ends before its
-	// successor's first one starts, and the HLS muxer (single-writer) is never closed
-	// under a write. Held for a whole Publisher.WriteAt; taken before mu, never inside it.
+	// packagers' teardown: a kicked publisher's write in flight ends before its
+	// successor's first one starts, and a packager (single-writer) is never closed under
+	// a write. Held for a whole Publisher.WriteAt; taken before mu, never inside it.
 	wmu sync.Mutex
 
-	mu         sync.Mutex
-	dead       bool // dropped from the hub (idle, shutdown): Publish and Play retry on a fresh stream
-	pub        *Publisher
-	meta       *flv.Tag
-	videoSeq   *flv.Tag
-	audioSeq   *flv.Tag
-	gop        gopCache
-	hasVideo   bool     // video was seen: the GOP cache and skipping players wait for keyframes
-	hasAudio   bool     // audio was seen (the FLV header's flags)
-	firstTime  int64    // media time of the first tag stored
-	lastMarker *flv.Tag // the HLS cut marker of the segment in progress
-	cut        *flv.Tag // a cut marker to send with the next tag (under wmu)
-	players    map[*Player]struct{}
-	lastTime   int64
-	hasTime    bool
-	lastRound  int64 // media time of the last fan-out that woke players (MergeWrite)
+	mu          sync.Mutex
+	dead        bool // dropped from the hub (idle, shutdown): Publish and Play retry on a fresh stream
+	pub         *Publisher
+	meta        *flv.Tag
+	videoSeq    *flv.Tag
+	audioSeq    *flv.Tag
+	gop         gopCache
+	hasVideo    bool     // video was seen: the GOP cache and skipping players wait for keyframes
+	hasAudio    bool     // audio was seen (the FLV header's flags)
+	firstTime   int64    // media time of the first tag stored
+	lastControl *flv.Tag // the latest in-band control tag (a packager's segment in progress)
+	control     *flv.Tag // a control tag to send with the next tag (under wmu)
+	players     map[*Player]struct{}
+	lastTime    int64
+	hasTime     bool
+	lastRound   int64 // media time of the last fan-out that woke players (MergeWrite)
 	// vacantSince is when the publisher left (or the stream appeared without one); a
 	// stream vacant for the hub's IdleTimeout is dropped with its waiting players. Until
-	// then its HLS window and numbering survive a publisher restart.
+	// then its packagers' state (an HLS window and numbering) survives a publisher restart.
 	vacantSince time.Time
 	info        Info
 	frames      uint64
-	hlsSeen     atomic.Int64 // last HLS request (unix ns): HLS players hold no connection
+	watched     atomic.Int64 // last request of a viewer holding no connection (unix ns; Hub.Watch)
 
-	hls      *hls.Muxer
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
-	rate     rateMeter
+	packagers []Packager // fixed at creation
+	bytesIn   atomic.Uint64
+	bytesOut  atomic.Uint64
+	rate      rateMeter
 }
 
 // Key is "app/name", the stream's identity in the cluster.
 func (s *Stream) Key() string { return s.App + "/" + s.Name }
 
-// HLS returns the stream's packager.
-func (s *Stream) HLS() *hls.Muxer { return s.hls }
+// Packagers are the stream's packagers, made by the hub's Config.Packagers when the
+// stream was created; the slice must not be modified.
+func (s *Stream) Packagers() []Packager { return s.packagers }
 
 // Publishing reports whether a publisher is attached.
 func (s *Stream) Publishing() bool {
@@ -74,25 +74,34 @@ func (s *Stream) Publishing() bool {
 }
 
 // write stores t in the caches and queues it to every player, then writes to the
-// players it could claim (see fanOut). Called only from the publisher's goroutine, with
+// players it could claim (see fanOut). control marks one of the packagers' in-band
+// control tags (Packager.IsControl). Called only from the publisher's goroutine, with
 // that publisher's scratch.
-func (s *Stream) write(t *flv.Tag, feed bool, fo *fanOut) {
+func (s *Stream) write(t *flv.Tag, control, copied bool, fo *fanOut) {
 	s.bytesIn.Add(uint64(len(t.Raw)))
-	if hls.IsCutMarker(t) {
-		// A follower cuts where its feed's leader did and passes the marker on to its own
-		// links, together with the tag it cuts at; a leader decides its own cuts.
-		if feed && s.hls != nil {
-			if s.cut != nil {
-				s.send(nil, feed, fo) // two markers in a row: the first goes alone
-			}
-			s.cut = t
+	if control {
+		// A copy's packagers follow the control tags its source made and pass them on to
+		// the stream's own links, together with the tag they precede; an origin's
+		// packagers make their own, and what the origin sends is dropped.
+		if copied {
+			s.holdControl(t, copied, fo)
 		}
 		return
 	}
-	if s.hls != nil {
-		s.hls.Cut(t) // a leader's marker (holdCut) goes out with t, ahead of it
+	for _, pk := range s.packagers {
+		if c := pk.Before(t); c != nil {
+			s.holdControl(c, copied, fo) // goes out with t, ahead of it
+		}
 	}
-	s.send(t, feed, fo)
+	s.send(t, copied, fo)
+}
+
+// holdControl keeps c to send ahead of the next tag; two in a row: the first goes alone.
+func (s *Stream) holdControl(c *flv.Tag, copied bool, fo *fanOut) {
+	if s.control != nil {
+		s.send(nil, copied, fo)
+	}
+	s.control = c
 }
 
 // trackSettle is how much media a stream shows before a track it has not shown counts
@@ -118,61 +127,64 @@ func (s *Stream) FLVFlags() byte {
 	return flv.FlagsVideo
 }
 
-// holdCut is the HLS packager's OnCut: the marker goes out with the tag being written.
-func (s *Stream) holdCut(m *flv.Tag) { s.cut = m }
-
-// send writes the held cut marker, if any, and t (if not nil) to the players in one
-// round, then packages them for HLS: players do not wait for the packaging, and at a
-// cut the next node gets marker and keyframe in one write, from this goroutine.
-func (s *Stream) send(t *flv.Tag, feed bool, fo *fanOut) {
-	cut := s.cut
-	s.cut = nil
-	s.queue(cut, t, feed, fo)
+// send writes the held control tag, if any, and t (if not nil) to the players in one
+// round, then to the packagers: players do not wait for the packaging, and a link gets
+// a control tag and the tag it precedes in one write, from this goroutine.
+func (s *Stream) send(t *flv.Tag, copied bool, fo *fanOut) {
+	c := s.control
+	s.control = nil
+	s.queue(c, t, copied, fo)
 	fo.flush()
-	if s.hls == nil {
-		return
-	}
-	if idle := s.hub.cfg.HLSIdle; feed && idle > 0 {
-		if s.hlsWanted(idle) {
-			s.hls.Wake()
-		} else {
-			s.hls.Sleep()
+	for _, pk := range s.packagers {
+		if c != nil && copied {
+			pk.Write(c) // an origin's packager made its control tag itself
+		}
+		if t != nil {
+			pk.Write(t)
 		}
 	}
-	if cut != nil && feed {
-		s.hls.WriteTag(cut) // a leader's packager cut when it made the marker
-	}
-	if t != nil {
-		s.hls.Mux(t)
-	}
 }
 
-// queue stores the marker cut and t (either may be nil) and queues them to the players.
-// The lock is released by defer: a panic here, recovered by the publishing session,
-// must not leave the stream locked (that would wedge the hub, the API and load gossip).
-func (s *Stream) queue(cut, t *flv.Tag, feed bool, fo *fanOut) {
+// queue stores the control tag c and t (either may be nil) and queues them to the
+// players. The lock is released by defer: a panic here, recovered by the publishing
+// session, must not leave the stream locked (that would wedge the hub, the API and load
+// gossip).
+func (s *Stream) queue(c, t *flv.Tag, copied bool, fo *fanOut) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cut != nil {
-		// Internal players only (push filters markers out for the others); it stays in
-		// the GOP cache ahead of the keyframe it precedes.
-		s.lastMarker = cut
-		s.cacheGOP(cut)
-		s.fanOutLocked(cut, fo)
+	if c != nil {
+		// Links only; it stays in the GOP cache ahead of the keyframe it precedes.
+		s.lastControl = c
+		s.cacheGOP(c, true)
+		s.fanOutLocked(c, true, fo)
 	}
-	if t != nil && s.storeLocked(t, feed) {
-		s.fanOutLocked(t, fo)
+	if t != nil && s.storeLocked(t, copied) {
+		s.fanOutLocked(t, false, fo)
 	}
 }
 
-// hlsWanted reports an HLS request for the stream in the last idle.
-func (s *Stream) hlsWanted(idle time.Duration) bool {
-	seen := s.hlsSeen.Load()
-	return seen != 0 && time.Since(time.Unix(0, seen)) < idle
+// isControl reports one of the packagers' in-band control tags.
+func (s *Stream) isControl(typ uint8, data []byte) bool {
+	if typ != flv.TypeScript {
+		return false
+	}
+	for _, pk := range s.packagers {
+		if pk.IsControl(data) {
+			return true
+		}
+	}
+	return false
+}
+
+// WatchedWithin reports a request of a viewer holding no connection (Hub.Watch) in the
+// last d.
+func (s *Stream) WatchedWithin(d time.Duration) bool {
+	seen := s.watched.Load()
+	return seen != 0 && time.Since(time.Unix(0, seen)) < d
 }
 
 // storeLocked updates the stream's caches with t; false means players need nothing.
-func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
+func (s *Stream) storeLocked(t *flv.Tag, copied bool) bool {
 	if t.Type == flv.TypeScript { // metadata, at time 0: no clock moves with it
 		s.meta = t
 		s.info.fromMetadata(t)
@@ -198,8 +210,8 @@ func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 		if *cached != nil && bytes.Equal((*cached).Data(), t.Data()) {
 			return false // a new upstream repeating the same config: players need nothing
 		}
-		if *cached != nil && s.hls != nil && !feed {
-			s.hls.Discontinuity() // the codec configuration changed mid-stream
+		if *cached != nil && !copied {
+			s.discontinuity() // the codec configuration changed mid-stream
 		}
 		*cached = t
 		if t.Type == flv.TypeVideo {
@@ -209,7 +221,7 @@ func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 		}
 	default:
 		s.info.noteCodec(t)
-		s.cacheGOP(t)
+		s.cacheGOP(t, false)
 	}
 	if t.Type == flv.TypeVideo {
 		s.frames++
@@ -217,21 +229,31 @@ func (s *Stream) storeLocked(t *flv.Tag, feed bool) bool {
 	return true
 }
 
-// fanOutLocked queues t to every player. Players whose goroutine is idle and who have a
-// Sink are claimed into fo instead of woken.
-func (s *Stream) fanOutLocked(t *flv.Tag, fo *fanOut) {
+// discontinuity tells the packagers the origin's timeline or codec configuration
+// changed. A copy's packagers learn of its source's discontinuities in its control tags.
+func (s *Stream) discontinuity() {
+	for _, pk := range s.packagers {
+		pk.Discontinuity()
+	}
+}
+
+// fanOutLocked queues t to every player (a control tag: to every link). Players whose
+// goroutine is idle and who have a Sink are claimed into fo instead of woken.
+func (s *Stream) fanOutLocked(t *flv.Tag, control bool, fo *fanOut) {
 	wakeAt := 0 // wake (or claim) the player now
 	if t.Type == flv.TypeAudio && s.videoSeq != nil {
 		wakeAt = lazyWakeTags
 	}
-	wakeUserAt := wakeAt // cluster links never wait for a merged write
+	wakeViewerAt := wakeAt // links never wait for a merged write
 	if s.mergingLocked(t) {
-		wakeUserAt = mergeWakeTags
+		wakeViewerAt = mergeWakeTags
 	}
 	for p := range s.players {
-		w := wakeUserAt
-		if p.internal {
+		w := wakeViewerAt
+		if p.link {
 			w = wakeAt
+		} else if control {
+			continue
 		}
 		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, w, true)
 		if dropped {
@@ -269,29 +291,29 @@ func (s *Stream) mergingLocked(t *flv.Tag) bool {
 // nonblocking write per player that keeps up costs no goroutine switch at all, which is
 // most of what serving a player costs besides the kernel's work.
 type fanOut struct {
-	claimed []*Player // edges' links, other cluster links, then users
-	links   int       // cluster links at the front of claimed
-	pulls   int       // edges' links at the front of those
+	claimed []*Player // First links, other links, then viewers
+	links   int       // links at the front of claimed
+	firsts  int       // First links at the front of those
 	batch   []*flv.Tag
 	shards  []fanOut // helpers' scratch when the work is split
 }
 
-// claim adds p to the players this round writes. Cluster links go to the front: every
-// node downstream waits for them, and written behind a large audience (in the map's
-// random order) a hop would wait for up to a whole round of writes. Edges' links go
-// before forwards to replicas: in the map's order, half the frames woke a replica (with
-// no players) before the edge, which then found the cores taken.
+// claim adds p to the players this round writes. Links go to the front: every hub
+// downstream waits for them, and written behind a large audience (in the map's random
+// order) a hop would wait for up to a whole round of writes. First links go before the
+// other links: in the map's order, half the frames woke a link whose far end had no
+// viewers before one whose far end had, which then found the cores taken.
 func (fo *fanOut) claim(p *Player) {
 	fo.claimed = append(fo.claimed, p)
-	if !p.internal {
+	if !p.link {
 		return
 	}
 	last := len(fo.claimed) - 1
 	fo.claimed[fo.links], fo.claimed[last] = fo.claimed[last], fo.claimed[fo.links]
 	fo.links++
-	if p.pull {
-		fo.claimed[fo.pulls], fo.claimed[fo.links-1] = fo.claimed[fo.links-1], fo.claimed[fo.pulls]
-		fo.pulls++
+	if p.first {
+		fo.claimed[fo.firsts], fo.claimed[fo.links-1] = fo.claimed[fo.links-1], fo.claimed[fo.firsts]
+		fo.firsts++
 	}
 }
 
@@ -331,7 +353,7 @@ func (fo *fanOut) flush() {
 		fo.writeClaimed()
 	}
 	clear(all)
-	fo.claimed, fo.links, fo.pulls = all[:0], 0, 0
+	fo.claimed, fo.links, fo.firsts = all[:0], 0, 0
 }
 
 func (fo *fanOut) writeClaimed() {
@@ -346,9 +368,10 @@ func (fo *fanOut) writeClaimed() {
 }
 
 // startTags is what a new player receives first: metadata, sequence headers, the GOP.
-// A cluster link also gets the marker of the HLS segment in progress when the GOP does
-// not start with it: a follower that joins or switches upstream mid-segment keeps the
-// numbering (its copy of that one segment starts later) instead of skipping it.
+// A link also gets the latest control tag when the GOP does not start with it: a copy
+// that joins or switches upstream mid-segment follows its source's packaging from there
+// (an HLS follower keeps the numbering: its copy of that one segment starts later)
+// instead of skipping a segment.
 func (s *Stream) startTagsLocked() []*flv.Tag {
 	gop := s.gop.tags()
 	out := make([]*flv.Tag, 0, 4+len(gop))
@@ -357,10 +380,10 @@ func (s *Stream) startTagsLocked() []*flv.Tag {
 			out = append(out, t)
 		}
 	}
-	// An audio-only stream's window may hold the marker further in: a link then drops the
-	// audio before it, as the leader's packager did.
-	if s.lastMarker != nil && !slices.Contains(gop, s.lastMarker) {
-		out = append(out, s.lastMarker)
+	// An audio-only stream's window may hold the control tag further in: a link's far
+	// end then drops the audio before it, as the source's packager did.
+	if s.lastControl != nil && !slices.Contains(gop, s.lastControl) {
+		out = append(out, s.lastControl)
 	}
 	return append(out, gop...)
 }
@@ -373,7 +396,9 @@ func (s *Stream) subscribe(p *Player) bool {
 		return false
 	}
 	for _, t := range s.startTagsLocked() {
-		p.push(t, s.hub.cfg.MaxOverflows, 0, false)
+		if p.link || !s.isControl(t.Type, t.Data()) {
+			p.push(t, s.hub.cfg.MaxOverflows, 0, false)
+		}
 	}
 	s.players[p] = struct{}{}
 	return true
@@ -390,10 +415,9 @@ func (s *Stream) unsubscribe(p *Player) {
 type Publisher struct {
 	ID     uint64
 	Remote string
-	// Feed marks a copy from the cluster (forward or edge pull) rather than a user's
-	// publish: its timeline is the master's, so on an upstream switch it continues the
-	// stream's time instead of being rebased.
-	Feed   bool
+	// Source is what the publisher is to the stream (Hub.Publish): it decides how its
+	// time is placed and whether the packagers follow its control tags.
+	Source Source
 	stream *Stream
 	clock  flv.Unwrapper
 	tracks [2]trackClock // audio, video: a user's publisher only (see trackClock)
@@ -452,7 +476,9 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 	if p.detached.Load() { // checked under wmu: a kick cannot overlap this write with the next publisher's
 		return
 	}
-	if typ == flv.TypeScript && !hls.IsCutMarkerData(data) {
+	control := s.isControl(typ, data)
+	copied := p.Source == Copy
+	if typ == flv.TypeScript && !control {
 		var ok bool
 		if data, ok = metadataBody(data); !ok {
 			return // not onMetaData: nothing a player needs
@@ -461,10 +487,10 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		// demuxer takes an onMetaData at any other time for a data packet, so after a
 		// publisher restart (metadata at the stream's time, 942335) ffprobe listed an
 		// extra data stream and `ffmpeg -t 5 -c copy` never stopped. It moves no clock.
-		p.stream.write(flv.NewTag(typ, 0, data), p.Feed, &p.fo)
+		s.write(flv.NewTag(typ, 0, data), false, copied, &p.fo)
 		return
 	}
-	if !p.Feed && (typ == flv.TypeAudio || typ == flv.TypeVideo) && !isConfigData(typ, data) {
+	if !copied && (typ == flv.TypeAudio || typ == flv.TypeVideo) && !isConfigData(typ, data) {
 		timeMS = p.rebase(typ, timeMS)
 	}
 	t := flv.NewTag(typ, timeMS+p.tl.offset, data)
@@ -475,22 +501,22 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 			if p.tl.prevHas && t.Time < p.tl.prevLast {
 				t = flv.NewTag(typ, p.tl.prevLast, data)
 			}
-			s.write(t, p.Feed, &p.fo)
+			s.write(t, control, copied, &p.fo)
 			return
 		}
-		if p.tl.continues && !p.Feed {
-			// A relay re-pointed here replays its copy on its own clock, which is not the
-			// stream's when the old master shifted that publisher's time: find where its
-			// first tag is in the stream, or start a new timeline.
+		if p.tl.continues && p.Source == Resume {
+			// A resumed origin replays what it had on its own clock, which is not the
+			// stream's when the stream's earlier hub shifted that publisher's time: find
+			// where its first tag is in the stream, or start a new timeline.
 			at, ok := s.timeOf(typ, data)
 			p.tl.align(at, ok)
 		}
 		p.tl.start(timeMS)
-		if (p.tl.offset != 0 || (p.tl.prevHas && !p.tl.continues)) && s.hls != nil && !p.Feed {
-			// A new timeline: the publisher restarted. A new user publisher always starts
-			// one, whether its clock is behind the stream (shifted) or ahead: the segment in
-			// progress must not last until its first tag.
-			s.hls.Discontinuity()
+		if (p.tl.offset != 0 || (p.tl.prevHas && !p.tl.continues)) && !copied {
+			// A new timeline: the publisher restarted. A new origin always starts one,
+			// whether its clock is behind the stream (shifted) or ahead: a packager's
+			// segment in progress must not last until its first tag.
+			s.discontinuity()
 		}
 		t = flv.NewTag(typ, timeMS+p.tl.offset, data)
 	}
@@ -501,7 +527,7 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 	if at != t.Time { // a config tag during catch-up, clamped: rare
 		t = flv.NewTag(typ, at, data)
 	}
-	s.write(t, p.Feed, &p.fo)
+	s.write(t, control, copied, &p.fo)
 }
 
 // Bounds on the step between consecutive tags of one track of a user's publisher;
@@ -516,9 +542,10 @@ const (
 // forward by more than maxForwardStep or back by more than maxBackwardStep (an encoder
 // restarted without reconnecting, a broken or hostile client sending 0x7fffffff) is
 // placed one frame interval after the track's previous tag, and the track's later tags
-// keep that shift. A track's first tag is held to the other track's latest tag. Before, a jump reached the stream's players and its HLS packager,
-// whose segment lasted until the jump (TARGETDURATION:22947778). Feeds are the
-// master's timeline and are never rebased; their catch-up replays go back on purpose.
+// keep that shift. A track's first tag is held to the other track's latest tag. Before,
+// a jump reached the stream's players and its HLS packager, whose segment lasted until
+// the jump (TARGETDURATION:22947778). Copies are their source's timeline and are never
+// rebased; their catch-up replays go back on purpose.
 type trackClock struct {
 	shift int64
 	last  int64
@@ -555,12 +582,12 @@ func (p *Publisher) rebase(typ uint8, ms int64) int64 {
 	return at
 }
 
-// timeline keeps a stream's time growing across publishers. A new user publisher whose
-// clock starts behind the stream is shifted past it (players that stayed see time go
-// on). A publisher that continues the stream (a feed after an upstream switch, a relay
-// re-pointed to a new master) replays a little of what the stream already has, from its
-// GOP cache: those tags are dropped and it resumes with the first tag after the stream's
-// last one, which the players can decode since they have everything before it.
+// timeline keeps a stream's time growing across publishers. A new origin whose clock
+// starts behind the stream is shifted past it (players that stayed see time go on). A
+// publisher that continues the stream (Resume, Copy: a copy after an upstream switch,
+// an origin's relay re-pointed here) replays a little of what the stream already has,
+// from its GOP cache: those tags are dropped and it resumes with the first tag after the
+// stream's last one, which the players can decode since they have everything before it.
 type timeline struct {
 	prevLast  int64 // the stream's last time when the publisher attached
 	prevHas   bool
@@ -594,7 +621,7 @@ func (tl *timeline) start(first int64) {
 	tl.offset = tl.prevLast + 1 - first
 }
 
-// align places a continuing publisher by content: its first tag is the stream's tag at
+// align places a resumed origin by content: its first tag is the stream's tag at
 // stream time at (ok), so its clock is shifted onto the stream's; without a common tag
 // it is not continuing after all, and gets a new timeline past the stream's end.
 func (tl *timeline) align(at int64, ok bool) {
@@ -653,8 +680,8 @@ func (s *Stream) release(p *Publisher) {
 }
 
 // shutdown ends a stream the hub dropped (marked dead under the hub's lock): its
-// publisher is detached and told, every player closed, and then the HLS packager
-// released, after any write in flight: closing the muxer under a write crashed it.
+// publisher is detached and told, every player closed, and then the packagers
+// released, after any write in flight: closing HLS's muxer under a write crashed it.
 func (s *Stream) shutdown(err error) {
 	s.mu.Lock()
 	players, pub := s.players, s.pub
@@ -670,32 +697,34 @@ func (s *Stream) shutdown(err error) {
 	for p := range players {
 		p.close(err)
 	}
-	if s.hls != nil {
+	if len(s.packagers) > 0 {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		s.hls.Close()
+		for _, pk := range s.packagers {
+			pk.Close()
+		}
 	}
 }
 
-// HasUserSource reports a publisher that is a user's (direct or relayed), not a feed:
-// the node holding it is the stream's master and forwards it.
-func (s *Stream) HasUserSource() bool {
+// HasOrigin reports a publisher that is an origin (Origin, Resume), not a copy: the hub
+// holding it is where the stream's content enters, and the one to copy it from.
+func (s *Stream) HasOrigin() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pub != nil && !s.pub.Feed
+	return s.pub != nil && s.pub.Source != Copy
 }
 
-// UserPlayers counts players that are not cluster links; with idle > 0, HLS requests in
-// the last idle window count as one.
-func (s *Stream) UserPlayers(idle time.Duration) int {
+// Viewers counts the players that are not links; with idle > 0, requests of viewers
+// holding no connection (Hub.Watch) in the last idle count as one.
+func (s *Stream) Viewers(idle time.Duration) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	if idle > 0 && s.hlsWanted(idle) {
+	if idle > 0 && s.WatchedWithin(idle) {
 		n++
 	}
 	for p := range s.players {
-		if !p.internal {
+		if !p.link {
 			n++
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"peer/ingress/rtmp"
 	"peer/ingress/web"
 	"peer/media"
+	"peer/media/hls"
 	"peer/membership"
 	"peer/placement"
 	"peer/placement/dataplane"
@@ -66,23 +67,14 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 	streamSettings(&mc, cfg)
 	// One budget for both hubs: a relayed publish counts on this node like any other.
 	mc.Budget = &media.Budget{MaxStreams: cfg.MaxNodeStreams, MaxPublishesPerIP: cfg.MaxPublishesPerIP}
-	mc.HLS.Dir = cfg.HLSDir
 	adm := newAdmission(cfg, log.Named("admit"))
-	if adm != nil {
-		mc.OnHLSSegment = func(app, name string, seq uint64, uri string, dur time.Duration) {
-			adm.HLS(admit.Client{App: app, Stream: name}, admit.Segment{Duration: dur.Seconds(), SeqNo: seq,
-				File: app + "/" + uri, URL: "/" + app + "/" + uri, M3U8: "/" + app + "/" + name + ".m3u8"})
-		}
-	}
-	if cfg.HLSAlways || cfg.HLSDir != "" {
-		mc.HLSIdle = 0 // files in HLSDir are read by other programs: no requests to see
-	}
+	mc.Packagers = []media.NewPackager{hlsPackaging(cfg, adm, log).New}
 	if len(cfg.Apps) > 0 {
 		mc.ForApp = func(app string, c *media.Config) { streamSettings(c, cfg.ForApp(app)) }
 	}
 	relay := mc
-	relay.NoHLS = true
-	relay.MergeWrite = 0 // a relay's only players are its links to the master
+	relay.Packagers = nil // a relay's private copy is packaged by the master
+	relay.MergeWrite = 0  // a relay's only players are its links to the master
 	if len(cfg.Apps) > 0 {
 		relay.ForApp = func(app string, c *media.Config) { streamSettings(c, cfg.ForApp(app)); c.MergeWrite = 0 }
 	}
@@ -150,14 +142,38 @@ func (n *Node) closeListeners() {
 }
 
 // streamSettings sets what may differ per app (--player-queue, --merge-write,
-// --gop-cache-time, --hls-fragment, --hls-window) from cfg, the node's or an app's.
+// --gop-cache-time) from cfg, the node's or an app's.
 func streamSettings(mc *media.Config, cfg conf.Node) {
 	if cfg.PlayerQueue > 0 {
 		mc.QueueTags = cfg.PlayerQueue
 	}
 	mc.MergeWrite = cfg.MergeWrite
 	mc.GOPMaxTime = cfg.GOPCacheTime
-	mc.HLS.Fragment, mc.HLS.Window = cfg.HLSFragment, cfg.HLSWindow
+}
+
+// hlsPackaging is how the node's streams are packaged as HLS: --hls-fragment and
+// --hls-window (per app too), --hls-dir, --hls-always, and on_hls (adm, may be nil).
+func hlsPackaging(cfg conf.Node, adm *admit.Admission, log *zap.Logger) hls.Packaging {
+	pk := hls.DefaultPackaging()
+	pk.Log = log
+	pk.Muxer.Fragment, pk.Muxer.Window = cfg.HLSFragment, cfg.HLSWindow
+	if len(cfg.Apps) > 0 {
+		pk.ForApp = func(app string, c *hls.Config) {
+			a := cfg.ForApp(app)
+			c.Fragment, c.Window = a.HLSFragment, a.HLSWindow
+		}
+	}
+	pk.Dir = cfg.HLSDir
+	if adm != nil {
+		pk.OnSegment = func(app, name string, seq uint64, uri string, dur time.Duration) {
+			adm.HLS(admit.Client{App: app, Stream: name}, admit.Segment{Duration: dur.Seconds(), SeqNo: seq,
+				File: app + "/" + uri, URL: "/" + app + "/" + uri, M3U8: "/" + app + "/" + name + ".m3u8"})
+		}
+	}
+	if cfg.HLSAlways || cfg.HLSDir != "" {
+		pk.Idle = 0 // files in HLSDir are read by other programs: no requests to see
+	}
+	return pk
 }
 
 // timingProfile sets failure detection and Raft timings for a profile: lan keeps

@@ -126,12 +126,12 @@ func TestClientAsSink(t *testing.T) {
 	defer play.Close()
 
 	src := media.NewHub(media.DefaultConfig(), zap.NewNop())
-	pub, err := src.Publish("live", "sink", "test", media.User)
+	pub, err := src.Publish("live", "sink", "test", media.Origin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	player, err := src.Play("live", "sink", media.PlayOptions{Kind: "link-forward", Internal: true})
+	player, err := src.Play("live", "sink", media.PlayOptions{Kind: "link-forward", Link: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ var (
 type hubRouter struct{ hub *media.Hub }
 
 func (h hubRouter) Publish(_ context.Context, app, name, _, remote string) (*media.Publisher, func(), error) {
-	pub, err := h.hub.Publish(app, name, remote, media.User)
+	pub, err := h.hub.Publish(app, name, remote, media.Origin)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -357,7 +357,7 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	if internal {
 		kind = "link-pull"
 	}
-	player, err := ss.srv.Hub.Play(ss.app, ss.name, media.PlayOptions{Kind: kind, Remote: ss.remote, Pull: internal})
+	player, err := ss.srv.Hub.Play(ss.app, ss.name, media.PlayOptions{Kind: kind, Remote: ss.remote, First: internal})
 	if err != nil {
 		return ss.playFailed(err)
 	}

@@ -78,7 +78,7 @@ func TestConsoleIsMounted(t *testing.T) {
 func TestStreamsCountPlayersPerProtocol(t *testing.T) {
 	s, h := testServer(t)
 	for _, kind := range []string{"flv-play", "flv-play", "rtmp-play", "link-forward"} {
-		p, err := s.Hub.Play("live", "a", media.PlayOptions{Kind: kind, Remote: "127.0.0.1:1", Internal: strings.HasPrefix(kind, "link-")})
+		p, err := s.Hub.Play("live", "a", media.PlayOptions{Kind: kind, Remote: "127.0.0.1:1", Link: strings.HasPrefix(kind, "link-")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,7 +22,7 @@ import (
 func metricsServer(t *testing.T) *Server {
 	t.Helper()
 	hub := media.NewHub(media.DefaultConfig(), zap.NewNop())
-	pub, err := hub.Publish("live", "a", "pub", media.User)
+	pub, err := hub.Publish("live", "a", "pub", media.Origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func metricsServer(t *testing.T) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(pl.Close)
-	link, err := hub.Play("live", "a", media.PlayOptions{Kind: "link-forward", Remote: "node:n2", Internal: true})
+	link, err := hub.Play("live", "a", media.PlayOptions{Kind: "link-forward", Remote: "node:n2", Link: true})
 	if err != nil {
 		t.Fatal(err)
 	}

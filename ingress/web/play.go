@@ -18,6 +18,7 @@ import (
 	"peer/ingress/admit"
 	"peer/media"
 	"peer/media/flv"
+	"peer/media/hls"
 	"peer/media/netio"
 	"peer/placement/dataplane"
 )
@@ -240,7 +241,7 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 		return
 	}
 	defer s.Limit.Release()
-	st, err := s.Hub.WatchHLS(app, name)
+	_, m, err := hls.Watch(s.Hub, app, name)
 	if err != nil {
 		playError(w, err)
 		return
@@ -252,10 +253,10 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request, app, name stri
 		playError(w, err)
 		return
 	}
-	body, ok := st.HLS().Playlist()
+	body, ok := m.Playlist()
 	for deadline := time.Now().Add(hlsWait); !ok && time.Now().Before(deadline) && r.Context().Err() == nil; {
 		time.Sleep(100 * time.Millisecond)
-		body, ok = st.HLS().Playlist()
+		body, ok = m.Playlist()
 	}
 	if !ok {
 		http.Error(w, "playlist not ready", http.StatusNotFound)
@@ -351,12 +352,12 @@ func (s *Server) segment(w http.ResponseWriter, r *http.Request) {
 		playError(w, err)
 		return
 	}
-	st, err := s.Hub.WatchHLS(app, name)
+	_, m, err := hls.Watch(s.Hub, app, name)
 	if err != nil {
 		playError(w, err)
 		return
 	}
-	body, release, ok := st.HLS().Segment(r.PathValue("segment"))
+	body, release, ok := m.Segment(r.PathValue("segment"))
 	if !ok {
 		http.Error(w, "no such segment", http.StatusNotFound)
 		return

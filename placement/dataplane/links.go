@@ -24,7 +24,7 @@ var (
 
 // feedFrom matches a feed received from node.
 func feedFrom(node string) func(*media.Publisher) bool {
-	return func(p *media.Publisher) bool { return p.Feed && p.Remote == "node:"+node }
+	return func(p *media.Publisher) bool { return p.Source == media.Copy && p.Remote == "node:"+node }
 }
 
 // edgeIdle is how long an edge keeps pulling a stream nobody plays here.
@@ -136,7 +136,7 @@ func (l *links) reconcile(ctx context.Context) {
 		s := l.r.Hub.Lookup(app, name)
 		switch {
 		case a.Master == self:
-			if s != nil && s.HasUserSource() {
+			if s != nil && s.HasOrigin() {
 				for _, rep := range a.Replicas {
 					want["forward|"+a.Stream+"|"+rep] = l.forward(app, name, rep)
 				}
@@ -183,7 +183,7 @@ func (l *links) demand(a placement.Assignment, s *media.Stream) bool {
 	self := l.r.self()
 	players := 0
 	if s != nil {
-		players = s.UserPlayers(edgeIdle)
+		players = s.Viewers(edgeIdle)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -268,7 +268,7 @@ func (l *links) forward(app, name, replica string) func(context.Context, *link) 
 			if !ok {
 				return placement.ErrNotFound
 			}
-			player, err := l.r.Hub.Play(app, name, media.PlayOptions{Kind: "link-forward", Remote: "node:" + replica, Internal: true})
+			player, err := l.r.Hub.Play(app, name, media.PlayOptions{Kind: "link-forward", Remote: "node:" + replica, Link: true})
 			if err != nil {
 				return err
 			}
@@ -324,7 +324,7 @@ func (l *links) pull(app, name string) func(context.Context, *link) {
 }
 
 func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin string) error {
-	pub, err := l.r.Hub.Publish(app, name, "node:"+origin, media.Feed)
+	pub, err := l.r.Hub.Publish(app, name, "node:"+origin, media.Copy)
 	if err != nil {
 		return err
 	}

@@ -22,11 +22,11 @@ import (
 // re-points to the promoted one while the publisher keeps sending, unaware.
 func (r *Router) relay(ctx context.Context, app, name, remote string, a placement.Assignment) (*media.Publisher, func(), error) {
 	stream := app + "/" + name
-	pub, err := r.RelayHub.Publish(app, name, remote, media.User)
+	pub, err := r.RelayHub.Publish(app, name, remote, media.Origin)
 	if err != nil {
 		return nil, nil, err
 	}
-	player, err := r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Internal: true})
+	player, err := r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Link: true})
 	if err != nil {
 		pub.Close()
 		return nil, nil, err
@@ -123,9 +123,9 @@ func (s localSink) close() {
 // refuses (a publisher is already there) ends it at once. cont marks a re-point: the
 // new master continues the stream's timeline from what it has.
 func (r *Router) openRelaySink(ctx context.Context, app, name string, a placement.Assignment, cont bool) (relaySink, error) {
-	src := media.User
+	src := media.Origin
 	if cont {
-		src = media.Repointed
+		src = media.Resume
 	}
 	stream := app + "/" + name
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
@@ -195,7 +195,7 @@ func (r *Router) runRelay(ctx context.Context, app, name string, player *media.P
 			if a, err = r.Cluster.Acquire(ctx, stream, r.self()); err == nil {
 				// The GOP goes again: the new master keeps what follows its last tag, so no
 				// frame the old master failed to forward is lost and none is doubled.
-				player, err = r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Internal: true})
+				player, err = r.RelayHub.Play(app, name, media.PlayOptions{Kind: "link-relay", Remote: "node:" + a.Master, Link: true})
 				if err == nil {
 					if sink, err = r.openRelaySink(ctx, app, name, a, true); err == nil {
 						r.Log.Info("relay re-pointed", zap.String("stream", stream), zap.String("master", a.Master))

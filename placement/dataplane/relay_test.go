@@ -25,7 +25,7 @@ func TestLocalSinkFailsOnceKickedOrClosed(t *testing.T) {
 	tag := flv.NewTag(flv.TypeVideo, 0, []byte{0x17, 1, 0, 0, 0})
 	for _, end := range []string{"kick", "close"} {
 		h := media.NewHub(media.DefaultConfig(), zap.NewNop())
-		pub, err := h.Publish("live", "a", "relay", media.User)
+		pub, err := h.Publish("live", "a", "relay", media.Origin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,12 +83,12 @@ func (f *fakeLink) counts() (inlined, queued int) {
 // the frame before any local player.
 func TestPumpWritesLinksInline(t *testing.T) {
 	h := media.NewHub(media.DefaultConfig(), zap.NewNop())
-	pub, err := h.Publish("live", "a", "test", media.User)
+	pub, err := h.Publish("live", "a", "test", media.Origin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	player, err := h.Play("live", "a", media.PlayOptions{Kind: "link-forward", Internal: true})
+	player, err := h.Play("live", "a", media.PlayOptions{Kind: "link-forward", Link: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (
 		return nil, nil, err
 	}
 	if a.Master == r.self() {
-		pub, err := r.Hub.Publish(app, name, remote, media.User)
+		pub, err := r.Hub.Publish(app, name, remote, media.Origin)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -144,12 +144,14 @@ func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publi
 	case c.kind != linkRelay && c.kind != linkForward:
 		return nil, nil, fmt.Errorf("%w: %q is not a publishing link", ErrLinkRefused, c.kind)
 	}
-	src := media.User
+	// A forward is a copy of the master's stream; a relay carries the user's publish
+	// (the origin), and one re-pointed here after a change of master resumes it.
+	src := media.Origin
 	switch {
 	case c.kind == linkForward:
-		src = media.Feed
+		src = media.Copy
 	case c.cont:
-		src = media.Repointed
+		src = media.Resume
 	}
 	pub, err := r.Hub.Publish(app, name, "node:"+c.from, src)
 	if errors.Is(err, media.ErrBusy) && r.Hub.Kick(app, name, staleFeed(c.from), errMasterMoved) {
@@ -254,7 +256,7 @@ func (r *Router) Redirect(app, name, clientIP string) (string, bool) {
 func (r *Router) userPlayers() int {
 	n := 0
 	for _, s := range r.Hub.Streams() {
-		n += s.UserPlayers(0)
+		n += s.Viewers(0)
 	}
 	return n
 }
@@ -263,5 +265,5 @@ func (r *Router) userPlayers() int {
 // node holds from elsewhere (an old master's forward, an edge pull of a node that just
 // became a replica or the master).
 func staleFeed(node string) func(*media.Publisher) bool {
-	return func(p *media.Publisher) bool { return p.Feed && p.Remote != "node:"+node }
+	return func(p *media.Publisher) bool { return p.Source == media.Copy && p.Remote != "node:"+node }
 }
