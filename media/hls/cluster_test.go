@@ -146,8 +146,8 @@ func TestLeaderFollower(t *testing.T) {
 			if !strings.Contains(string(fp), "#EXT-X-DISCONTINUITY-SEQUENCE:1\n") {
 				t.Fatalf("the restart (8.ts) slid out of the window:\n%s", fp)
 			}
-			ls, _ := leader.CutPoint()
-			if fs, ok := f.CutPoint(); !ok || fs != ls {
+			ls, _ := writing(leader)
+			if fs, ok := writing(f); !ok || fs != ls {
 				t.Fatalf("follower writes %d, leader %d", fs, ls)
 			}
 		})
@@ -160,7 +160,7 @@ func TestLeaderFollower(t *testing.T) {
 		if _, ok := f.Playlist(); ok {
 			t.Fatal("a follower cut on its own")
 		}
-		if _, ok := f.CutPoint(); ok {
+		if _, ok := writing(f); ok {
 			t.Fatal("a follower without markers reports a cut point")
 		}
 	})
@@ -272,7 +272,7 @@ func TestSleepingFollower(t *testing.T) {
 		f := New(Config{Fragment: time.Second, Window: 3, Follow: true}, nil)
 		defer f.Close()
 		f.Sleep()
-		if got := collect(t, f, stream[:wakeAt]); len(got) != 0 || !f.Asleep() {
+		if got := collect(t, f, stream[:wakeAt]); len(got) != 0 || !f.asleep {
 			t.Fatalf("a sleeping follower published %v", slices.Collect(maps.Keys(got)))
 		}
 		f.Wake()

@@ -83,6 +83,15 @@ func makeFLVFor(tb testing.TB, audioCodec string, seconds int) []*flv.Tag {
 	return tags
 }
 
+// writing is the number of the segment m is writing, read on its writer's
+// goroutine; false when there is none.
+func writing(m *Muxer) (uint64, bool) {
+	if m.cur == nil {
+		return 0, false
+	}
+	return m.cur.seq, true
+}
+
 func feed(m *Muxer, tags []*flv.Tag) {
 	for _, t := range tags {
 		m.WriteTag(t)

@@ -116,8 +116,8 @@ const (
 const noCodec = ^uint32(0)
 
 // Muxer is an HLS packager for one stream. WriteTag, Discontinuity and Close must be
-// called from one goroutine (the publisher's); Playlist, Segment and CutPoint are safe
-// from any goroutine.
+// called from one goroutine (the publisher's); Playlist and Segment are safe from any
+// goroutine.
 type Muxer struct {
 	cfg        Config
 	log        *zap.Logger
@@ -163,8 +163,6 @@ type Muxer struct {
 	win      []*segment          // segments listed in pl
 	segs     []*segment          // fetchable: the window plus keepExpired
 	playlist []byte
-	cutSeq   uint64
-	cutOK    bool
 	closed   bool
 }
 
@@ -306,14 +304,6 @@ func (m *Muxer) Segment(name string) (data []byte, release func(), ok bool) {
 	return nil, nil, false
 }
 
-// CutPoint reports the media sequence number of the segment being written; false before
-// the first segment starts and after Close.
-func (m *Muxer) CutPoint() (seq uint64, ok bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.cutSeq, m.cutOK
-}
-
 // Close drops all segments and deletes the files written to Dir.
 func (m *Muxer) Close() {
 	m.stopped = true
@@ -332,7 +322,7 @@ func (m *Muxer) Close() {
 func (m *Muxer) dropWindow() {
 	m.mu.Lock()
 	segs, closed := m.segs, m.closed
-	m.segs, m.win, m.pl, m.playlist, m.cutOK = nil, nil, nil, nil, false
+	m.segs, m.win, m.pl, m.playlist = nil, nil, nil, nil
 	m.mu.Unlock()
 	if m.cfg.Dir == "" {
 		return
@@ -575,9 +565,6 @@ func (m *Muxer) openSegment(c Cut, startMS int64) {
 		buf: buf, reserve: reserve, needKey: m.ts.video, audioRAI: !m.ts.video,
 	}
 	m.ts.begin(buf)
-	m.mu.Lock()
-	m.cutSeq, m.cutOK = c.Seq, !m.closed
-	m.mu.Unlock()
 }
 
 // closeSegment finishes the current segment at endMS, the start of the next one, and

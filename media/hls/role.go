@@ -82,9 +82,6 @@ func (m *Muxer) Wake() {
 	clear(held)
 }
 
-// Asleep reports a sleeping follower.
-func (m *Muxer) Asleep() bool { return m.asleep }
-
 // wakeUp leaves the sleeping state and returns the held tags.
 func (m *Muxer) wakeUp() []*flv.Tag {
 	held := m.held
