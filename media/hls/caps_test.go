@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"math"
+	"peer/media/mpegts"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func TestFollowerDropsSegmentOverCap(t *testing.T) {
 	f := New(Config{Fragment: time.Second, Follow: true, MaxSegmentBytes: capBytes}, nil)
 	defer f.Close()
 	feed(f, tags[:2])
-	f.WriteTag(CutMarker(Cut{Seq: 0, TS: noTS}, tags[2].Time))
+	f.WriteTag(CutMarker(Cut{Seq: 0, TS: mpegts.NoState}, tags[2].Time))
 	feed(f, tags[2:])
 	if f.cur != nil && f.cur.buf.Len() > capBytes+64<<10 {
 		t.Fatalf("follower's open segment is %d bytes, cap %d", f.cur.buf.Len(), capBytes)
@@ -125,7 +126,7 @@ func TestTargetDurationBounded(t *testing.T) {
 	var seq uint64
 	for _, tag := range tags {
 		if tag.IsKeyframe() {
-			f.WriteTag(CutMarker(Cut{Seq: seq, Target: 22947778, TS: noTS}, tag.Time))
+			f.WriteTag(CutMarker(Cut{Seq: seq, Target: 22947778, TS: mpegts.NoState}, tag.Time))
 			seq++
 		}
 		f.WriteTag(tag)

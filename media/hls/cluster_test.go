@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"peer/media/mpegts"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,7 +344,7 @@ func checkCC(tb testing.TB, segs [][]byte) {
 	tb.Helper()
 	last := map[uint16]int{}
 	for i, s := range segs {
-		for off := 0; off+tsPacketSize <= len(s); off += tsPacketSize {
+		for off := 0; off+mpegts.PacketSize <= len(s); off += mpegts.PacketSize {
 			p := s[off:]
 			pid := uint16(p[1]&0x1f)<<8 | uint16(p[2])
 			if p[3]&0x10 == 0 || pid == 0x1fff { // no payload: counter does not advance
@@ -359,7 +360,7 @@ func checkCC(tb testing.TB, segs [][]byte) {
 }
 
 func TestCutMarker(t *testing.T) {
-	c := Cut{Seq: 1<<40 + 7, Discontinuity: true, DiscSeq: 3, Target: 4, TS: TSState{5, 15, 0, -1, 31}}
+	c := Cut{Seq: 1<<40 + 7, Discontinuity: true, DiscSeq: 3, Target: 4, TS: mpegts.State{VideoCC: 5, AudioCC: 15, PATCC: 0, PMTCC: -1, PMTVersion: 31}}
 	mk := CutMarker(c, 4294968000)
 	if mk.Type != flv.TypeScript || mk.Time != 4294968000 || !IsCutMarker(mk) {
 		t.Fatalf("bad marker tag %+v", mk)

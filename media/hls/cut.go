@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"peer/media/mpegts"
 
 	"peer/media/flv"
 )
@@ -13,11 +14,11 @@ import (
 // with the state below, writes the same segment bytes and playlist as the leader even if
 // it joined mid-stream.
 type Cut struct {
-	Seq           uint64  // media sequence number of the segment starting here
-	Discontinuity bool    // the segment starts with EXT-X-DISCONTINUITY
-	DiscSeq       uint64  // discontinuities before this segment (EXT-X-DISCONTINUITY-SEQUENCE)
-	Target        int64   // TARGETDURATION so far, in seconds
-	TS            TSState // MPEG-TS counters the segment continues from
+	Seq           uint64       // media sequence number of the segment starting here
+	Discontinuity bool         // the segment starts with EXT-X-DISCONTINUITY
+	DiscSeq       uint64       // discontinuities before this segment (EXT-X-DISCONTINUITY-SEQUENCE)
+	Target        int64        // TARGETDURATION so far, in seconds
+	TS            mpegts.State // MPEG-TS counters the segment continues from
 }
 
 // cutPrefix is the AMF0 string "onHLSCut" that opens a marker's data.
@@ -66,7 +67,7 @@ func ParseCutMarker(t *flv.Tag) (Cut, bool) {
 		return Cut{}, false
 	}
 	p = p[1:]
-	c := Cut{TS: noTS}
+	c := Cut{TS: mpegts.NoState}
 	var hasSeq bool
 	for {
 		if len(p) < 2 {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"peer/media/mpegts"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -127,9 +128,9 @@ type Muxer struct {
 	warn       *ratelog.Limiter
 
 	// Writer side: touched only by the goroutine calling WriteTag.
-	ts          *tsMux
-	avc         *avcConfig
-	aac         *aacConfig
+	ts          *mpegts.Writer
+	avc         *mpegts.AVCConfig
+	aac         *mpegts.AACConfig
 	skipped     [2]uint32 // codec last reported as skipped per track, or noCodec
 	cur         *openSegment
 	nextSeq     uint64 // leader: number of the next segment
@@ -183,7 +184,7 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 	if cfg.MaxSegmentBytes <= 0 {
 		cfg.MaxSegmentBytes = SegmentCap(cfg.Fragment)
 	}
-	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: newTSMux(),
+	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: mpegts.NewWriter(),
 		maxBytes: cfg.MaxSegmentBytes, warn: ratelog.New(log, 0)}
 	m.maxMS = MaxSegment(cfg.Fragment).Milliseconds()
 	m.skipped = [2]uint32{noCodec, noCodec}
@@ -357,13 +358,13 @@ func (m *Muxer) writeVideo(t *flv.Tag) {
 	}
 	switch d[1] { // AVCPacketType
 	case 0:
-		c, err := parseAVCC(t.Payload())
+		c, err := mpegts.ParseAVCC(t.Payload())
 		if err != nil {
 			m.log.Warn("hls: bad AVC sequence header, video skipped until a valid one", zap.Error(err))
 			return
 		}
-		if m.avc == nil || c.width != m.avc.width || c.height != m.avc.height {
-			m.log.Info("hls: h264 video", zap.Int("width", c.width), zap.Int("height", c.height))
+		if m.avc == nil || c.Width != m.avc.Width || c.Height != m.avc.Height {
+			m.log.Info("hls: h264 video", zap.Int("width", c.Width), zap.Int("height", c.Height))
 		}
 		m.avc = c
 		return
@@ -374,7 +375,7 @@ func (m *Muxer) writeVideo(t *flv.Tag) {
 	key := t.IsKeyframe()
 	m.maybeCut(t, key)
 	c := m.cur
-	if c == nil || !m.ts.video {
+	if c == nil || !m.ts.Video() {
 		return
 	}
 	if c.needKey {
@@ -384,12 +385,12 @@ func (m *Muxer) writeVideo(t *flv.Tag) {
 		c.needKey = false
 	}
 	var err error
-	if m.annexB, err = appendAnnexB(m.annexB[:0], m.avc, t.Payload()); err != nil {
+	if m.annexB, err = mpegts.AppendAnnexB(m.annexB[:0], m.avc, t.Payload()); err != nil {
 		m.log.Debug("hls: malformed h264 frame dropped", zap.Int64("time", t.Time), zap.Error(err))
 		return
 	}
-	pts := clock90(t.Time + int64(t.CompositionTime()))
-	if err := m.ts.writePES(pidVideo, pts, clock90(t.Time), key, m.annexB); err != nil {
+	pts := mpegts.Clock90(t.Time + int64(t.CompositionTime()))
+	if err := m.ts.WritePES(mpegts.PIDVideo, pts, mpegts.Clock90(t.Time), key, m.annexB); err != nil {
 		m.log.Warn("hls: mpeg-ts write failed", zap.Error(err))
 		return
 	}
@@ -407,13 +408,13 @@ func (m *Muxer) writeAudio(t *flv.Tag) {
 		return
 	}
 	if d[1] == 0 { // AACPacketType: sequence header
-		c, err := parseASC(t.Payload())
+		c, err := mpegts.ParseASC(t.Payload())
 		if err != nil {
 			m.log.Warn("hls: bad AAC sequence header, audio skipped until a valid one", zap.Error(err))
 			return
 		}
 		if m.aac == nil || *c != *m.aac {
-			m.log.Info("hls: aac audio", zap.Int("rate", c.sampleRate), zap.Uint8("channels", c.channels))
+			m.log.Info("hls: aac audio", zap.Int("rate", c.SampleRate), zap.Uint8("channels", c.Channels))
 		}
 		m.aac = c
 		return
@@ -424,13 +425,13 @@ func (m *Muxer) writeAudio(t *flv.Tag) {
 	m.maybeCut(t, false)
 	c := m.cur
 	frame := t.Payload()
-	if c == nil || !m.ts.audio || len(frame) == 0 || len(frame) > maxADTSFrame {
+	if c == nil || !m.ts.Audio() || len(frame) == 0 || len(frame) > mpegts.MaxADTSFrame {
 		return
 	}
 	if m.audioFrames == 0 {
 		m.audioPTS = t.Time
 	}
-	m.audio = m.aac.appendADTS(m.audio, frame)
+	m.audio = m.aac.AppendADTS(m.audio, frame)
 	m.audioFrames++
 	c.lastMS = max(c.lastMS, t.Time)
 	c.hasMedia = true
@@ -444,8 +445,8 @@ func (m *Muxer) flushAudio() {
 		return
 	}
 	c := m.cur
-	pts := clock90(m.audioPTS)
-	if err := m.ts.writePES(pidAudio, pts, pts, c.audioRAI, m.audio); err != nil {
+	pts := mpegts.Clock90(m.audioPTS)
+	if err := m.ts.WritePES(mpegts.PIDAudio, pts, pts, c.audioRAI, m.audio); err != nil {
 		m.log.Warn("hls: mpeg-ts write failed", zap.Error(err))
 	}
 	c.audioRAI = false
@@ -485,7 +486,7 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 			zap.Int("cap_bytes", m.maxBytes), zap.Int64("cap_ms", m.maxMS))
 	case m.avc != nil && !c.needKey:
 		// Video that just appeared starts a segment at once: only then is it in the PMT.
-		cut = key && (t.Time-c.startMS >= m.fragmentMS || !m.ts.video)
+		cut = key && (t.Time-c.startMS >= m.fragmentMS || !m.ts.Video())
 	case m.avc != nil:
 		// Waiting for a keyframe after a cut at the cap: cut on time once audio went in,
 		// so the audio keeps flowing in segments of the usual length.
@@ -502,8 +503,8 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 	if over {
 		m.lastSize = 0 // the next segment's buffer is not sized after a capped one
 	}
-	m.ts.setStreams(m.avc != nil, m.aac != nil)
-	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, TS: m.ts.state()}
+	m.ts.SetStreams(m.avc != nil, m.aac != nil)
+	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, TS: m.ts.State()}
 	m.nextSeq++
 	if disc {
 		m.discCount++
@@ -517,7 +518,7 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 // dropSegment abandons the segment being written; nothing is packaged until the next cut.
 func (m *Muxer) dropSegment() {
 	m.flushAudio()
-	m.ts.end()
+	m.ts.End()
 	m.cur = nil
 }
 
@@ -540,10 +541,10 @@ func (m *Muxer) followCut(c Cut, timeMS int64) {
 	// leader's own target is, whatever the marker says.
 	m.target = max(m.target, min(c.Target, m.maxTarget()))
 	m.closeSegment(timeMS, c.Discontinuity)
-	m.ts.setStreams(m.avc != nil, m.aac != nil)
-	if !m.ts.sync(c.TS) {
+	m.ts.SetStreams(m.avc != nil, m.aac != nil)
+	if !m.ts.Sync(c.TS) {
 		m.log.Warn("hls: cannot continue the leader's MPEG-TS counters; segments will differ",
-			zap.Uint64("seq", c.Seq), zap.Any("leader", c.TS), zap.Any("local", m.ts.state()))
+			zap.Uint64("seq", c.Seq), zap.Any("leader", c.TS), zap.Any("local", m.ts.State()))
 	}
 	m.openSegment(c, timeMS)
 }
@@ -562,9 +563,9 @@ func (m *Muxer) openSegment(c Cut, startMS int64) {
 	}
 	m.cur = &openSegment{
 		seq: c.Seq, startMS: startMS, lastMS: startMS, disc: c.Discontinuity, dseq: c.DiscSeq,
-		buf: buf, reserve: reserve, needKey: m.ts.video, audioRAI: !m.ts.video,
+		buf: buf, reserve: reserve, needKey: m.ts.Video(), audioRAI: !m.ts.Video(),
 	}
-	m.ts.begin(buf)
+	m.ts.Begin(buf)
 }
 
 // closeSegment finishes the current segment at endMS, the start of the next one, and
@@ -576,7 +577,7 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 		return
 	}
 	m.flushAudio()
-	m.ts.end()
+	m.ts.End()
 	m.cur = nil
 	if c.buf.Len() == 0 { // a follower that had no codec config yet
 		return

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"peer/media/mpegts"
 	"regexp"
 	"runtime"
 	"slices"
@@ -78,7 +79,7 @@ func TestPlaysInFFmpeg(t *testing.T) {
 	var segs [][]byte
 	for _, n := range []string{"0.ts", "1.ts", "2.ts"} {
 		b, _, _ := m.Segment(n)
-		if d, err := os.ReadFile(filepath.Join(dir, n)); err != nil || !bytes.Equal(d, b) || len(b)%tsPacketSize != 0 {
+		if d, err := os.ReadFile(filepath.Join(dir, n)); err != nil || !bytes.Equal(d, b) || len(b)%mpegts.PacketSize != 0 {
 			t.Fatalf("%s on disk differs or is not whole TS packets (%v)", n, err)
 		}
 		segs = append(segs, b)
@@ -275,7 +276,7 @@ func TestTimestampWrap(t *testing.T) {
 			if ts <= prev {
 				t.Fatalf("PID %#x: timestamp %d after %d", d.PID, ts, prev)
 			}
-		} else if want := clock90(firstKey); d.PID == pidVideo && ts != want {
+		} else if want := mpegts.Clock90(firstKey); d.PID == mpegts.PIDVideo && ts != want {
 			t.Fatalf("video starts at %d, want %d", ts, want)
 		}
 		last[d.PID] = ts
@@ -312,7 +313,7 @@ func TestConcurrentReaders(t *testing.T) {
 						// Held, a segment's bytes stay put even after it expires (its
 						// buffer is reused only once nobody holds it).
 						sum := crc32.ChecksumIEEE(b)
-						if len(b)%tsPacketSize != 0 {
+						if len(b)%mpegts.PacketSize != 0 {
 							t.Errorf("%s is %d bytes", n, len(b))
 						}
 						time.Sleep(time.Millisecond)

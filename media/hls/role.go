@@ -64,7 +64,7 @@ func (m *Muxer) Sleep() {
 	clear(m.ended)
 	m.ended = m.ended[:0]
 	m.audio, m.audioFrames = m.audio[:0], 0
-	m.ts.end()
+	m.ts.End()
 	m.dropWindow()
 }
 

@@ -1,4 +1,4 @@
-package hls
+package mpegts
 
 import (
 	"errors"
@@ -10,20 +10,20 @@ import (
 
 var errShort = errors.New("truncated")
 
-// avcConfig is what an AVC sequence header (avcC record) gives the packager.
-type avcConfig struct {
+// AVCConfig is what an AVC sequence header (avcC record) gives the packager.
+type AVCConfig struct {
 	lengthSize int    // bytes of each NALU length prefix in frames
 	paramSets  []byte // SPS and PPS in Annex-B, inserted before IDR pictures
-	width      int
-	height     int
+	Width      int
+	Height     int
 }
 
-// parseAVCC reads an AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1).
-func parseAVCC(rec []byte) (*avcConfig, error) {
+// ParseAVCC reads an AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1).
+func ParseAVCC(rec []byte) (*AVCConfig, error) {
 	if len(rec) < 6 || rec[0] != 1 {
 		return nil, errors.New("not an avcC record")
 	}
-	c := &avcConfig{lengthSize: int(rec[4]&3) + 1}
+	c := &AVCConfig{lengthSize: int(rec[4]&3) + 1}
 	p := rec[5:]
 	var sps []byte
 	for set := range 2 { // SPS list, then PPS list
@@ -57,7 +57,7 @@ func parseAVCC(rec []byte) (*avcConfig, error) {
 	if err := s.Unmarshal(sps); err != nil {
 		return nil, fmt.Errorf("SPS: %w", err)
 	}
-	c.width, c.height = s.Width(), s.Height()
+	c.Width, c.Height = s.Width(), s.Height()
 	return c, nil
 }
 
@@ -65,9 +65,9 @@ func parseAVCC(rec []byte) (*avcConfig, error) {
 // the start of every video PES.
 var aud = []byte{0, 0, 0, 1, byte(h264.NALUTypeAccessUnitDelimiter), 0xf0}
 
-// appendAnnexB converts one AVCC access unit to Annex-B: an AUD, SPS/PPS when the unit
+// AppendAnnexB converts one AVCC access unit to Annex-B: an AUD, SPS/PPS when the unit
 // has an IDR slice but no SPS of its own, then the NAL units (minus any AUD of their own).
-func appendAnnexB(dst []byte, c *avcConfig, au []byte) ([]byte, error) {
+func AppendAnnexB(dst []byte, c *AVCConfig, au []byte) ([]byte, error) {
 	var idr, sps bool
 	err := eachNALU(au, c.lengthSize, func(n []byte) {
 		switch h264.NALUType(n[0] & 0x1f) {
@@ -113,18 +113,18 @@ func eachNALU(au []byte, lengthSize int, f func([]byte)) error {
 	return nil
 }
 
-// aacConfig holds the ADTS header built from an AudioSpecificConfig, with a zero frame
+// AACConfig holds the ADTS header built from an AudioSpecificConfig, with a zero frame
 // length to be filled in per frame.
-type aacConfig struct {
+type AACConfig struct {
 	adts       [7]byte
-	sampleRate int
-	channels   uint8
+	SampleRate int
+	Channels   uint8
 }
 
-// maxADTSFrame is the largest frame the 13-bit ADTS length field can describe.
-const maxADTSFrame = 1<<13 - 1 - 7
+// MaxADTSFrame is the largest frame the 13-bit ADTS length field can describe.
+const MaxADTSFrame = 1<<13 - 1 - 7
 
-func parseASC(b []byte) (*aacConfig, error) {
+func ParseASC(b []byte) (*AACConfig, error) {
 	var asc mpeg4audio.AudioSpecificConfig
 	if err := asc.Unmarshal(b); err != nil {
 		return nil, err
@@ -134,30 +134,17 @@ func parseASC(b []byte) (*aacConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &aacConfig{sampleRate: asc.SampleRate, channels: asc.ChannelConfig}
+	c := &AACConfig{SampleRate: asc.SampleRate, Channels: asc.ChannelConfig}
 	copy(c.adts[:], hdr)
 	return c, nil
 }
 
-// appendADTS appends one raw AAC frame with its ADTS header.
-func (c *aacConfig) appendADTS(dst, frame []byte) []byte {
+// AppendADTS appends one raw AAC frame with its ADTS header.
+func (c *AACConfig) AppendADTS(dst, frame []byte) []byte {
 	n := len(frame) + 7
 	h := c.adts
 	h[3] = h[3]&0xfc | byte(n>>11)
 	h[4] = byte(n >> 3)
 	h[5] = h[5]&0x1f | byte(n&7)<<5
 	return append(append(dst, h[:]...), frame...)
-}
-
-// FLV codec names, for the line that says why a track is not packaged.
-var (
-	videoCodecs = map[uint8]string{2: "Sorenson H.263", 3: "Screen Video", 4: "On2 VP6", 5: "On2 VP6 alpha", 6: "Screen Video v2", 12: "HEVC (non-standard id 12)"}
-	audioCodecs = map[uint8]string{0: "linear PCM", 1: "ADPCM", 2: "MP3", 3: "linear PCM LE", 4: "Nellymoser 16 kHz", 5: "Nellymoser 8 kHz", 6: "Nellymoser", 7: "G.711 A-law", 8: "G.711 mu-law", 9: "Enhanced RTMP audio", 11: "Speex", 14: "MP3 8 kHz", 15: "device-specific"}
-)
-
-func codecName(names map[uint8]string, id uint8) string {
-	if n, ok := names[id]; ok {
-		return n
-	}
-	return fmt.Sprintf("codec id %d", id)
 }

@@ -1,4 +1,11 @@
-package hls
+// Package mpegts is MPEG-TS (ISO 13818-1) output for H.264 and AAC: a Writer that
+// carries one stream's transport stream across the buffers it is given (continuity
+// counters and tables run on, and their State can be handed to another writer), and the
+// codec conversions the format needs (AVCC to Annex-B, ADTS framing). It is protocol
+// code that knows no stream, cut or playlist: a packager (media/hls) decides where one
+// segment's buffer ends and the next begins. It may import only the standard library and
+// codec libraries (astits, mediacommon), nothing of peer.
+package mpegts
 
 import (
 	"bytes"
@@ -12,48 +19,48 @@ import (
 const (
 	pidPAT   uint16 = 0x0000
 	pidPMT   uint16 = 0x1000 // astits's default PMT PID
-	pidVideo uint16 = 0x0100
-	pidAudio uint16 = 0x0101
+	PIDVideo uint16 = 0x0100
+	PIDAudio uint16 = 0x0101
 )
 
 const (
 	streamIDVideo uint8 = 0xe0
 	streamIDAudio uint8 = 0xc0
-	tsPacketSize        = astits.MpegTsPacketSize
+	PacketSize          = astits.MpegTsPacketSize // bytes of a TS packet
 )
 
-// TSState is the MPEG-TS state one segment hands to the next. A cut marker carries it so
-// that a follower joining mid-stream continues the leader's counters and writes the same
-// bytes. Counters are -1 before the first packet on their PID.
-type TSState struct {
+// State is the MPEG-TS state one segment hands to the next. Handed to another Writer
+// (Sync), it lets that one continue these counters and write the same bytes (an HLS
+// follower joining mid-stream). Counters are -1 before the first packet on their PID.
+type State struct {
 	VideoCC, AudioCC int8 // continuity counter of the last packet on the PID
 	PATCC, PMTCC     int8
 	PMTVersion       int8 // version_number the next PMT will carry
 }
 
-// noTS is the state of a muxer that has written nothing.
-var noTS = TSState{-1, -1, -1, -1, -1}
+// NoState is the state of a muxer that has written nothing.
+var NoState = State{-1, -1, -1, -1, -1}
 
-// tsMux writes one stream's MPEG-TS for the life of the stream into whichever segment
+// Writer writes one stream's MPEG-TS for the life of the stream into whichever segment
 // buffer is current, so continuity counters run on across segments. astits writes the
 // tables (PAT/PMT, a few per segment); the PES packets of every frame are written here
-// (writePES), several times faster than astits, on the publisher's goroutine. It keeps the
+// (WritePES), several times faster than astits, on the publisher's goroutine. It keeps the
 // counters, and mirrors the tables' state astits keeps private (read back from the
 // packets it wrote), so that the state can be handed to another node and reproduced there.
-type tsMux struct {
+type Writer struct {
 	mux   *astits.Muxer
 	dst   *bytes.Buffer // the current segment, or scratch between segments
 	video bool          // elementary streams in the PMT
 	audio bool
 
-	last       TSState // as written; PMTVersion is the version of the last PMT written
-	dirty      bool    // the PMT changed since it was last written: the next one gets a new version
-	needTables bool    // no PAT/PMT in the current segment yet
+	last       State // as written; PMTVersion is the version of the last PMT written
+	dirty      bool  // the PMT changed since it was last written: the next one gets a new version
+	needTables bool  // no PAT/PMT in the current segment yet
 	scratch    bytes.Buffer
 }
 
-func newTSMux() *tsMux {
-	x := &tsMux{last: noTS}
+func NewWriter() *Writer {
+	x := &Writer{last: NoState}
 	x.dst = &x.scratch
 	// No periodic tables: PAT/PMT go out at each segment start and before each keyframe
 	// (writePES asks for them; astits's own schedule counts WriteData calls, not made).
@@ -61,53 +68,57 @@ func newTSMux() *tsMux {
 	return x
 }
 
-// Write is where astits puts its packets.
-func (x *tsMux) Write(p []byte) (int, error) { return x.dst.Write(p) }
+// Video and Audio report the elementary streams in the PMT (SetStreams).
+func (x *Writer) Video() bool { return x.video }
+func (x *Writer) Audio() bool { return x.audio }
 
-// begin directs output to a new segment, which must start with PAT/PMT.
-func (x *tsMux) begin(dst *bytes.Buffer) {
+// Write is where astits puts its packets.
+func (x *Writer) Write(p []byte) (int, error) { return x.dst.Write(p) }
+
+// Begin directs output to a new segment, which must start with PAT/PMT.
+func (x *Writer) Begin(dst *bytes.Buffer) {
 	x.dst = dst
 	x.needTables = true
 }
 
-// end closes the current segment (writePES recorded the counters it left behind).
-func (x *tsMux) end() {
+// End closes the current segment (writePES recorded the counters it left behind).
+func (x *Writer) End() {
 	x.dst = &x.scratch
 }
 
-func (x *tsMux) pcrPID() uint16 {
+func (x *Writer) pcrPID() uint16 {
 	if x.video {
-		return pidVideo
+		return PIDVideo
 	}
-	return pidAudio
+	return PIDAudio
 }
 
-// state is what a segment starting now inherits.
-func (x *tsMux) state() TSState {
+// State is what a segment starting now inherits.
+func (x *Writer) State() State {
 	s := x.last
 	s.PMTVersion = x.nextPMTVersion()
 	return s
 }
 
-func (x *tsMux) nextPMTVersion() int8 {
+func (x *Writer) nextPMTVersion() int8 {
 	if !x.dirty {
 		return x.last.PMTVersion
 	}
 	return (x.last.PMTVersion + 1) & 0x1f // -1 (none yet) becomes 0
 }
 
-// setStreams makes the PMT list exactly the given elementary streams. Streams are always
+// SetStreams makes the PMT list exactly the given elementary streams. Streams are always
 // (re-)added video first, so the PMT does not depend on the order tracks appeared in;
 // re-added streams get their counters back.
-func (x *tsMux) setStreams(video, audio bool) {
+func (x *Writer) SetStreams(video, audio bool) {
 	if video == x.video && audio == x.audio {
 		return
 	}
 	if x.video {
-		_ = x.mux.RemoveElementaryStream(pidVideo)
+		_ = x.mux.RemoveElementaryStream(PIDVideo)
 	}
 	if x.audio {
-		_ = x.mux.RemoveElementaryStream(pidAudio)
+		_ = x.mux.RemoveElementaryStream(PIDAudio)
 	}
 	x.video, x.audio = video, audio
 	// A stream that stays keeps its counter; one that leaves starts over if it returns.
@@ -118,10 +129,10 @@ func (x *tsMux) setStreams(video, audio bool) {
 		x.last.AudioCC = -1
 	}
 	if video {
-		_ = x.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pidVideo, StreamType: astits.StreamTypeH264Video})
+		_ = x.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: PIDVideo, StreamType: astits.StreamTypeH264Video})
 	}
 	if audio {
-		_ = x.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pidAudio, StreamType: astits.StreamTypeAACAudio})
+		_ = x.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: PIDAudio, StreamType: astits.StreamTypeAACAudio})
 	}
 	if video || audio {
 		x.mux.SetPCRPID(x.pcrPID())
@@ -129,9 +140,9 @@ func (x *tsMux) setStreams(video, audio bool) {
 	x.dirty = true
 }
 
-// sync brings the counters to target: the streams' directly, the tables' by writing
+// Sync brings the counters to target: the streams' directly, the tables' by writing
 // throwaway tables to scratch; false if it cannot (target lists another stream set).
-func (x *tsMux) sync(target TSState) bool {
+func (x *Writer) Sync(target State) bool {
 	if x.video {
 		x.last.VideoCC = target.VideoCC
 	}
@@ -141,7 +152,7 @@ func (x *tsMux) sync(target TSState) bool {
 	return x.syncTables(target)
 }
 
-func (x *tsMux) syncTables(target TSState) bool {
+func (x *Writer) syncTables(target State) bool {
 	if !x.video && !x.audio {
 		return target.PATCC == x.last.PATCC && target.PMTCC == x.last.PMTCC
 	}
@@ -164,14 +175,14 @@ func (x *tsMux) syncTables(target TSState) bool {
 	return false
 }
 
-func (x *tsMux) observeScratch() {
+func (x *Writer) observeScratch() {
 	x.observe(x.scratch.Bytes())
 	x.scratch.Reset()
 }
 
 // observe records the counters and PMT version of the table packets in b.
-func (x *tsMux) observe(b []byte) {
-	for ; len(b) >= tsPacketSize; b = b[tsPacketSize:] {
+func (x *Writer) observe(b []byte) {
+	for ; len(b) >= PacketSize; b = b[PacketSize:] {
 		pid := uint16(b[1]&0x1f)<<8 | uint16(b[2])
 		cc := int8(b[3] & 0x0f)
 		switch pid {
@@ -203,13 +214,13 @@ func pmtVersion(p []byte) (int8, bool) {
 	return int8(p[off+5]>>1) & 0x1f, true
 }
 
-// writePES writes one PES into the current segment, with PAT/PMT ahead of it at a
+// WritePES writes one PES into the current segment, with PAT/PMT ahead of it at a
 // segment's start and at a keyframe on the PCR PID. pts and dts are 33-bit 90 kHz values;
 // key marks a random access point. The packets are those astits's WriteData makes
 // (TestPESMatchesAstits holds them byte for byte): the first carries the adaptation field
 // (random access, PCR on the PCR PID) and the PES header, and the last is filled with
 // adaptation-field stuffing, as PES payloads of unspecified length need.
-func (x *tsMux) writePES(pid uint16, pts, dts int64, key bool, payload []byte) error {
+func (x *Writer) WritePES(pid uint16, pts, dts int64, key bool, payload []byte) error {
 	pcr := pid == x.pcrPID()
 	if x.needTables || key && pcr {
 		start := x.dst.Len()
@@ -225,14 +236,14 @@ func (x *tsMux) writePES(pid uint16, pts, dts int64, key bool, payload []byte) e
 	}
 
 	cc, id := &x.last.AudioCC, streamIDAudio
-	if pid == pidVideo {
+	if pid == PIDVideo {
 		cc, id = &x.last.VideoCC, streamIDVideo
 	}
 	var hdrBuf [19]byte
 	hdr := appendPESHeader(hdrBuf[:0], id, pts, dts, len(payload))
 
 	b := x.dst.AvailableBuffer()
-	if n := (len(payload)/(tsPacketSize-4) + 2) * tsPacketSize; cap(b) < n {
+	if n := (len(payload)/(PacketSize-4) + 2) * PacketSize; cap(b) < n {
 		x.dst.Grow(n)
 		b = x.dst.AvailableBuffer()
 	}
@@ -250,7 +261,7 @@ func (x *tsMux) writePES(pid uint16, pts, dts int64, key bool, payload []byte) e
 				afBody += 6
 			}
 		}
-		room := tsPacketSize - 4 // after the packet header
+		room := PacketSize - 4 // after the packet header
 		if afBody > 0 {
 			room -= 1 + afBody
 		}
@@ -331,8 +342,8 @@ func appendStuffing(b []byte, n int) []byte {
 	return b
 }
 
-// clock90 converts milliseconds to the 33-bit 90 kHz clock of PES timestamps. Unsigned
+// Clock90 converts milliseconds to the 33-bit 90 kHz clock of PES timestamps. Unsigned
 // multiplication wraps modulo 2^64, a multiple of 2^33, so any int64 input is safe.
-func clock90(ms int64) int64 {
+func Clock90(ms int64) int64 {
 	return int64(uint64(ms) * 90 & (1<<33 - 1))
 }

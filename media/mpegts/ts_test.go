@@ -1,4 +1,4 @@
-package hls
+package mpegts
 
 import (
 	"bytes"
@@ -23,13 +23,13 @@ func newAstitsPES(video, audio bool) *astitsPES {
 	r := &astitsPES{}
 	r.mux = astits.NewMuxer(context.Background(), &r.out, astits.MuxerOptTablesRetransmitPeriod(math.MaxInt))
 	if video {
-		_ = r.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pidVideo, StreamType: astits.StreamTypeH264Video})
-		r.pcrPID = pidVideo
+		_ = r.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: PIDVideo, StreamType: astits.StreamTypeH264Video})
+		r.pcrPID = PIDVideo
 	}
 	if audio {
-		_ = r.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: pidAudio, StreamType: astits.StreamTypeAACAudio})
+		_ = r.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: PIDAudio, StreamType: astits.StreamTypeAACAudio})
 		if !video {
-			r.pcrPID = pidAudio
+			r.pcrPID = PIDAudio
 		}
 	}
 	r.mux.SetPCRPID(r.pcrPID)
@@ -52,7 +52,7 @@ func (r *astitsPES) write(t *testing.T, pid uint16, pts, dts int64, key bool, pa
 		}
 	}
 	id := streamIDAudio
-	if pid == pidVideo {
+	if pid == PIDVideo {
 		id = streamIDVideo
 	}
 	opt := &astits.PESOptionalHeader{MarkerBits: 2, DataAlignmentIndicator: true,
@@ -78,22 +78,22 @@ func TestPESMatchesAstits(t *testing.T) {
 		338, 339, 340, 341, 342, 343, 344, 345, 346, 347, 348, 349, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 360,
 		361, 362, 367, 368, 369, 370, 8000, 40000, 65530, 70000}
 	for _, tracks := range []struct{ video, audio bool }{{true, true}, {true, false}, {false, true}} {
-		x := newTSMux()
-		x.setStreams(tracks.video, tracks.audio)
+		x := NewWriter()
+		x.SetStreams(tracks.video, tracks.audio)
 		var got bytes.Buffer
-		x.begin(&got)
+		x.Begin(&got)
 		ref := newAstitsPES(tracks.video, tracks.audio)
 		ref.needTables = true
 		var pids []uint16
 		if tracks.video {
-			pids = append(pids, pidVideo)
+			pids = append(pids, PIDVideo)
 		}
 		if tracks.audio {
-			pids = append(pids, pidAudio)
+			pids = append(pids, PIDAudio)
 		}
 		for i := range 3000 {
 			if i%97 == 0 { // a segment starts
-				x.begin(&got)
+				x.Begin(&got)
 				ref.needTables = true
 			}
 			pid := pids[rng.IntN(len(pids))]
@@ -111,7 +111,7 @@ func TestPESMatchesAstits(t *testing.T) {
 				pts = (dts + rng.Int64N(9000)) & (1<<33 - 1)
 			}
 			key := rng.IntN(4) == 0
-			if err := x.writePES(pid, pts, dts, key, payload); err != nil {
+			if err := x.WritePES(pid, pts, dts, key, payload); err != nil {
 				t.Fatal(err)
 			}
 			ref.write(t, pid, pts, dts, key, payload)
@@ -122,7 +122,7 @@ func TestPESMatchesAstits(t *testing.T) {
 					k++
 				}
 				t.Fatalf("tracks %+v, PES %d (pid %#x, %d bytes, key %v, pts %d dts %d): output differs at byte %d (packet %d, offset %d); lengths %d vs astits %d",
-					tracks, i, pid, n, key, pts, dts, k, k/tsPacketSize, k%tsPacketSize, len(a), len(b))
+					tracks, i, pid, n, key, pts, dts, k, k/PacketSize, k%PacketSize, len(a), len(b))
 			}
 		}
 	}
