@@ -1,0 +1,191 @@
+package hls
+
+import (
+	"bytes"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"peer/media/flv"
+)
+
+// SegmentCap is the default byte cap of an open segment: 5 fragments (at least 10 s, a
+// long GOP for a high-rate encoder) at 25 Mbit/s, twice what a 1080p60 contribution
+// stream uses: 31 MB with 2 s fragments. Only a segment that sees no keyframe for that
+// long reaches it; it bounds what a publisher sending no keyframes can make a node hold
+// (before the cap, 600 MB of inter frames made one segment of 600 MB).
+func SegmentCap(fragment time.Duration) int {
+	span := max(5*fragment, 10*time.Second)
+	return int(span.Seconds() * 25e6 / 8)
+}
+
+// MaxSegment is the longest segment: 10 fragments, and at least 30 s, which x264's
+// default GOP (250 frames) reaches at 8.3 fps. A leader cuts a segment that long even
+// without a keyframe, and segment durations (EXTINF, TARGETDURATION) are clamped to it,
+// so timestamps that jump cannot inflate the playlist's target duration, which RFC 8216
+// forbids changing later.
+func MaxSegment(fragment time.Duration) time.Duration { return max(10*fragment, 30*time.Second) }
+
+// segment is a finished, immutable segment.
+type segment struct {
+	seq   uint64
+	name  string
+	data  []byte
+	buf   *bytes.Buffer // data's buffer, reused once the segment expired unread
+	durMS int64
+	disc  bool
+	dseq  uint64
+	// readers holding data (Segment until release): while any does, buf is not reused.
+	readers atomic.Int32
+}
+
+func (s *segment) release() { s.readers.Add(-1) }
+
+// maxSpare is how many expired segments' buffers a muxer keeps for its next segments.
+const maxSpare = 2
+
+// openSegment is the segment being written.
+type openSegment struct {
+	seq      uint64
+	startMS  int64
+	lastMS   int64 // latest tag time written
+	disc     bool
+	dseq     uint64
+	buf      *bytes.Buffer
+	reserve  int  // capacity to give buf before the first write (Mux), not at the cut
+	needKey  bool // drop video until a keyframe
+	hasMedia bool // a frame went in (a segment without one has nothing to bound)
+	audioRAI bool // mark the first audio PES as random access (audio carries the PCR)
+}
+
+// maybeCut is the leader's decision, made at each audio/video tag that would be muxed:
+// start the first segment at a keyframe (or at audio when there is no video), cut at a
+// keyframe once the segment is Fragment long (on time for audio-only streams) or when
+// video appears, and cut right away after a discontinuity.
+func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
+	if m.cfg.Follow {
+		return
+	}
+	c := m.cur
+	var cut, over bool
+	switch {
+	case c == nil:
+		cut = key || (t.Type == flv.TypeAudio && m.avc == nil)
+	case m.discPending:
+		cut = true
+	case c.hasMedia && (c.buf.Len() >= m.maxBytes || t.Time-c.startMS >= m.maxMS):
+		// No keyframe for too long: cut anyway; the next segment drops video until one.
+		cut, over = true, true
+		m.warn.Warn("hls-segment-cap", "hls: segment cut at its cap without a keyframe; video dropped until the next one",
+			zap.Uint64("seq", c.seq), zap.Int("bytes", c.buf.Len()), zap.Int64("ms", t.Time-c.startMS),
+			zap.Int("cap_bytes", m.maxBytes), zap.Int64("cap_ms", m.maxMS))
+	case m.avc != nil && !c.needKey:
+		// Video that just appeared starts a segment at once: only then is it in the PMT.
+		cut = key && (t.Time-c.startMS >= m.fragmentMS || !m.ts.Video())
+	case m.avc != nil:
+		// Waiting for a keyframe after a cut at the cap: cut on time once audio went in,
+		// so the audio keeps flowing in segments of the usual length.
+		cut = c.hasMedia && t.Time-c.startMS >= m.fragmentMS
+	default:
+		cut = t.Time-c.startMS >= m.fragmentMS
+	}
+	if !cut {
+		return
+	}
+	disc := m.discPending
+	m.discPending = false
+	m.closeSegment(t.Time, disc)
+	if over {
+		m.lastSize = 0 // the next segment's buffer is not sized after a capped one
+	}
+	m.ts.SetStreams(m.avc != nil, m.aac != nil)
+	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, TS: m.ts.State()}
+	m.nextSeq++
+	if disc {
+		m.discCount++
+	}
+	m.openSegment(next, t.Time)
+	if m.cfg.OnCut != nil {
+		m.cfg.OnCut(CutMarker(next, t.Time))
+	}
+}
+
+// dropSegment abandons the segment being written; nothing is packaged until the next cut.
+func (m *Muxer) dropSegment() {
+	m.flushAudio()
+	m.ts.End()
+	m.cur = nil
+}
+
+// maxTarget is the largest TARGETDURATION, in seconds: the longest segment.
+func (m *Muxer) maxTarget() int64 { return (m.maxMS + 999) / 1000 }
+
+// followCut applies a leader's marker.
+func (m *Muxer) followCut(c Cut, timeMS int64) {
+	if m.cur != nil && c.Seq <= m.cur.seq {
+		m.log.Debug("hls: stale cut marker ignored", zap.Uint64("seq", c.Seq), zap.Uint64("current", m.cur.seq))
+		return
+	}
+	m.lastCut, m.hasCut = c, true
+	if m.cur != nil && c.Seq != m.cur.seq+1 {
+		// A marker went missing: what we have would not match the leader's segment.
+		m.log.Warn("hls: cut markers missing, segment dropped", zap.Uint64("seq", m.cur.seq), zap.Uint64("next", c.Seq))
+		m.dropSegment()
+	}
+	// Before closing, so our playlist says what the leader's does; bounded as the
+	// leader's own target is, whatever the marker says.
+	m.target = max(m.target, min(c.Target, m.maxTarget()))
+	m.closeSegment(timeMS, c.Discontinuity)
+	m.ts.SetStreams(m.avc != nil, m.aac != nil)
+	if !m.ts.Sync(c.TS) {
+		m.log.Warn("hls: cannot continue the leader's MPEG-TS counters; segments will differ",
+			zap.Uint64("seq", c.Seq), zap.Any("leader", c.TS), zap.Any("local", m.ts.State()))
+	}
+	m.openSegment(c, timeMS)
+}
+
+// openSegment starts the next segment. Its buffer gets its room at the first write (a
+// leader's cut runs before the keyframe goes to the players, and a segment's worth of
+// fresh memory costs page faults).
+func (m *Muxer) openSegment(c Cut, startMS int64) {
+	reserve := m.lastSize + m.lastSize/4
+	var buf *bytes.Buffer
+	if n := len(m.spare); n > 0 {
+		buf, m.spare = m.spare[n-1], m.spare[:n-1]
+		buf.Reset() // Mux's Grow(reserve) is free when it is large enough
+	} else {
+		buf = new(bytes.Buffer)
+	}
+	m.cur = &openSegment{
+		seq: c.Seq, startMS: startMS, lastMS: startMS, disc: c.Discontinuity, dseq: c.DiscSeq,
+		buf: buf, reserve: reserve, needKey: m.ts.Video(), audioRAI: !m.ts.Video(),
+	}
+	m.ts.Begin(buf)
+}
+
+// closeSegment finishes the current segment at endMS, the start of the next one, and
+// leaves it for publishEnded. After a discontinuity endMS is on another timeline, so the
+// segment ends at its last tag.
+func (m *Muxer) closeSegment(endMS int64, disc bool) {
+	c := m.cur
+	if c == nil {
+		return
+	}
+	m.flushAudio()
+	m.ts.End()
+	m.cur = nil
+	if c.buf.Len() == 0 { // a follower that had no codec config yet
+		return
+	}
+	if disc {
+		endMS = c.lastMS
+	}
+	dur := min(max(endMS-c.startMS, 0), m.maxMS)
+	// RFC 8216 4.3.3.1 bounds each EXTINF rounded to the nearest integer: rounding up
+	// made a segment a frame over 2 s raise the target to 3 mid-stream.
+	m.target = max(m.target, (dur+500)/1000, 1)
+	m.lastSize = c.buf.Len()
+	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), buf: c.buf, durMS: dur, disc: c.disc, dseq: c.dseq})
+}
