@@ -10,13 +10,6 @@ import (
 	"peer/media/internal/allocs"
 )
 
-// Seeds of FuzzMuxer: an avcC record and an AudioSpecificConfig of the kind ffmpeg
-// sends (the codec fuzzers of media/mpegts start from the same).
-var (
-	seedAVCC = []byte{0x01, 0x42, 0xc0, 0x0a, 0xff, 0xe1, 0x00, 0x15, 0x67, 0x42, 0xc0, 0x0a, 0xda, 0x11, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x05, 0x03, 0xc4, 0x89, 0xa8, 0x01, 0x00, 0x04, 0x68, 0xce, 0x0f, 0xc8}
-	seedASC  = []byte{0x12, 0x08, 0x56, 0xe5, 0x00}
-)
-
 // FuzzParseCutMarker: an onHLSCut marker from an upstream node. No panic, the target
 // it carries is clamped by the follower, and a marker re-encoded from what was parsed
 // parses again.
@@ -47,8 +40,8 @@ func FuzzMuxer(f *testing.F) {
 	// typ 0 is audio, 1 video, 2 script data.
 	rec := func(typ, step byte, body []byte) []byte { return append([]byte{typ, step, byte(len(body))}, body...) }
 	var seed []byte
-	seed = append(seed, rec(1, 0, append([]byte{0x17, 0, 0, 0, 0}, seedAVCC...))...)
-	seed = append(seed, rec(0, 0, append([]byte{0xaf, 0}, seedASC...))...)
+	seed = append(seed, rec(1, 0, avcSeq64)...)
+	seed = append(seed, rec(0, 0, []byte{0xaf, 0, 0x12, 0x08, 0x56, 0xe5, 0x00})...)
 	seed = append(seed, rec(1, 0, []byte{0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88})...)
 	for range 20 {
 		seed = append(seed, rec(0, 23, []byte{0xaf, 1, 0x21, 0x10, 4})...)
