@@ -19,7 +19,10 @@ func (m *Muxer) makeDir() {
 
 // writeFile replaces a file in Dir atomically so HTTP servers never see half of it.
 func (m *Muxer) writeFile(name string, data []byte) {
-	f, err := os.CreateTemp(m.cfg.Dir, "."+name+".*")
+	// The temporary file goes beside its target (the playlist is "../name.m3u8", outside
+	// the segments' directory), so the rename stays within one directory.
+	path := filepath.Join(m.cfg.Dir, name)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err == nil {
 		_, err = f.Write(data)
 		if err == nil {
@@ -29,7 +32,7 @@ func (m *Muxer) writeFile(name string, data []byte) {
 			err = cerr
 		}
 		if err == nil {
-			err = os.Rename(f.Name(), filepath.Join(m.cfg.Dir, name))
+			err = os.Rename(f.Name(), path)
 		}
 		if err != nil {
 			_ = os.Remove(f.Name())

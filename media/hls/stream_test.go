@@ -143,6 +143,12 @@ func TestPackagingDirLayout(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "live", "here", "0.ts")); err != nil {
 		t.Fatal(err)
 	}
+	// The playlist is DIR/app/name.m3u8 and lists name/N.ts: the HTTP URLs' layout.
+	// (It was never written: its temporary file was made with "../" in its pattern.)
+	playlist, err := os.ReadFile(filepath.Join(dir, "live", "here.m3u8"))
+	if err != nil || !strings.Contains(string(playlist), "here/0.ts") {
+		t.Fatalf("DIR/live/here.m3u8: %v\n%s", err, playlist)
+	}
 	entries, _ := os.ReadDir(filepath.Join(dir, "live"))
 	for _, e := range entries {
 		if e.Name() != "here" && e.Name() != "here.m3u8" {
