@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/membership/bus"
 )
 
 // State of a member as seen by this node.
@@ -200,10 +201,7 @@ type Membership struct {
 	meta    Meta
 	nodes   map[string]*entry // by memberlist (per-start) name
 	leaving map[string]bool   // per-start names that announced a graceful leave
-	subs    []func(Event)
-	queue   []Event
-	qcond   *sync.Cond
-	stopped bool
+	events  bus.Bus[Event]
 
 	stopCh chan struct{}
 	wg     sync.WaitGroup
@@ -253,7 +251,6 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		stopCh:  make(chan struct{}),
 	}
 	m.dups = ratelog.New(m.log, 0)
-	m.qcond = sync.NewCond(&m.mu)
 
 	mlLog := log.New(&logWriter{log: m.log, refused: ratelog.New(m.log, 0)}, "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
@@ -315,8 +312,6 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 	m.ml = ml
-	m.wg.Add(1)
-	go m.dispatch()
 	if cfg.Timing.RejoinInterval > 0 {
 		m.wg.Add(1)
 		go m.rejoinLoop()
@@ -422,10 +417,7 @@ func (m *Membership) Shutdown() {
 	m.once.Do(func() {
 		close(m.stopCh)
 		_ = m.ml.Shutdown()
-		m.mu.Lock()
-		m.stopped = true
-		m.qcond.Broadcast()
-		m.mu.Unlock()
+		m.events.Close()
 		m.wg.Wait()
 	})
 }
@@ -437,11 +429,7 @@ func (m *Membership) SetPartitioned(b bool) { m.trans.blocked.Store(b) }
 
 // Subscribe registers fn for membership events. Calls are made in order from
 // a single goroutine; fn must not block for long.
-func (m *Membership) Subscribe(fn func(Event)) {
-	m.mu.Lock()
-	m.subs = append(m.subs, fn)
-	m.mu.Unlock()
-}
+func (m *Membership) Subscribe(fn func(Event)) { m.events.Add(fn) }
 
 // Members returns one entry per stable node name, including dead and left
 // nodes, sorted by name.
@@ -560,8 +548,7 @@ func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
 	}
 	mem := e.member()
 	if newer {
-		m.queue = append(m.queue, Event{Type: typ, Member: mem})
-		m.qcond.Signal()
+		m.events.Publish(Event{Type: typ, Member: mem})
 	}
 	m.mu.Unlock()
 	if !newer {
@@ -574,29 +561,6 @@ func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
 		m.log.Info("member left", zap.String("member", mem.Name))
 	case EventFail:
 		m.log.Info("member failed", zap.String("member", mem.Name), zap.String("addr", mem.Gossip))
-	}
-}
-
-func (m *Membership) dispatch() {
-	defer m.wg.Done()
-	for {
-		m.mu.Lock()
-		for len(m.queue) == 0 && !m.stopped {
-			m.qcond.Wait()
-		}
-		if m.stopped {
-			m.mu.Unlock()
-			return
-		}
-		q := m.queue
-		m.queue = nil
-		subs := append([]func(Event){}, m.subs...)
-		m.mu.Unlock()
-		for _, ev := range q {
-			for _, fn := range subs {
-				fn(ev)
-			}
-		}
 	}
 }
 

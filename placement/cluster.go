@@ -26,6 +26,7 @@ import (
 
 	"peer/conf/ratelog"
 	"peer/membership"
+	"peer/membership/bus"
 )
 
 // Errors returned by the decision calls.
@@ -64,14 +65,8 @@ type Cluster struct {
 	started atomic.Bool
 	shut    sync.Once
 
-	// local subscribers
-	nmu      sync.Mutex
-	ncond    *sync.Cond
-	nqueue   []Change
-	subs     map[int]func(Change)
-	lostSubs map[int]func() // OnContactLost
-	nextSub  int
-	nstopped bool
+	changes bus.Bus[Change]   // FSM and contact changes, to OnChange subscribers
+	lost    bus.Set[struct{}] // OnContactLost subscribers, called from fenceLoop
 
 	lastVerified atomic.Int64 // unix nanos of the last successful VerifyLeader (leader)
 	contactOK    atomic.Bool
@@ -103,9 +98,8 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	if err := cfg.checkFencing(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){}, lostSubs: map[int]func(){},
+	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1),
 		nonvoterSince: map[raft.ServerID]time.Time{}}
-	c.ncond = sync.NewCond(&c.nmu)
 	return c, nil
 }
 
@@ -299,8 +293,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	}
 	c.mem.Subscribe(c.onMemberEvent)
 
-	c.wg.Add(5)
-	go c.notifyLoop()
+	c.wg.Add(4)
 	go c.observeLoop()
 	go c.reconcileLoop()
 	go c.fenceLoop()
@@ -395,10 +388,7 @@ func (c *Cluster) teardown() {
 	if c.cancel != nil {
 		c.cancel()
 	}
-	c.nmu.Lock()
-	c.nstopped = true
-	c.ncond.Broadcast()
-	c.nmu.Unlock()
+	c.changes.Close()
 	c.wg.Wait()
 	if c.raft != nil {
 		if c.obs != nil {
@@ -483,18 +473,7 @@ func (c *Cluster) otherServers() []raft.Server {
 
 // OnChange registers fn for local FSM changes and contact changes; calls
 // come in order from one goroutine. The returned func unsubscribes.
-func (c *Cluster) OnChange(fn func(Change)) (cancel func()) {
-	c.nmu.Lock()
-	id := c.nextSub
-	c.nextSub++
-	c.subs[id] = fn
-	c.nmu.Unlock()
-	return func() {
-		c.nmu.Lock()
-		delete(c.subs, id)
-		c.nmu.Unlock()
-	}
-}
+func (c *Cluster) OnChange(fn func(Change)) (cancel func()) { return c.changes.Add(fn) }
 
 // OnContactLost registers fn, called when this node loses contact with the raft
 // leader, directly from the fence check: not behind queued placement changes (a
@@ -502,16 +481,7 @@ func (c *Cluster) OnChange(fn func(Change)) (cancel func()) {
 // kicks its publishers in time. fn must not block. ChangeContactLost still follows
 // through OnChange for other subscribers.
 func (c *Cluster) OnContactLost(fn func()) (cancel func()) {
-	c.nmu.Lock()
-	id := c.nextSub
-	c.nextSub++
-	c.lostSubs[id] = fn
-	c.nmu.Unlock()
-	return func() {
-		c.nmu.Lock()
-		delete(c.lostSubs, id)
-		c.nmu.Unlock()
-	}
+	return c.lost.Add(func(struct{}) { fn() })
 }
 
 // Watch is OnChange as a channel (buffered; a slow reader slows delivery to
@@ -530,38 +500,7 @@ func (c *Cluster) Watch() (<-chan Change, func()) {
 	return ch, func() { once.Do(func() { unsub(); close(done) }) }
 }
 
-func (c *Cluster) enqueue(ch []Change) {
-	c.nmu.Lock()
-	c.nqueue = append(c.nqueue, ch...)
-	c.ncond.Signal()
-	c.nmu.Unlock()
-}
-
-func (c *Cluster) notifyLoop() {
-	defer c.wg.Done()
-	for {
-		c.nmu.Lock()
-		for len(c.nqueue) == 0 && !c.nstopped {
-			c.ncond.Wait()
-		}
-		if c.nstopped {
-			c.nmu.Unlock()
-			return
-		}
-		q := c.nqueue
-		c.nqueue = nil
-		subs := make([]func(Change), 0, len(c.subs))
-		for _, fn := range c.subs {
-			subs = append(subs, fn)
-		}
-		c.nmu.Unlock()
-		for _, ch := range q {
-			for _, fn := range subs {
-				fn(ch)
-			}
-		}
-	}
-}
+func (c *Cluster) enqueue(ch []Change) { c.changes.Publish(ch...) }
 
 func (c *Cluster) observeLoop() {
 	defer c.wg.Done()
@@ -645,15 +584,7 @@ func (c *Cluster) fenceLoop() {
 			if !ok {
 				kind = ChangeContactLost
 				c.log.Warn("lost contact with the raft leader: assignments may be stale")
-				c.nmu.Lock()
-				lost := make([]func(), 0, len(c.lostSubs))
-				for _, fn := range c.lostSubs {
-					lost = append(lost, fn)
-				}
-				c.nmu.Unlock()
-				for _, fn := range lost {
-					fn()
-				}
+				c.lost.Call(struct{}{})
 			} else {
 				c.log.Info("in contact with the raft leader", zap.String("leader", c.Leader()))
 			}
