@@ -283,20 +283,8 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	// Gossip messages are a few hundred bytes: LZW saves nothing on them, and its tables
 	// (allocated per message) were a third of what an idle node allocated.
 	mc.EnableCompression = false
-	advHost, advPort := host, nt.GetAutoBindPort()
-	if cfg.AdvertiseAddr != "" {
-		if h, p, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
-			advHost = h
-			if pp, _ := strconv.Atoi(p); pp != 0 {
-				advPort = pp
-			}
-		} else {
-			advHost = cfg.AdvertiseAddr
-		}
-	}
-	if advHost == "" || advHost == "0.0.0.0" || advHost == "::" {
-		advHost = "127.0.0.1"
-	}
+	advHost, advPortS, _ := net.SplitHostPort(Advertise(cfg.AdvertiseAddr, net.JoinHostPort(host, strconv.Itoa(nt.GetAutoBindPort()))))
+	advPort, _ := strconv.Atoi(advPortS)
 	mc.AdvertiseAddr = advHost
 	mc.AdvertisePort = advPort
 	mc.BindAddr = host

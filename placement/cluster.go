@@ -190,21 +190,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("placement: raft listen: %w", err)
 	}
-	adv := c.cfg.RaftAdvertise
-	if adv == "" {
-		adv = ln.Addr().String()
-	}
-	host, port, _ := net.SplitHostPort(adv)
-	if port == "0" || port == "" {
-		_, port, _ = net.SplitHostPort(ln.Addr().String())
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-		if h, _, e := net.SplitHostPort(c.cfg.GossipAdvertise); e == nil && h != "" {
-			host = h
-		}
-	}
-	advAddr, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	advAddr, err := net.ResolveTCPAddr("tcp", membership.Advertise(c.cfg.RaftAdvertise, ln.Addr().String(), c.cfg.GossipAdvertise))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("placement: raft advertise: %w", err)
