@@ -36,14 +36,13 @@ import (
 // State of a member as seen by this node.
 type State string
 
-// Member states. memberlist v0.6.0 does not expose its internal "suspect"
-// state through any public API (Node.State of returned nodes is never
-// updated), so StateSuspect is defined for the API shape but not reported.
+// Member states. memberlist v0.6.0 does not expose its internal "suspect" state
+// through any public API (Node.State of returned nodes is never updated), so a
+// suspected member is reported alive until it is declared dead.
 const (
-	StateAlive   State = "alive"
-	StateSuspect State = "suspect"
-	StateDead    State = "dead"
-	StateLeft    State = "left"
+	StateAlive State = "alive"
+	StateDead  State = "dead"
+	StateLeft  State = "left"
 )
 
 // Load is the gossiped load of a node.

@@ -362,14 +362,6 @@ func (c *Cluster) InContact() bool {
 	return !lc.IsZero() && time.Since(lc) < c.cfg.FenceTimeout
 }
 
-// Valid is the cheap fencing test for a master: the local FSM says this node
-// owns stream at epoch AND this node is in contact with a leader. A paused or
-// partitioned master gets false within FenceTimeout, before the cluster can
-// have moved the stream (detection + FailoverGrace > FenceTimeout).
-func (c *Cluster) Valid(stream string, epoch uint64) bool {
-	return c.InContact() && c.IsCurrent(stream, c.name, epoch)
-}
-
 func (c *Cluster) teardown() {
 	if c.cancel != nil {
 		c.cancel()

@@ -23,17 +23,17 @@ type Config struct {
 	ClusterKey string // gossip encryption + transport/RPC authentication
 	Bootstrap  bool   // `peer run`: form a cluster of one if there is no raft state
 
-	Replicas          int // slave replicas per stream (0: none; the CLI's default is 2)
-	MaxVoters         int // default 5
-	MinQuorum         int // never remove a failed voter below this many healthy voters (default 3)
-	MaxStreamsPerNode int // 0 = unlimited; a node at the limit counts as overloaded
+	Replicas  int // slave replicas per stream (0: none; the CLI's default is 2)
+	MaxVoters int // default 5
+	MinQuorum int // never remove a failed voter below this many healthy voters (default 3)
 	// MaxStreams is this node's own limit, gossiped from its first announcement on (the
 	// node may lower or raise it later through its load).
 	MaxStreams int
 	// Witness makes this node a voter that carries no media: placement never gives it a
 	// stream (gossiped, so every leader knows).
 	Witness bool
-	// Overloaded overrides the overload test (default: CPU >= 0.9 or MaxStreamsPerNode reached).
+	// Overloaded overrides the overload test (default: CPU >= 0.9 or the node's gossiped
+	// MaxStreams reached).
 	Overloaded func(m membership.Member, mastered int) bool
 
 	Gossip membership.Timing // zero = membership.FastLAN()
@@ -63,7 +63,7 @@ type Config struct {
 	// ReconcileInterval of the leader loop (default 200 ms).
 	ReconcileInterval time.Duration
 	// FenceTimeout: a node that has not heard from a leader for this long
-	// considers its assignments untrustworthy (Valid returns false) and kicks its
+	// considers its assignments untrustworthy (InContact returns false) and kicks its
 	// publishers. FenceTimeout plus the fence check period must stay below the
 	// fastest failover (Gossip.MinDetection() + FailoverGrace): New refuses a
 	// config that breaks it (default 1 s; it must exceed a leader election, or

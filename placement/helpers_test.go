@@ -148,6 +148,12 @@ func (h *harness) waitLeader(t testing.TB) *Cluster {
 	return l
 }
 
+// valid is the cheap fencing test for a master, as the data plane makes it: the local
+// FSM says c owns stream at epoch and c is in contact with a leader.
+func valid(c *Cluster, stream string, epoch uint64) bool {
+	return c.InContact() && c.IsCurrent(stream, c.Self(), epoch)
+}
+
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()

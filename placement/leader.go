@@ -80,15 +80,6 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 			c.log.Info("placement: edge changed", zap.String("stream", req.Stream), zap.String("node", req.Node), zap.Bool("join", req.Join))
 		}
 		return rpcResp{Assignment: res.Current}
-	case "verify":
-		if err := c.raft.Barrier(c.cfg.RPCTimeout).Error(); err != nil {
-			return respErr(errNotLeader)
-		}
-		a := c.fsm.get(req.Stream)
-		if a == nil || a.Master != req.Node || a.Epoch != req.Epoch {
-			return rpcResp{Code: codeStale, Assignment: a}
-		}
-		return rpcResp{Assignment: a}
 	case "drain":
 		return c.doDrain(req.Node)
 	case "remove":
@@ -161,10 +152,7 @@ func (l *liveness) overloaded(name string) bool {
 	if l.cfg.Overloaded != nil {
 		return l.cfg.Overloaded(m, l.counts[name])
 	}
-	if m.Load.CPU >= 0.9 || (m.Load.MaxStreams > 0 && l.counts[name] >= m.Load.MaxStreams) {
-		return true
-	}
-	return l.cfg.MaxStreamsPerNode > 0 && l.counts[name] >= l.cfg.MaxStreamsPerNode
+	return m.Load.CPU >= 0.9 || (m.Load.MaxStreams > 0 && l.counts[name] >= m.Load.MaxStreams)
 }
 
 func (l *liveness) loadScore(name string) float64 {

@@ -17,7 +17,7 @@ import (
 // rpcReq is a request forwarded to the leader over the TLS connections of the raft
 // port (ALPN alpnRPC; JSON, one request and one response per line).
 type rpcReq struct {
-	Op     string `json:"op"` // acquire release edge verify drain remove
+	Op     string `json:"op"` // acquire release edge drain remove
 	Stream string `json:"stream,omitempty"`
 	Node   string `json:"node,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
@@ -87,7 +87,7 @@ func decodeRPC(line []byte) (rpcReq, error) {
 		return rpcReq{}, err
 	}
 	switch req.Op {
-	case "acquire", "release", "edge", "verify", "drain", "remove":
+	case "acquire", "release", "edge", "drain", "remove":
 	default:
 		return rpcReq{}, fmt.Errorf("placement: unknown RPC %.32q", req.Op)
 	}
@@ -100,15 +100,15 @@ func decodeRPC(line []byte) (rpcReq, error) {
 // authorize decides whether the node at the other end of a connection may make req.
 // The caller must be a member: the member of its certificate's name must gossip the
 // same identity key (so a holder of the cluster key that is not a member, or claims a
-// member's name with another key, is refused). A request that changes what a node
-// holds (acquire, release, edge, drain, remove) must name the caller itself; only the
-// leader acts for other nodes, and it does so without an RPC. verify only reads.
+// member's name with another key, is refused). Every request changes what a node holds
+// (acquire, release, edge, drain, remove) and must name the caller itself; only the
+// leader acts for other nodes, and it does so without an RPC.
 func (c *Cluster) authorize(who caller, req rpcReq) error {
 	m, ok := c.mem.Member(who.name)
 	if !ok || m.Key != who.key {
 		return fmt.Errorf("caller %.64q is not a member with this identity key", who.name)
 	}
-	if req.Op != "verify" && req.Node != who.name {
+	if req.Node != who.name {
 		return fmt.Errorf("%s for node %.64q from node %.64q: a node may only ask for itself", req.Op, req.Node, who.name)
 	}
 	return nil
@@ -349,19 +349,5 @@ func (c *Cluster) LeaveEdge(ctx context.Context, stream, node string) error {
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	return err
-}
-
-// Verify is the strong fencing check: the leader confirms (after a raft
-// barrier) that node is master of stream at epoch. ErrStale if not.
-func (c *Cluster) Verify(ctx context.Context, stream, node string, epoch uint64) error {
-	_, err := c.call(ctx, rpcReq{Op: "verify", Stream: stream, Node: node, Epoch: epoch})
-	return err
-}
-
-// Drain moves every stream away from node (used by Leave; also usable by
-// an operator for maintenance).
-func (c *Cluster) Drain(ctx context.Context, node string) error {
-	_, err := c.call(ctx, rpcReq{Op: "drain", Node: node})
 	return err
 }

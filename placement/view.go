@@ -11,7 +11,7 @@ import (
 // MemberView is one member in the /api/v1/cluster JSON.
 type MemberView struct {
 	Name  string `json:"name"`
-	State string `json:"state"` // alive suspect dead left
+	State string `json:"state"` // alive dead left
 	Raft  string `json:"raft"`  // leader voter nonvoter none
 	RTMP  string `json:"rtmp"`
 	HTTP  string `json:"http"`
