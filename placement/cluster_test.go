@@ -32,7 +32,7 @@ func TestThreeNodeJoinAgreedView(t *testing.T) {
 	b, _ := json.Marshal(v)
 	var generic map[string]any
 	_ = json.Unmarshal(b, &generic)
-	for _, k := range []string{"code", "self", "leader", "members", "streams"} {
+	for _, k := range []string{"self", "leader", "members", "streams"} {
 		if _, ok := generic[k]; !ok {
 			t.Fatalf("view JSON lacks %q: %s", k, b)
 		}

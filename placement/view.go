@@ -19,9 +19,9 @@ type MemberView struct {
 	Witness bool `json:"witness,omitempty"`
 }
 
-// View marshals to exactly the /api/v1/cluster JSON of INTERFACE.md.
+// View is this node's picture of the cluster: the /api/v1/cluster JSON of INTERFACE.md
+// without the HTTP API's envelope (its "code"), which package web adds.
 type View struct {
-	Code    int          `json:"code"`
 	Self    string       `json:"self"`
 	Leader  string       `json:"leader"`
 	Members []MemberView `json:"members"`
