@@ -185,6 +185,9 @@ type Config struct {
 	// logged: a second node claiming a live member's name does not take its place.
 	// nil trusts every node.
 	Trust func(name, key string) bool
+	// Transport, when set, wraps the gossip transport: tests inject faults through it.
+	// nil (production) uses memberlist's network transport as it is.
+	Transport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 // Membership is a running gossip member.
@@ -192,7 +195,7 @@ type Membership struct {
 	cfg   Config
 	log   *zap.Logger
 	ml    *memberlist.Memberlist
-	trans *blockableTransport
+	trans memberlist.NodeAwareTransport
 	self  string           // this start's memberlist name
 	dups  *ratelog.Limiter // refused claims of a member's name
 
@@ -260,7 +263,10 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membership: listen %s: %w", cfg.BindAddr, err)
 	}
-	m.trans = newBlockable(nt)
+	m.trans = nt
+	if cfg.Transport != nil {
+		m.trans = cfg.Transport(nt)
+	}
 
 	var nonce [4]byte
 	_, _ = rand.Read(nonce[:])
@@ -408,11 +414,6 @@ func (m *Membership) Shutdown() {
 		m.wg.Wait()
 	})
 }
-
-// SetPartitioned is a fault-injection hook for tests and chaos runs: while
-// true, this node sends no gossip packets and dials no gossip connections, so
-// the others declare it dead.
-func (m *Membership) SetPartitioned(b bool) { m.trans.blocked.Store(b) }
 
 // Subscribe registers fn for membership events. Calls are made in order from
 // a single goroutine; fn must not block for long.
@@ -571,7 +572,7 @@ func (m *Membership) rejoinLoop() {
 				addrs = append(addrs, mem.Gossip)
 			}
 		}
-		if len(addrs) > 0 && !m.trans.blocked.Load() {
+		if len(addrs) > 0 {
 			_, _ = m.ml.Join(addrs)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.uber.org/zap"
@@ -196,7 +197,11 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("placement: raft advertise: %w", err)
 	}
 	c.advRaf = advAddr.String()
-	c.layer = newMuxLayer(ln, advAddr, serverTLS, clientTLS, c.log.Named("transport"), c.serveRPC)
+	var dial func(string, time.Duration) (net.Conn, error)
+	if n := c.cfg.Network; n != nil {
+		ln, dial = n.Listener(ln), n.Dial
+	}
+	c.layer = newMuxLayer(ln, advAddr, serverTLS, clientTLS, c.log.Named("transport"), c.serveRPC, dial)
 
 	hl := newHCLog("raft", c.cfg.RaftLogLevel, c.log.Named("raft"))
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -270,7 +275,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	}
 	c.mem, err = membership.New(membership.Config{
 		Name: name, BindAddr: c.cfg.GossipAddr, AdvertiseAddr: c.cfg.GossipAdvertise,
-		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip, Trust: c.trusted,
+		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip, Trust: c.trusted, Transport: gossipTransport(c.cfg.Network),
 		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version,
 			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}, Incarnation: incarnation, Witness: c.cfg.Witness},
 	}, c.log)
@@ -300,6 +305,14 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// gossipTransport is n's wrapper of the gossip transport (nil without n).
+func gossipTransport(n Network) func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+	if n == nil {
+		return nil
+	}
+	return n.Gossip
+}
+
 // Join contacts gossip seeds; the raft leader then adds this node.
 func (c *Cluster) Join(seeds []string) error { return c.mem.Join(seeds) }
 
@@ -326,13 +339,6 @@ func (c *Cluster) Membership() *membership.Membership { return c.mem }
 
 // SetLoad gossips this node's load (used for placement).
 func (c *Cluster) SetLoad(l membership.Load) { c.mem.SetLoad(l) }
-
-// SetPartitioned is a fault-injection hook (tests/chaos): cut this node off
-// (gossip out, raft and RPC both ways) or heal it.
-func (c *Cluster) SetPartitioned(b bool) {
-	c.mem.SetPartitioned(b)
-	c.layer.setBlocked(b)
-}
 
 // Lookup reads the local FSM.
 func (c *Cluster) Lookup(stream string) (Assignment, bool) {

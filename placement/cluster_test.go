@@ -445,7 +445,7 @@ func TestStaleMasterFencing(t *testing.T) {
 	})
 	defer cancel2()
 	cut := time.Now()
-	master.SetPartitioned(true)
+	setPartitioned(master, true)
 	d := waitFor(t, 5*time.Second, "stale master fenced", func() bool { return !valid(master, "live/f", a.Epoch) })
 	t.Logf("partitioned master sees valid()=false after %v", d)
 	select {
@@ -469,7 +469,7 @@ func TestStaleMasterFencing(t *testing.T) {
 		t.Errorf("stream moved (%v) before the old master was fenced (%v)", d2, d)
 	}
 	// Heal: the old master learns it lost the stream.
-	master.SetPartitioned(false)
+	setPartitioned(master, false)
 	healed := time.Now()
 	d3 := waitFor(t, 10*time.Second, "old master learns", func() bool {
 		x, ok := master.Lookup("live/f")
@@ -571,7 +571,7 @@ func TestContactLostBypassesChangeQueue(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("change queue never reached the blocking subscriber")
 	}
-	node.SetPartitioned(true)
+	setPartitioned(node, true)
 	select {
 	case <-lost:
 	case <-time.After(10 * time.Second):

@@ -2,7 +2,10 @@ package placement
 
 import (
 	"fmt"
+	"net"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"peer/membership"
 )
@@ -79,6 +82,17 @@ type Config struct {
 	NoSync bool
 	// RaftLogLevel for raft's own logger routed to zap (default "warn").
 	RaftLogLevel string
+	// Network, when set, stands between this node and the network (tests inject faults
+	// through it); nil in production.
+	Network Network
+}
+
+// Network wraps a node's sockets: the raft port's listener and outgoing connections,
+// and the gossip transport.
+type Network interface {
+	Listener(net.Listener) net.Listener
+	Dial(addr string, timeout time.Duration) (net.Conn, error)
+	Gossip(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 func (c *Config) setDefaults() {

@@ -62,6 +62,7 @@ func (h *harness) config(name string, bootstrap bool) Config {
 		GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 		RTMPAddr: "127.0.0.1:1935", HTTPAddr: "127.0.0.1:8080",
 		ClusterKey: h.key, Bootstrap: bootstrap, Version: "test", Replicas: 2,
+		Network: newPartition(),
 	}
 	if h.tweak != nil {
 		h.tweak(&cfg)
