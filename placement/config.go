@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"fmt"
 	"net"
 	"time"
 
@@ -126,38 +125,4 @@ func (c *Config) setDefaults() {
 	if c.RaftLogLevel == "" {
 		c.RaftLogLevel = "warn"
 	}
-}
-
-// fenceCheck is the period of fenceLoop: a master kicks its publishers up to this
-// long after FenceTimeout. fenceMargin is the default grace's slack over the
-// fastest failover (scheduling, the leader learning of the death by gossip).
-const (
-	fenceCheck  = 100 * time.Millisecond
-	fenceMargin = 100 * time.Millisecond
-)
-
-// checkFencing refuses timings where a master could still serve after the cluster
-// moved its stream: the master fences itself at most FenceTimeout + fenceCheck after
-// its last contact with a leader, and the leader moves its streams at the earliest
-// Gossip.MinDetection() + FailoverGrace after the master failed.
-func (c *Config) checkFencing() error {
-	fence := c.FenceTimeout + fenceCheck
-	failover := c.Gossip.MinDetection() + c.FailoverGrace
-	if fence >= failover {
-		return fmt.Errorf("placement: fencing unsafe: fence timeout %v + check %v = %v is not below the fastest failover, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
-			c.FenceTimeout, fenceCheck, fence, c.Gossip.MinDetection(), c.Gossip.ProbeTimeout, c.Gossip.SuspicionMult, c.Gossip.ProbeInterval, c.FailoverGrace, failover)
-	}
-	return nil
-}
-
-// desiredVoters: 1 below 3 servers, 3 from 3, 5 from 7, 7 from 11 … capped
-// at MaxVoters (always odd).
-func desiredVoters(healthy, maxVoters int) int {
-	k := 1
-	for next := 3; next <= maxVoters; next += 2 {
-		if healthy >= 2*next-3 {
-			k = next
-		}
-	}
-	return k
 }
