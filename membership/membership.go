@@ -9,6 +9,10 @@
 // carries the stable node name in its metadata; the member table folds all
 // incarnations of one stable name into one Member, preferring the newest start
 // time. A restarted node is visible again within about 100 ms.
+//
+// Advertise is the one function that turns a listen address into the address a node
+// announces. Events reach subscribers through membership/bus. The package imports
+// memberlist, conf/ratelog and membership/bus: nothing of the placement or media layers.
 package membership
 
 import (
@@ -270,9 +274,29 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 
 	var nonce [4]byte
 	_, _ = rand.Read(nonce[:])
-	mc := memberlist.DefaultLocalConfig()
-	mc.Name = cfg.Name + "-" + hex.EncodeToString(nonce[:])
+	mc := m.memberlistConfig(cfg.Name+"-"+hex.EncodeToString(nonce[:]), mlLog, host, nt.GetAutoBindPort())
 	m.self = mc.Name
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		_ = m.trans.Shutdown()
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	m.ml = ml
+	if cfg.Timing.RejoinInterval > 0 {
+		m.wg.Add(1)
+		go m.rejoinLoop()
+	}
+	m.log.Info("gossip started", zap.String("name", cfg.Name), zap.String("gossip_name", mc.Name),
+		zap.String("addr", m.Addr()), zap.Bool("encrypted", cfg.ClusterKey != ""))
+	return m, nil
+}
+
+// memberlistConfig is memberlist's configuration for this start's gossip name, bound on
+// host (port: the one bound), with the timings, advertise address and key of m.cfg.
+func (m *Membership) memberlistConfig(name string, mlLog *log.Logger, host string, bound int) *memberlist.Config {
+	cfg := m.cfg
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name = name
 	mc.Transport = m.trans
 	mc.Logger = mlLog
 	mc.Delegate = &delegate{m: m}
@@ -288,7 +312,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	// Gossip messages are a few hundred bytes: LZW saves nothing on them, and its tables
 	// (allocated per message) were a third of what an idle node allocated.
 	mc.EnableCompression = false
-	advHost, advPortS, _ := net.SplitHostPort(Advertise(cfg.AdvertiseAddr, net.JoinHostPort(host, strconv.Itoa(nt.GetAutoBindPort()))))
+	advHost, advPortS, _ := net.SplitHostPort(Advertise(cfg.AdvertiseAddr, net.JoinHostPort(host, strconv.Itoa(bound))))
 	advPort, _ := strconv.Atoi(advPortS)
 	mc.AdvertiseAddr = advHost
 	mc.AdvertisePort = advPort
@@ -299,19 +323,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		_ = m.trans.Shutdown()
-		return nil, fmt.Errorf("membership: %w", err)
-	}
-	m.ml = ml
-	if cfg.Timing.RejoinInterval > 0 {
-		m.wg.Add(1)
-		go m.rejoinLoop()
-	}
-	m.log.Info("gossip started", zap.String("name", cfg.Name), zap.String("gossip_name", mc.Name),
-		zap.String("addr", m.Addr()), zap.Bool("encrypted", cfg.ClusterKey != ""))
-	return m, nil
+	return mc
 }
 
 // Name is the stable node name.
