@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -217,7 +218,7 @@ func checkValue(fl *kong.Flag, s string) error {
 
 // decodeValue parses s as the flag would and returns the value, of the flag's type.
 func decodeValue(fl *kong.Flag, s string) (reflect.Value, error) {
-	if fl.Enum != "" && !contains(strings.Split(fl.Enum, ","), s) {
+	if fl.Enum != "" && !slices.Contains(strings.Split(fl.Enum, ","), s) {
 		return reflect.Value{}, fmt.Errorf("%q is not one of %s", s, fl.Enum)
 	}
 	scratch := reflect.New(fl.Target.Type()).Elem()
@@ -227,15 +228,6 @@ func decodeValue(fl *kong.Flag, s string) (reflect.Value, error) {
 		err = pe.Unwrap()
 	}
 	return scratch, err
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // suggest names the closest known setting, for a typo.

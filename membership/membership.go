@@ -9,6 +9,10 @@
 // carries the stable node name in its metadata; the member table folds all
 // incarnations of one stable name into one Member, preferring the newest start
 // time. A restarted node is visible again within about 100 ms.
+//
+// Advertise is the one function that turns a listen address into the address a node
+// announces. Events reach subscribers through membership/bus. The package imports
+// memberlist, conf/ratelog and membership/bus: nothing of the placement or media layers.
 package membership
 
 import (
@@ -30,19 +34,19 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/membership/bus"
 )
 
 // State of a member as seen by this node.
 type State string
 
-// Member states. memberlist v0.6.0 does not expose its internal "suspect"
-// state through any public API (Node.State of returned nodes is never
-// updated), so StateSuspect is defined for the API shape but not reported.
+// Member states. memberlist v0.6.0 does not expose its internal "suspect" state
+// through any public API (Node.State of returned nodes is never updated), so a
+// suspected member is reported alive until it is declared dead.
 const (
-	StateAlive   State = "alive"
-	StateSuspect State = "suspect"
-	StateDead    State = "dead"
-	StateLeft    State = "left"
+	StateAlive State = "alive"
+	StateDead  State = "dead"
+	StateLeft  State = "left"
 )
 
 // Load is the gossiped load of a node.
@@ -185,6 +189,9 @@ type Config struct {
 	// logged: a second node claiming a live member's name does not take its place.
 	// nil trusts every node.
 	Trust func(name, key string) bool
+	// Transport, when set, wraps the gossip transport: tests inject faults through it.
+	// nil (production) uses memberlist's network transport as it is.
+	Transport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 // Membership is a running gossip member.
@@ -192,7 +199,7 @@ type Membership struct {
 	cfg   Config
 	log   *zap.Logger
 	ml    *memberlist.Memberlist
-	trans *blockableTransport
+	trans memberlist.NodeAwareTransport
 	self  string           // this start's memberlist name
 	dups  *ratelog.Limiter // refused claims of a member's name
 
@@ -200,10 +207,7 @@ type Membership struct {
 	meta    Meta
 	nodes   map[string]*entry // by memberlist (per-start) name
 	leaving map[string]bool   // per-start names that announced a graceful leave
-	subs    []func(Event)
-	queue   []Event
-	qcond   *sync.Cond
-	stopped bool
+	events  bus.Bus[Event]
 
 	stopCh chan struct{}
 	wg     sync.WaitGroup
@@ -253,7 +257,6 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		stopCh:  make(chan struct{}),
 	}
 	m.dups = ratelog.New(m.log, 0)
-	m.qcond = sync.NewCond(&m.mu)
 
 	mlLog := log.New(&logWriter{log: m.log, refused: ratelog.New(m.log, 0)}, "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
@@ -264,13 +267,36 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membership: listen %s: %w", cfg.BindAddr, err)
 	}
-	m.trans = newBlockable(nt)
+	m.trans = nt
+	if cfg.Transport != nil {
+		m.trans = cfg.Transport(nt)
+	}
 
 	var nonce [4]byte
 	_, _ = rand.Read(nonce[:])
-	mc := memberlist.DefaultLocalConfig()
-	mc.Name = cfg.Name + "-" + hex.EncodeToString(nonce[:])
+	mc := m.memberlistConfig(cfg.Name+"-"+hex.EncodeToString(nonce[:]), mlLog, host, nt.GetAutoBindPort())
 	m.self = mc.Name
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		_ = m.trans.Shutdown()
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	m.ml = ml
+	if cfg.Timing.RejoinInterval > 0 {
+		m.wg.Add(1)
+		go m.rejoinLoop()
+	}
+	m.log.Info("gossip started", zap.String("name", cfg.Name), zap.String("gossip_name", mc.Name),
+		zap.String("addr", m.Addr()), zap.Bool("encrypted", cfg.ClusterKey != ""))
+	return m, nil
+}
+
+// memberlistConfig is memberlist's configuration for this start's gossip name, bound on
+// host (port: the one bound), with the timings, advertise address and key of m.cfg.
+func (m *Membership) memberlistConfig(name string, mlLog *log.Logger, host string, bound int) *memberlist.Config {
+	cfg := m.cfg
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name = name
 	mc.Transport = m.trans
 	mc.Logger = mlLog
 	mc.Delegate = &delegate{m: m}
@@ -286,20 +312,8 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 	// Gossip messages are a few hundred bytes: LZW saves nothing on them, and its tables
 	// (allocated per message) were a third of what an idle node allocated.
 	mc.EnableCompression = false
-	advHost, advPort := host, nt.GetAutoBindPort()
-	if cfg.AdvertiseAddr != "" {
-		if h, p, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
-			advHost = h
-			if pp, _ := strconv.Atoi(p); pp != 0 {
-				advPort = pp
-			}
-		} else {
-			advHost = cfg.AdvertiseAddr
-		}
-	}
-	if advHost == "" || advHost == "0.0.0.0" || advHost == "::" {
-		advHost = "127.0.0.1"
-	}
+	advHost, advPortS, _ := net.SplitHostPort(Advertise(cfg.AdvertiseAddr, net.JoinHostPort(host, strconv.Itoa(bound))))
+	advPort, _ := strconv.Atoi(advPortS)
 	mc.AdvertiseAddr = advHost
 	mc.AdvertisePort = advPort
 	mc.BindAddr = host
@@ -309,21 +323,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		_ = m.trans.Shutdown()
-		return nil, fmt.Errorf("membership: %w", err)
-	}
-	m.ml = ml
-	m.wg.Add(1)
-	go m.dispatch()
-	if cfg.Timing.RejoinInterval > 0 {
-		m.wg.Add(1)
-		go m.rejoinLoop()
-	}
-	m.log.Info("gossip started", zap.String("name", cfg.Name), zap.String("gossip_name", mc.Name),
-		zap.String("addr", m.Addr()), zap.Bool("encrypted", cfg.ClusterKey != ""))
-	return m, nil
+	return mc
 }
 
 // Name is the stable node name.
@@ -422,26 +422,14 @@ func (m *Membership) Shutdown() {
 	m.once.Do(func() {
 		close(m.stopCh)
 		_ = m.ml.Shutdown()
-		m.mu.Lock()
-		m.stopped = true
-		m.qcond.Broadcast()
-		m.mu.Unlock()
+		m.events.Close()
 		m.wg.Wait()
 	})
 }
 
-// SetPartitioned is a fault-injection hook for tests and chaos runs: while
-// true, this node sends no gossip packets and dials no gossip connections, so
-// the others declare it dead.
-func (m *Membership) SetPartitioned(b bool) { m.trans.blocked.Store(b) }
-
 // Subscribe registers fn for membership events. Calls are made in order from
 // a single goroutine; fn must not block for long.
-func (m *Membership) Subscribe(fn func(Event)) {
-	m.mu.Lock()
-	m.subs = append(m.subs, fn)
-	m.mu.Unlock()
-}
+func (m *Membership) Subscribe(fn func(Event)) { m.events.Add(fn) }
 
 // Members returns one entry per stable node name, including dead and left
 // nodes, sorted by name.
@@ -560,8 +548,7 @@ func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
 	}
 	mem := e.member()
 	if newer {
-		m.queue = append(m.queue, Event{Type: typ, Member: mem})
-		m.qcond.Signal()
+		m.events.Publish(Event{Type: typ, Member: mem})
 	}
 	m.mu.Unlock()
 	if !newer {
@@ -574,29 +561,6 @@ func (m *Membership) onNode(n *memberlist.Node, typ EventType) {
 		m.log.Info("member left", zap.String("member", mem.Name))
 	case EventFail:
 		m.log.Info("member failed", zap.String("member", mem.Name), zap.String("addr", mem.Gossip))
-	}
-}
-
-func (m *Membership) dispatch() {
-	defer m.wg.Done()
-	for {
-		m.mu.Lock()
-		for len(m.queue) == 0 && !m.stopped {
-			m.qcond.Wait()
-		}
-		if m.stopped {
-			m.mu.Unlock()
-			return
-		}
-		q := m.queue
-		m.queue = nil
-		subs := append([]func(Event){}, m.subs...)
-		m.mu.Unlock()
-		for _, ev := range q {
-			for _, fn := range subs {
-				fn(ev)
-			}
-		}
 	}
 }
 
@@ -620,7 +584,7 @@ func (m *Membership) rejoinLoop() {
 				addrs = append(addrs, mem.Gossip)
 			}
 		}
-		if len(addrs) > 0 && !m.trans.blocked.Load() {
+		if len(addrs) > 0 {
 			_, _ = m.ml.Join(addrs)
 		}
 	}

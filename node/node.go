@@ -212,23 +212,11 @@ func admissionConfig(a conf.Admission) admit.Config {
 	}
 }
 
-// advertise turns a bind address into one other nodes can reach: the --advertise IP
-// if given, the bind IP if specific, else this host's private IP.
+// advertise turns a bind address into one other nodes can reach (membership.Advertise):
+// the --advertise IP if given, the bind IP if specific, else this host's private IP.
 func advertise(bind, ip string) string {
-	host, port, err := net.SplitHostPort(bind)
-	if err != nil {
-		return bind
-	}
-	if ip != "" {
-		return net.JoinHostPort(ip, port)
-	}
-	if h := net.ParseIP(host); host != "" && (h == nil || !h.IsUnspecified()) {
-		return bind
-	}
-	if priv, err := sockaddr.GetPrivateIP(); err == nil && priv != "" {
-		return net.JoinHostPort(priv, port)
-	}
-	return net.JoinHostPort("127.0.0.1", port)
+	priv, _ := sockaddr.GetPrivateIP()
+	return membership.Advertise(ip, bind, priv)
 }
 
 // JoinCommand is the command that adds a node to this node's cluster, when this node's

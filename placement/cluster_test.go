@@ -32,7 +32,7 @@ func TestThreeNodeJoinAgreedView(t *testing.T) {
 	b, _ := json.Marshal(v)
 	var generic map[string]any
 	_ = json.Unmarshal(b, &generic)
-	for _, k := range []string{"code", "self", "leader", "members", "streams"} {
+	for _, k := range []string{"self", "leader", "members", "streams"} {
 		if _, ok := generic[k]; !ok {
 			t.Fatalf("view JSON lacks %q: %s", k, b)
 		}
@@ -296,7 +296,7 @@ func TestWrongClusterKeyRefused(t *testing.T) {
 		t.Fatal("intruder's acquire was applied")
 	}
 	// The right key works.
-	if _, err := nodes[1].rpcCall(ctxT(t, 2*time.Second), nodes[0].RaftAddr(), rpcReq{Op: "verify", Stream: "nope"}); err != nil {
+	if _, err := nodes[1].rpcCall(ctxT(t, 2*time.Second), nodes[0].RaftAddr(), rpcReq{Op: "edge", Stream: "nope", Node: nodes[1].Self()}); err != nil {
 		t.Fatalf("RPC with the right key: %v", err)
 	}
 }
@@ -332,14 +332,8 @@ func TestDecisions(t *testing.T) {
 	if !follower.IsCurrent("live/a", follower.Self(), a.Epoch) {
 		t.Fatal("IsCurrent false")
 	}
-	if !follower.Valid("live/a", a.Epoch) {
-		t.Fatal("Valid false")
-	}
-	if err := nodes[3].Verify(ctx, "live/a", follower.Self(), a.Epoch); err != nil {
-		t.Fatal(err)
-	}
-	if err := nodes[3].Verify(ctx, "live/a", follower.Self(), a.Epoch+1); !errors.Is(err, ErrStale) {
-		t.Fatalf("verify wrong epoch: %v", err)
+	if !valid(follower, "live/a", a.Epoch) {
+		t.Fatal("valid false")
 	}
 	// Edges.
 	if _, err := nodes[1].JoinEdge(ctx, "live/a", "n2"); err != nil {
@@ -451,9 +445,9 @@ func TestStaleMasterFencing(t *testing.T) {
 	})
 	defer cancel2()
 	cut := time.Now()
-	master.SetPartitioned(true)
-	d := waitFor(t, 5*time.Second, "stale master fenced", func() bool { return !master.Valid("live/f", a.Epoch) })
-	t.Logf("partitioned master sees Valid()=false after %v", d)
+	setPartitioned(master, true)
+	d := waitFor(t, 5*time.Second, "stale master fenced", func() bool { return !valid(master, "live/f", a.Epoch) })
+	t.Logf("partitioned master sees valid()=false after %v", d)
 	select {
 	case at := <-lost:
 		t.Logf("contact_lost event after %v", at.Sub(cut))
@@ -475,7 +469,7 @@ func TestStaleMasterFencing(t *testing.T) {
 		t.Errorf("stream moved (%v) before the old master was fenced (%v)", d2, d)
 	}
 	// Heal: the old master learns it lost the stream.
-	master.SetPartitioned(false)
+	setPartitioned(master, false)
 	healed := time.Now()
 	d3 := waitFor(t, 10*time.Second, "old master learns", func() bool {
 		x, ok := master.Lookup("live/f")
@@ -483,9 +477,6 @@ func TestStaleMasterFencing(t *testing.T) {
 	})
 	t.Logf("after healing, the old master's FSM shows the new owner after %v", d3)
 	_ = healed
-	if err := master.Verify(ctx, "live/f", master.Self(), a.Epoch); !errors.Is(err, ErrStale) {
-		t.Fatalf("verify of stale epoch: %v", err)
-	}
 	if err := master.Release(ctx, "live/f", master.Self(), a.Epoch); !errors.Is(err, ErrStale) {
 		t.Fatalf("stale release: %v", err)
 	}
@@ -580,7 +571,7 @@ func TestContactLostBypassesChangeQueue(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("change queue never reached the blocking subscriber")
 	}
-	node.SetPartitioned(true)
+	setPartitioned(node, true)
 	select {
 	case <-lost:
 	case <-time.After(10 * time.Second):

@@ -1,8 +1,10 @@
 package placement
 
 import (
-	"fmt"
+	"net"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"peer/membership"
 )
@@ -23,17 +25,17 @@ type Config struct {
 	ClusterKey string // gossip encryption + transport/RPC authentication
 	Bootstrap  bool   // `peer run`: form a cluster of one if there is no raft state
 
-	Replicas          int // slave replicas per stream (0: none; the CLI's default is 2)
-	MaxVoters         int // default 5
-	MinQuorum         int // never remove a failed voter below this many healthy voters (default 3)
-	MaxStreamsPerNode int // 0 = unlimited; a node at the limit counts as overloaded
+	Replicas  int // slave replicas per stream (0: none; the CLI's default is 2)
+	MaxVoters int // default 5
+	MinQuorum int // never remove a failed voter below this many healthy voters (default 3)
 	// MaxStreams is this node's own limit, gossiped from its first announcement on (the
 	// node may lower or raise it later through its load).
 	MaxStreams int
 	// Witness makes this node a voter that carries no media: placement never gives it a
 	// stream (gossiped, so every leader knows).
 	Witness bool
-	// Overloaded overrides the overload test (default: CPU >= 0.9 or MaxStreamsPerNode reached).
+	// Overloaded overrides the overload test (default: CPU >= 0.9 or the node's gossiped
+	// MaxStreams reached).
 	Overloaded func(m membership.Member, mastered int) bool
 
 	Gossip membership.Timing // zero = membership.FastLAN()
@@ -63,7 +65,7 @@ type Config struct {
 	// ReconcileInterval of the leader loop (default 200 ms).
 	ReconcileInterval time.Duration
 	// FenceTimeout: a node that has not heard from a leader for this long
-	// considers its assignments untrustworthy (Valid returns false) and kicks its
+	// considers its assignments untrustworthy (InContact returns false) and kicks its
 	// publishers. FenceTimeout plus the fence check period must stay below the
 	// fastest failover (Gossip.MinDetection() + FailoverGrace): New refuses a
 	// config that breaks it (default 1 s; it must exceed a leader election, or
@@ -79,6 +81,17 @@ type Config struct {
 	NoSync bool
 	// RaftLogLevel for raft's own logger routed to zap (default "warn").
 	RaftLogLevel string
+	// Network, when set, stands between this node and the network (tests inject faults
+	// through it); nil in production.
+	Network Network
+}
+
+// Network wraps a node's sockets: the raft port's listener and outgoing connections,
+// and the gossip transport.
+type Network interface {
+	Listener(net.Listener) net.Listener
+	Dial(addr string, timeout time.Duration) (net.Conn, error)
+	Gossip(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 func (c *Config) setDefaults() {
@@ -112,38 +125,4 @@ func (c *Config) setDefaults() {
 	if c.RaftLogLevel == "" {
 		c.RaftLogLevel = "warn"
 	}
-}
-
-// fenceCheck is the period of fenceLoop: a master kicks its publishers up to this
-// long after FenceTimeout. fenceMargin is the default grace's slack over the
-// fastest failover (scheduling, the leader learning of the death by gossip).
-const (
-	fenceCheck  = 100 * time.Millisecond
-	fenceMargin = 100 * time.Millisecond
-)
-
-// checkFencing refuses timings where a master could still serve after the cluster
-// moved its stream: the master fences itself at most FenceTimeout + fenceCheck after
-// its last contact with a leader, and the leader moves its streams at the earliest
-// Gossip.MinDetection() + FailoverGrace after the master failed.
-func (c *Config) checkFencing() error {
-	fence := c.FenceTimeout + fenceCheck
-	failover := c.Gossip.MinDetection() + c.FailoverGrace
-	if fence >= failover {
-		return fmt.Errorf("placement: fencing unsafe: fence timeout %v + check %v = %v is not below the fastest failover, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
-			c.FenceTimeout, fenceCheck, fence, c.Gossip.MinDetection(), c.Gossip.ProbeTimeout, c.Gossip.SuspicionMult, c.Gossip.ProbeInterval, c.FailoverGrace, failover)
-	}
-	return nil
-}
-
-// desiredVoters: 1 below 3 servers, 3 from 3, 5 from 7, 7 from 11 … capped
-// at MaxVoters (always odd).
-func desiredVoters(healthy, maxVoters int) int {
-	k := 1
-	for next := 3; next <= maxVoters; next += 2 {
-		if healthy >= 2*next-3 {
-			k = next
-		}
-	}
-	return k
 }

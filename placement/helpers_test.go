@@ -62,6 +62,7 @@ func (h *harness) config(name string, bootstrap bool) Config {
 		GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 		RTMPAddr: "127.0.0.1:1935", HTTPAddr: "127.0.0.1:8080",
 		ClusterKey: h.key, Bootstrap: bootstrap, Version: "test", Replicas: 2,
+		Network: newPartition(),
 	}
 	if h.tweak != nil {
 		h.tweak(&cfg)
@@ -146,6 +147,12 @@ func (h *harness) waitLeader(t testing.TB) *Cluster {
 	var l *Cluster
 	waitFor(t, 10*time.Second, "a raft leader", func() bool { l = h.leaderNode(); return l != nil })
 	return l
+}
+
+// valid is the cheap fencing test for a master, as the data plane makes it: the local
+// FSM says c owns stream at epoch and c is in contact with a leader.
+func valid(c *Cluster, stream string, epoch uint64) bool {
+	return c.InContact() && c.IsCurrent(stream, c.Self(), epoch)
 }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {

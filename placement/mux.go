@@ -17,7 +17,11 @@ import (
 	"peer/media/netio"
 )
 
-var errPartitioned = errors.New("placement: partitioned (fault injection)")
+func dialTCP(addr string, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, timeout)
+}
+
+var errTransportClosed = errors.New("placement: transport closed")
 
 // maxHandshakes bounds the connections of the raft port that have not finished their
 // TLS handshake: a flood of idle or junk connections is closed beyond it instead of each
@@ -34,11 +38,11 @@ type muxLayer struct {
 	refused   *ratelog.Limiter // refused connections, logged at a bounded rate
 	timeout   time.Duration
 	rpc       func(net.Conn, caller)
+	dialTCP   func(addr string, timeout time.Duration) (net.Conn, error)
 
 	raftCh     chan net.Conn
 	closeCh    chan struct{}
 	closed     atomic.Bool
-	blocked    atomic.Bool
 	handshakes chan struct{} // semaphore of handshakes in progress
 	wg         sync.WaitGroup
 
@@ -46,9 +50,15 @@ type muxLayer struct {
 	conns map[*trackedConn]struct{}
 }
 
-func newMuxLayer(ln net.Listener, advertise net.Addr, server, client *tls.Config, log *zap.Logger, rpc func(net.Conn, caller)) *muxLayer {
+// newMuxLayer serves ln; dial (nil: net.DialTimeout over TCP) opens its outgoing connections.
+func newMuxLayer(ln net.Listener, advertise net.Addr, server, client *tls.Config, log *zap.Logger, rpc func(net.Conn, caller),
+	dial func(addr string, timeout time.Duration) (net.Conn, error)) *muxLayer {
+	if dial == nil {
+		dial = dialTCP
+	}
 	m := &muxLayer{ln: ln, advertise: advertise, server: server, client: client, refused: ratelog.New(log, 0),
-		timeout: 2 * time.Second, rpc: rpc, raftCh: make(chan net.Conn), closeCh: make(chan struct{}),
+		timeout: 2 * time.Second, rpc: rpc, dialTCP: dial,
+		raftCh: make(chan net.Conn), closeCh: make(chan struct{}),
 		handshakes: make(chan struct{}, maxHandshakes), conns: map[*trackedConn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -68,10 +78,6 @@ func (m *muxLayer) acceptLoop() {
 				continue
 			}
 			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if m.blocked.Load() {
-			_ = c.Close()
 			continue
 		}
 		select {
@@ -131,19 +137,16 @@ func (m *muxLayer) serverHandshake(c net.Conn) {
 
 // dial opens an authenticated connection carrying proto (alpnRaft or alpnRPC).
 func (m *muxLayer) dial(proto, addr string, timeout time.Duration) (net.Conn, error) {
-	if m.blocked.Load() {
-		return nil, errPartitioned
-	}
 	if m.closed.Load() {
-		return nil, errors.New("placement: transport closed")
+		return nil, errTransportClosed
 	}
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	c, err := m.dialTCP(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
 	tc := m.track(c)
 	if tc == nil {
-		return nil, errPartitioned
+		return nil, errTransportClosed
 	}
 	cfg := m.client.Clone()
 	cfg.NextProtos = []string{proto}
@@ -168,7 +171,7 @@ func (m *muxLayer) Accept() (net.Conn, error) {
 	case c := <-m.raftCh:
 		return c, nil
 	case <-m.closeCh:
-		return nil, errors.New("placement: transport closed")
+		return nil, errTransportClosed
 	}
 }
 
@@ -189,13 +192,6 @@ func (m *muxLayer) wait() { m.wg.Wait() }
 // Addr implements net.Listener; raft uses it as the local address.
 func (m *muxLayer) Addr() net.Addr { return m.advertise }
 
-func (m *muxLayer) setBlocked(b bool) {
-	m.blocked.Store(b)
-	if b {
-		m.closeAll()
-	}
-}
-
 func (m *muxLayer) closeAll() {
 	m.mu.Lock()
 	cs := make([]*trackedConn, 0, len(m.conns))
@@ -212,7 +208,7 @@ func (m *muxLayer) track(c net.Conn) *trackedConn {
 	tc := &trackedConn{Conn: c, m: m, in: netio.NewReader(c)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed.Load() || m.blocked.Load() {
+	if m.closed.Load() {
 		_ = c.Close()
 		return nil
 	}

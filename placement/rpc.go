@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,7 +16,7 @@ import (
 // rpcReq is a request forwarded to the leader over the TLS connections of the raft
 // port (ALPN alpnRPC; JSON, one request and one response per line).
 type rpcReq struct {
-	Op     string `json:"op"` // acquire release edge verify drain remove
+	Op     string `json:"op"` // acquire release edge drain remove
 	Stream string `json:"stream,omitempty"`
 	Node   string `json:"node,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
@@ -87,7 +86,7 @@ func decodeRPC(line []byte) (rpcReq, error) {
 		return rpcReq{}, err
 	}
 	switch req.Op {
-	case "acquire", "release", "edge", "verify", "drain", "remove":
+	case "acquire", "release", "edge", "drain", "remove":
 	default:
 		return rpcReq{}, fmt.Errorf("placement: unknown RPC %.32q", req.Op)
 	}
@@ -100,15 +99,15 @@ func decodeRPC(line []byte) (rpcReq, error) {
 // authorize decides whether the node at the other end of a connection may make req.
 // The caller must be a member: the member of its certificate's name must gossip the
 // same identity key (so a holder of the cluster key that is not a member, or claims a
-// member's name with another key, is refused). A request that changes what a node
-// holds (acquire, release, edge, drain, remove) must name the caller itself; only the
-// leader acts for other nodes, and it does so without an RPC. verify only reads.
+// member's name with another key, is refused). Every request changes what a node holds
+// (acquire, release, edge, drain, remove) and must name the caller itself; only the
+// leader acts for other nodes, and it does so without an RPC.
 func (c *Cluster) authorize(who caller, req rpcReq) error {
 	m, ok := c.mem.Member(who.name)
 	if !ok || m.Key != who.key {
 		return fmt.Errorf("caller %.64q is not a member with this identity key", who.name)
 	}
-	if req.Op != "verify" && req.Node != who.name {
+	if req.Node != who.name {
 		return fmt.Errorf("%s for node %.64q from node %.64q: a node may only ask for itself", req.Op, req.Node, who.name)
 	}
 	return nil
@@ -178,93 +177,6 @@ func (c *Cluster) rpcCall(ctx context.Context, addr string, req rpcReq) (rpcResp
 			return rpcResp{}, err
 		}
 	}
-}
-
-// rpcConn is a client connection of the control RPC.
-type rpcConn struct {
-	net.Conn
-	in   *bufio.Reader
-	idle time.Time // when it was put back in the pool
-}
-
-func (pc *rpcConn) exchange(req rpcReq, deadline time.Time) (rpcResp, error) {
-	_ = pc.SetDeadline(deadline)
-	if err := json.NewEncoder(pc).Encode(&req); err != nil {
-		return rpcResp{}, err
-	}
-	line, err := readLine(pc.in, maxResponse)
-	if err != nil {
-		return rpcResp{}, err
-	}
-	var resp rpcResp
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return rpcResp{}, err
-	}
-	return resp, nil
-}
-
-// rpcPool keeps a few idle RPC connections per address (in practice: the leader's).
-// A TLS handshake costs about a millisecond of CPU on each side; a request on an open
-// connection a tenth of that (BenchmarkRPCRoundTrip).
-type rpcPool struct {
-	mu     sync.Mutex
-	idle   map[string][]*rpcConn
-	closed bool
-}
-
-const (
-	maxIdleRPC = 4           // per address
-	rpcIdleUse = rpcIdle / 3 // reuse only well before the server's idle timeout
-)
-
-func (p *rpcPool) get(addr string) (*rpcConn, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for list := p.idle[addr]; len(list) > 0; list = p.idle[addr] {
-		pc := list[len(list)-1]
-		p.idle[addr] = list[:len(list)-1]
-		if time.Since(pc.idle) < rpcIdleUse {
-			return pc, true
-		}
-		pc.Close()
-	}
-	return nil, false
-}
-
-func (p *rpcPool) put(addr string, pc *rpcConn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || len(p.idle[addr]) >= maxIdleRPC {
-		pc.Close()
-		return
-	}
-	if p.idle == nil {
-		p.idle = map[string][]*rpcConn{}
-	}
-	// Drop connections to former leaders that went stale.
-	for a, list := range p.idle {
-		if a != addr && len(list) > 0 && time.Since(list[len(list)-1].idle) >= rpcIdleUse {
-			for _, old := range list {
-				old.Close()
-			}
-			delete(p.idle, a)
-		}
-	}
-	pc.idle = time.Now()
-	p.idle[addr] = append(p.idle[addr], pc)
-}
-
-// close closes every idle connection; later puts close theirs.
-func (p *rpcPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	for _, list := range p.idle {
-		for _, pc := range list {
-			pc.Close()
-		}
-	}
-	p.idle = nil
 }
 
 // call executes req on the leader (locally if this node leads), retrying
@@ -349,19 +261,5 @@ func (c *Cluster) LeaveEdge(ctx context.Context, stream, node string) error {
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	return err
-}
-
-// Verify is the strong fencing check: the leader confirms (after a raft
-// barrier) that node is master of stream at epoch. ErrStale if not.
-func (c *Cluster) Verify(ctx context.Context, stream, node string, epoch uint64) error {
-	_, err := c.call(ctx, rpcReq{Op: "verify", Stream: stream, Node: node, Epoch: epoch})
-	return err
-}
-
-// Drain moves every stream away from node (used by Leave; also usable by
-// an operator for maintenance).
-func (c *Cluster) Drain(ctx context.Context, node string) error {
-	_, err := c.call(ctx, rpcReq{Op: "drain", Node: node})
 	return err
 }

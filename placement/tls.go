@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"peer/membership"
 )
 
 // Every connection on the raft port is TLS 1.3 with both sides authenticated by a
@@ -181,4 +183,36 @@ func loadNodeKey(dir string) (ed25519.PrivateKey, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// loadCertificate loads (or creates) this node's identity key and has the cluster CA,
+// derived from the cluster key, issue the node's certificate for the raft port.
+func (c *Cluster) loadCertificate() (server, client *tls.Config, err error) {
+	key, err := loadNodeKey(c.cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("placement: node key: %w", err)
+	}
+	ca, err := deriveCA(c.cfg.ClusterKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("placement: cluster CA: %w", err)
+	}
+	cert, err := ca.issue(c.name, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("placement: node certificate: %w", err)
+	}
+	c.keyID = keyFingerprint(key.Public().(ed25519.PublicKey))
+	server, client = ca.tlsConfigs(cert)
+	return server, client, nil
+}
+
+// trusted tells membership whether the node gossiping as name with identity key may
+// hold that name: a name belongs to the identity key the replicated member table
+// recorded for it while that holder lives (a node restarted on its data dir keeps its
+// key). A record of a dead or departed holder can be taken over by a new identity.
+func (c *Cluster) trusted(name, key string) bool {
+	rec, ok := c.fsm.member(name)
+	if !ok || rec.Key == "" || rec.Key == key {
+		return true
+	}
+	return rec.State == string(membership.StateDead) || rec.State == string(membership.StateLeft)
 }

@@ -11,7 +11,7 @@ import (
 // MemberView is one member in the /api/v1/cluster JSON.
 type MemberView struct {
 	Name  string `json:"name"`
-	State string `json:"state"` // alive suspect dead left
+	State string `json:"state"` // alive dead left
 	Raft  string `json:"raft"`  // leader voter nonvoter none
 	RTMP  string `json:"rtmp"`
 	HTTP  string `json:"http"`
@@ -19,9 +19,9 @@ type MemberView struct {
 	Witness bool `json:"witness,omitempty"`
 }
 
-// View marshals to exactly the /api/v1/cluster JSON of INTERFACE.md.
+// View is this node's picture of the cluster: the /api/v1/cluster JSON of INTERFACE.md
+// without the HTTP API's envelope (its "code"), which package web adds.
 type View struct {
-	Code    int          `json:"code"`
 	Self    string       `json:"self"`
 	Leader  string       `json:"leader"`
 	Members []MemberView `json:"members"`

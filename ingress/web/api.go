@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -124,7 +125,29 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]any{"code": 0, "self": s.NodeName, "leader": s.NodeName, "members": []any{}, "streams": []any{}})
 		return
 	}
-	writeJSON(w, s.Cluster())
+	body, err := withCode(s.Cluster())
+	if err != nil {
+		writeJSON(w, map[string]any{"code": 1, "error": err.Error()})
+		return
+	}
+	writeJSON(w, body)
+}
+
+// withCode puts the API envelope's "code": 0 in front of the fields of v, a value that
+// marshals to a JSON object (the cluster view carries no envelope of its own).
+func withCode(v any) (json.RawMessage, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return nil, fmt.Errorf("web: the cluster view is not a JSON object: %.40s", b)
+	}
+	out := append([]byte(`{"code":0`), b[1:]...)
+	if len(b) > 2 {
+		out = append([]byte(`{"code":0,`), b[1:]...)
+	}
+	return out, nil
 }
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -141,7 +142,7 @@ func (l *links) reconcile(ctx context.Context) {
 					want["forward|"+a.Stream+"|"+rep] = l.forward(app, name, rep)
 				}
 			}
-		case contains(a.Replicas, self):
+		case slices.Contains(a.Replicas, self):
 			// Forwards come to us.
 		case l.demand(a, s):
 			want["pull|"+a.Stream] = l.pull(app, name)
@@ -153,7 +154,7 @@ func (l *links) reconcile(ctx context.Context) {
 		stale := false
 		if up := lk.current(); up != "" && len(key) > 5 && key[:5] == "pull|" {
 			a, ok := l.r.Cluster.Lookup(key[5:])
-			stale = !ok || (a.Master != up && !contains(a.Replicas, up))
+			stale = !ok || (a.Master != up && !slices.Contains(a.Replicas, up))
 		}
 		if _, ok := want[key]; !ok || stale {
 			lk.cancel()
@@ -187,7 +188,7 @@ func (l *links) demand(a placement.Assignment, s *media.Stream) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	member := contains(a.Edges, self)
+	member := slices.Contains(a.Edges, self)
 	if players > 0 {
 		delete(l.idleFrom, a.Stream)
 		if !member {

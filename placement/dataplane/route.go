@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +140,7 @@ func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publi
 		return nil, nil, fmt.Errorf("%w: %s from %s for epoch %d, the stream is at %d", ErrLinkRefused, c.kind, c.from, c.epoch, a.Epoch)
 	case c.kind == linkRelay && a.Master != self:
 		return nil, nil, fmt.Errorf("%w: relay from %s but the master is %s", ErrLinkRefused, c.from, a.Master)
-	case c.kind == linkForward && (a.Master != c.from || !contains(a.Replicas, self)):
+	case c.kind == linkForward && (a.Master != c.from || !slices.Contains(a.Replicas, self)):
 		return nil, nil, fmt.Errorf("%w: forward from %s, master %s, replicas %v", ErrLinkRefused, c.from, a.Master, a.Replicas)
 	case c.kind != linkRelay && c.kind != linkForward:
 		return nil, nil, fmt.Errorf("%w: %q is not a publishing link", ErrLinkRefused, c.kind)
@@ -209,15 +210,6 @@ func (r *Router) refuseLink(stream, remote string, c linkClaim, err error) {
 func (r *Router) Placed(app, name string) bool {
 	_, ok := r.Cluster.Lookup(app + "/" + name)
 	return ok
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // splitStream splits "app/name".

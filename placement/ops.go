@@ -1,0 +1,133 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+
+	"peer/membership"
+)
+
+func respErr(err error) rpcResp {
+	if errors.Is(err, errNotLeader) {
+		return rpcResp{Code: codeNotLeader}
+	}
+	return rpcResp{Code: codeError, Err: err.Error()}
+}
+
+// handle runs a request on the leader.
+func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
+	if c.raft.State() != raft.Leader {
+		return rpcResp{Code: codeNotLeader}
+	}
+	switch req.Op {
+	case "acquire":
+		return c.doAcquire(req.Stream, req.Node)
+	case "release":
+		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, ExpectEpoch: true, Delete: true}}})
+		if err != nil {
+			return respErr(err)
+		}
+		if res.Applied == 0 {
+			if res.Current == nil {
+				return rpcResp{} // already gone
+			}
+			return rpcResp{Code: codeStale, Assignment: res.Current}
+		}
+		c.log.Info("placement: stream released", zap.String("stream", req.Stream), zap.String("node", req.Node), zap.Uint64("epoch", req.Epoch))
+		return rpcResp{}
+	case "edge":
+		res, err := c.apply(command{Op: opEdge, Stream: req.Stream, Node: req.Node, Join: req.Join})
+		if err != nil {
+			return respErr(err)
+		}
+		if res.Current == nil {
+			return rpcResp{Code: codeNotFound}
+		}
+		if res.Applied > 0 {
+			c.log.Info("placement: edge changed", zap.String("stream", req.Stream), zap.String("node", req.Node), zap.Bool("join", req.Join))
+		}
+		return rpcResp{Assignment: res.Current}
+	case "drain":
+		return c.doDrain(req.Node)
+	case "remove":
+		if err := c.raft.RemoveServer(raft.ServerID(req.Node), 0, c.cfg.RPCTimeout).Error(); err != nil {
+			return respErr(err)
+		}
+		c.log.Info("raft: removed leaving server", zap.String("server", req.Node))
+		return rpcResp{}
+	}
+	return rpcResp{Code: codeError, Err: "unknown op " + req.Op}
+}
+
+func (c *Cluster) doAcquire(stream, node string) rpcResp {
+	for attempt := 0; attempt < 8; attempt++ {
+		l := c.snapshotLiveness()
+		cur := c.fsm.get(stream)
+		if cur != nil && (cur.Master == node || !l.gone(cur.Master, 0) && l.members[cur.Master].State == membership.StateAlive) {
+			return rpcResp{Assignment: cur}
+		}
+		master := node
+		if !l.eligible(node) || l.overloaded(node) {
+			if alt := l.leastLoaded(); alt != "" {
+				master = alt
+			}
+		}
+		u := update{Stream: stream, Master: master, NewEpoch: true}
+		if cur != nil {
+			u.Expect = cur.ModifyIndex
+			u.Edges = cur.Edges
+			var keep []string
+			for _, r := range cur.Replicas {
+				if l.eligible(r) {
+					keep = append(keep, r)
+				}
+			}
+			u.Replicas = l.pickReplicas(stream, master, keep, c.cfg.Replicas)
+		} else {
+			u.Replicas = l.pickReplicas(stream, master, nil, c.cfg.Replicas)
+		}
+		res, err := c.apply(command{Op: opCAS, Updates: []update{u}})
+		if err != nil {
+			return respErr(err)
+		}
+		if res.Applied == 1 {
+			c.log.Info("placement: stream assigned", zap.String("stream", stream), zap.String("master", master),
+				zap.Strings("replicas", res.Current.Replicas), zap.Uint64("epoch", res.Current.Epoch), zap.String("publisher_at", node))
+			return rpcResp{Assignment: res.Current}
+		}
+	}
+	return rpcResp{Code: codeError, Err: "acquire: too much contention"}
+}
+
+func (c *Cluster) doDrain(node string) rpcResp {
+	m, _ := c.mem.Member(node)
+	rec, ok := c.fsm.member(node)
+	if !ok {
+		rec = MemberRecord{Name: node, RTMP: m.RTMP, HTTP: m.HTTP, Raft: m.Raft, Key: m.Key}
+	}
+	rec.State = "leaving"
+	rec.Incarnation = m.Incarnation
+	if _, err := c.apply(command{Op: opMembers, Members: []MemberRecord{rec}}); err != nil {
+		return respErr(err)
+	}
+	c.log.Info("placement: draining node", zap.String("node", node))
+	for i := 0; i < 5; i++ {
+		if err := c.reconcileStreams(); err != nil {
+			return respErr(err)
+		}
+		busy := false
+		for _, a := range c.fsm.all() {
+			if a.Master == node || slices.Contains(a.Replicas, node) {
+				busy = true
+			}
+		}
+		if !busy {
+			return rpcResp{}
+		}
+	}
+	return rpcResp{}
+}
