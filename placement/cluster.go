@@ -69,12 +69,12 @@ type Cluster struct {
 	ncond    *sync.Cond
 	nqueue   []Change
 	subs     map[int]func(Change)
-	lostSubs map[int]func() // OnContactLost
 	nextSub  int
 	nstopped bool
 
 	lastVerified atomic.Int64 // unix nanos of the last successful VerifyLeader (leader)
 	contactOK    atomic.Bool
+	contact      contactState // degraded mode (degraded.go)
 
 	leaderChanges atomic.Uint64 // leaders seen elected (Stats)
 	applyLatency  latency       // this node's applies (Stats)
@@ -103,7 +103,7 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	if err := cfg.checkFencing(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){}, lostSubs: map[int]func(){},
+	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1), subs: map[int]func(Change){},
 		nonvoterSince: map[raft.ServerID]time.Time{}}
 	c.ncond = sync.NewCond(&c.nmu)
 	return c, nil
@@ -177,6 +177,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return errors.New("placement: already started")
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.contact.started = time.Now()
 	defer func() {
 		if err != nil {
 			c.teardown()
@@ -496,24 +497,6 @@ func (c *Cluster) OnChange(fn func(Change)) (cancel func()) {
 	}
 }
 
-// OnContactLost registers fn, called when this node loses contact with the raft
-// leader, directly from the fence check: not behind queued placement changes (a
-// reconcile that moved 1000 streams) nor behind a slow Watch reader, so a master
-// kicks its publishers in time. fn must not block. ChangeContactLost still follows
-// through OnChange for other subscribers.
-func (c *Cluster) OnContactLost(fn func()) (cancel func()) {
-	c.nmu.Lock()
-	id := c.nextSub
-	c.nextSub++
-	c.lostSubs[id] = fn
-	c.nmu.Unlock()
-	return func() {
-		c.nmu.Lock()
-		delete(c.lostSubs, id)
-		c.nmu.Unlock()
-	}
-}
-
 // Watch is OnChange as a channel (buffered; a slow reader slows delivery to
 // other subscribers). cancel must be called to release it.
 func (c *Cluster) Watch() (<-chan Change, func()) {
@@ -619,13 +602,12 @@ func (c *Cluster) announceLoop() {
 
 func (c *Cluster) onMemberEvent(ev membership.Event) { c.trigger() }
 
-// fenceLoop keeps the leader's verification fresh and tells subscribers when
-// this node loses or regains contact with a leader.
+// fenceLoop keeps the leader's verification fresh and tracks whether this node is
+// degraded (out of contact with a leader, see degraded.go).
 func (c *Cluster) fenceLoop() {
 	defer c.wg.Done()
 	t := time.NewTicker(fenceCheck)
 	defer t.Stop()
-	prev := false
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -640,26 +622,7 @@ func (c *Cluster) fenceLoop() {
 		}
 		ok := c.InContact()
 		c.contactOK.Store(ok)
-		if ok != prev {
-			kind := ChangeContactRestore
-			if !ok {
-				kind = ChangeContactLost
-				c.log.Warn("lost contact with the raft leader: assignments may be stale")
-				c.nmu.Lock()
-				lost := make([]func(), 0, len(c.lostSubs))
-				for _, fn := range c.lostSubs {
-					lost = append(lost, fn)
-				}
-				c.nmu.Unlock()
-				for _, fn := range lost {
-					fn()
-				}
-			} else {
-				c.log.Info("in contact with the raft leader", zap.String("leader", c.Leader()))
-			}
-			c.enqueue([]Change{{Kind: kind}})
-			prev = ok
-		}
+		c.updateDegraded(ok)
 	}
 }
 

@@ -62,12 +62,15 @@ type Config struct {
 	PromoteAfter time.Duration
 	// ReconcileInterval of the leader loop (default 200 ms).
 	ReconcileInterval time.Duration
-	// FenceTimeout: a node that has not heard from a leader for this long
-	// considers its assignments untrustworthy (Valid returns false) and kicks its
-	// publishers. FenceTimeout plus the fence check period must stay below the
-	// fastest failover (Gossip.MinDetection() + FailoverGrace): New refuses a
-	// config that breaks it (default 1 s; it must exceed a leader election, or
-	// every master is fenced on each failover).
+	// FenceTimeout: a node that has not heard from a leader for this long is
+	// degraded (Degraded, degraded.go): it no longer counts as in contact with a
+	// leader (Valid returns false, its view says "degraded"), its new publishes stay
+	// local, and it keeps serving what it has until a leader is back. FenceTimeout
+	// plus the fence check period must stay below the fastest failover
+	// (Gossip.MinDetection() + FailoverGrace), so that a cut-off master has left the
+	// leader-connected side before its streams can get another master there: New
+	// refuses a config that breaks it (default 1 s; it must exceed a leader
+	// election, or every node turns degraded on each failover).
 	FenceTimeout time.Duration
 	// RPCTimeout for one forwarded request (default 3 s).
 	RPCTimeout time.Duration
@@ -114,23 +117,24 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// fenceCheck is the period of fenceLoop: a master kicks its publishers up to this
-// long after FenceTimeout. fenceMargin is the default grace's slack over the
+// fenceCheck is the period of fenceLoop: a node turns degraded up to this long after
+// FenceTimeout. fenceMargin is the default grace's slack over the
 // fastest failover (scheduling, the leader learning of the death by gossip).
 const (
 	fenceCheck  = 100 * time.Millisecond
 	fenceMargin = 100 * time.Millisecond
 )
 
-// checkFencing refuses timings where a master could still serve after the cluster
-// moved its stream: the master fences itself at most FenceTimeout + fenceCheck after
-// its last contact with a leader, and the leader moves its streams at the earliest
-// Gossip.MinDetection() + FailoverGrace after the master failed.
+// checkFencing refuses timings where a cut-off master could still count as in contact
+// with a leader after the cluster moved its stream (two publishers among the nodes in
+// contact with a leader): the master turns degraded at most FenceTimeout + fenceCheck
+// after its last contact with a leader, and the leader moves its streams at the
+// earliest Gossip.MinDetection() + FailoverGrace after the master failed.
 func (c *Config) checkFencing() error {
 	fence := c.FenceTimeout + fenceCheck
 	failover := c.Gossip.MinDetection() + c.FailoverGrace
 	if fence >= failover {
-		return fmt.Errorf("placement: fencing unsafe: fence timeout %v + check %v = %v is not below the fastest failover, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
+		return fmt.Errorf("placement: fencing unsafe: a cut-off master turns degraded (fence timeout %v + check %v = %v) not before the fastest failover could promote another master of its streams, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
 			c.FenceTimeout, fenceCheck, fence, c.Gossip.MinDetection(), c.Gossip.ProbeTimeout, c.Gossip.SuspicionMult, c.Gossip.ProbeInterval, c.FailoverGrace, failover)
 	}
 	return nil

@@ -54,7 +54,7 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	}
 	switch req.Op {
 	case "acquire":
-		return c.doAcquire(req.Stream, req.Node)
+		return c.doAcquire(req.Stream, req.Node, req.Adopt)
 	case "release":
 		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, ExpectEpoch: true, Delete: true}}})
 		if err != nil {
@@ -248,7 +248,8 @@ func (l *liveness) pickReplicas(stream, master string, keep []string, n int) []s
 	return out
 }
 
-func (c *Cluster) doAcquire(stream, node string) rpcResp {
+// doAcquire places stream for a publish at node; adopt: see rpcReq.Adopt.
+func (c *Cluster) doAcquire(stream, node string, adopt bool) rpcResp {
 	for attempt := 0; attempt < 8; attempt++ {
 		l := c.snapshotLiveness()
 		cur := c.fsm.get(stream)
@@ -256,7 +257,10 @@ func (c *Cluster) doAcquire(stream, node string) rpcResp {
 			return rpcResp{Assignment: cur}
 		}
 		master := node
-		if !l.eligible(node) || l.overloaded(node) {
+		if adopt && !l.eligible(node) {
+			return rpcResp{Assignment: cur} // a leaving node keeps nothing (cur may be nil)
+		}
+		if !adopt && (!l.eligible(node) || l.overloaded(node)) {
 			if alt := l.leastLoaded(); alt != "" {
 				master = alt
 			}
