@@ -257,8 +257,12 @@ func (c *Cluster) doAcquire(stream, node string, adopt bool) rpcResp {
 			return rpcResp{Assignment: cur}
 		}
 		master := node
-		if adopt && !l.eligible(node) {
+		switch {
+		case adopt && l.leaving(node):
 			return rpcResp{Assignment: cur} // a leaving node keeps nothing (cur may be nil)
+		case adopt && !l.eligible(node):
+			// Back from a partition, it reached Raft before gossip: the caller retries.
+			return rpcResp{Code: codeError, Err: "adopt: " + node + " is not alive in the leader's gossip view yet"}
 		}
 		if !adopt && (!l.eligible(node) || l.overloaded(node)) {
 			if alt := l.leastLoaded(); alt != "" {

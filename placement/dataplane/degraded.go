@@ -138,9 +138,15 @@ func (r *Router) claim(m *mastered) {
 	r.links.wg.Add(1)
 	go func() {
 		defer r.links.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// The leader may not see this node alive yet (gossip heals after Raft): retry
+		// while the node stays in contact; the next heal claims again otherwise.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		a, err := r.Cluster.Adopt(ctx, m.stream, r.self())
+		for err != nil && ctx.Err() == nil && !r.Cluster.Degraded() {
+			time.Sleep(200 * time.Millisecond)
+			a, err = r.Cluster.Adopt(ctx, m.stream, r.self())
+		}
 		m.mu.Lock()
 		m.claim = false
 		if err == nil && a.Master == r.self() {
