@@ -63,6 +63,8 @@ type nodeState struct {
 	status      string // up, killed, frozen, partitioned
 	faults      []window
 	graceUntil  time.Time
+	restored    time.Time // the harness ended its last fault (thaw, heal, restart)
+	inContact   time.Time // since when its polls show it in contact with a leader (zero: degraded)
 	everFaulted bool
 	base        nodeMetrics
 }
@@ -228,6 +230,30 @@ func (h *harness) setStatus(name, st string, grace time.Duration) {
 	if grace > 0 {
 		n.graceUntil = time.Now().Add(grace)
 	}
+	if st == "up" {
+		n.restored = time.Now()
+	}
+}
+
+// healWindow: after a heal, at most one publisher per stream within this long (the
+// invariant of docs/design.md, "Fencing").
+const healWindow = 2 * time.Second
+
+// leaderConnected records what p shows of its node's contact with a leader and reports
+// whether the node counts for the one-publisher invariant: in contact with a leader, for
+// healWindow since both its last restore and its last degraded poll.
+func (h *harness) leaderConnected(p poll, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.node(p.name)
+	switch {
+	case p.view.Degraded:
+		n.inContact = time.Time{}
+		return false
+	case n.inContact.IsZero():
+		n.inContact = now
+	}
+	return now.Sub(n.inContact) >= healWindow && now.Sub(n.restored) >= healWindow
 }
 
 // ---- cluster ----
@@ -529,7 +555,6 @@ func getJSON(ctx context.Context, url string, v any) error {
 type poll struct {
 	name    string
 	ok      bool
-	grace   bool
 	view    procs.View
 	clients clientsResp
 	streams streamsResp
@@ -539,10 +564,9 @@ func (h *harness) pollAll(ctx context.Context) []poll {
 	h.mu.Lock()
 	var targets []poll
 	var addrs []string
-	now := time.Now()
 	for _, n := range h.nodes {
 		if n.status == "up" || n.status == "partitioned" {
-			targets = append(targets, poll{name: n.name, grace: now.Before(n.graceUntil)})
+			targets = append(targets, poll{name: n.name})
 			addrs = append(addrs, n.proc.HTTP)
 		}
 	}
@@ -609,12 +633,14 @@ func (h *harness) checker(ctx context.Context) {
 				clean = false
 			}
 		}
-		// 2. More than one node holding a user (non-node) publisher for a stream;
+		// Among the nodes in contact with a leader (a degraded node keeps serving what it
+		// has; after a heal it has healWindow to give way):
+		// 2. more than one node holding a user (non-node) publisher for a stream;
 		// 3. more than one node that believes it masters a stream and has a publisher.
 		users := map[string][]string{}
 		origins := map[string][]string{}
 		for _, p := range polls {
-			if !p.ok || p.grace {
+			if !p.ok || !h.leaderConnected(p, round) {
 				continue
 			}
 			for _, c := range p.clients.Clients {

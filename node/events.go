@@ -81,9 +81,9 @@ func placementEvent(ch placement.Change) (console.Event, bool) {
 	case placement.ChangeDelete:
 		return console.Event{Kind: "stream_end", Stream: ch.Stream, Detail: ch.Stream + " ended"}, true
 	case placement.ChangeContactLost:
-		return console.Event{Kind: "contact_lost", Detail: "this node lost contact with the leader"}, true
+		return console.Event{Kind: "contact_lost", Detail: "this node lost contact with the leader: degraded, it serves what it has"}, true
 	case placement.ChangeContactRestore:
-		return console.Event{Kind: "contact_restored", Detail: "contact with a leader is back"}, true
+		return console.Event{Kind: "contact_restored", Detail: "contact with a leader is back: no longer degraded, placement wins"}, true
 	}
 	return console.Event{}, false
 }
@@ -93,6 +93,9 @@ func placementEvent(ch placement.Change) (console.Event, bool) {
 type clusterView struct {
 	placement.View
 	Loads map[string]memberLoad `json:"loads"`
+	// Unplaced: streams this node masters without placement, taken while degraded and
+	// not yet claimed through a leader.
+	Unplaced []string `json:"unplaced,omitempty"`
 }
 
 type memberLoad struct {
@@ -101,7 +104,7 @@ type memberLoad struct {
 }
 
 func (n *Node) clusterView() clusterView {
-	v := clusterView{View: n.cluster.View(), Loads: map[string]memberLoad{}}
+	v := clusterView{View: n.cluster.View(), Loads: map[string]memberLoad{}, Unplaced: n.router.UnplacedStreams()}
 	for _, m := range n.cluster.Membership().Members() {
 		v.Loads[m.Name] = memberLoad{Load: m.Load, Version: m.Version}
 	}

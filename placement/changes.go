@@ -8,15 +8,6 @@ import (
 // come in order from one goroutine. The returned func unsubscribes.
 func (c *Cluster) OnChange(fn func(Change)) (cancel func()) { return c.changes.Add(fn) }
 
-// OnContactLost registers fn, called when this node loses contact with the raft
-// leader, directly from the fence check: not behind queued placement changes (a
-// reconcile that moved 1000 streams) nor behind a slow Watch reader, so a master
-// kicks its publishers in time. fn must not block. ChangeContactLost still follows
-// through OnChange for other subscribers.
-func (c *Cluster) OnContactLost(fn func()) (cancel func()) {
-	return c.lost.Add(func(struct{}) { fn() })
-}
-
 // Watch is OnChange as a channel (buffered; a slow reader slows delivery to
 // other subscribers). cancel must be called to release it.
 func (c *Cluster) Watch() (<-chan Change, func()) {

@@ -53,11 +53,11 @@ type Cluster struct {
 	started atomic.Bool
 	shut    sync.Once
 
-	changes bus.Bus[Change]   // FSM and contact changes, to OnChange subscribers
-	lost    bus.Set[struct{}] // OnContactLost subscribers, called from fenceLoop
+	changes bus.Bus[Change] // FSM and contact changes, to OnChange subscribers
 
 	lastVerified atomic.Int64 // unix nanos of the last successful VerifyLeader (leader)
 	contactOK    atomic.Bool
+	contact      contactState // degraded mode (degraded.go)
 
 	leaderChanges atomic.Uint64 // leaders seen elected (Stats)
 	applyLatency  latency       // this node's applies (Stats)

@@ -448,6 +448,13 @@ func TestStaleMasterFencing(t *testing.T) {
 	setPartitioned(master, true)
 	d := waitFor(t, 5*time.Second, "stale master fenced", func() bool { return !valid(master, "live/f", a.Epoch) })
 	t.Logf("partitioned master sees valid()=false after %v", d)
+	waitFor(t, time.Second, "partitioned master degraded", master.Degraded)
+	if v := master.View(); !v.Degraded || v.Leader != "" || v.DegradedSince == nil {
+		t.Errorf("degraded master's view: degraded %v leader %q since %v", v.Degraded, v.Leader, v.DegradedSince)
+	}
+	if !master.Stats().Degraded {
+		t.Error("degraded master's stats say it is not")
+	}
 	select {
 	case at := <-lost:
 		t.Logf("contact_lost event after %v", at.Sub(cut))
@@ -476,6 +483,7 @@ func TestStaleMasterFencing(t *testing.T) {
 		return ok && x.Master != master.Self() && !master.IsCurrent("live/f", master.Self(), a.Epoch)
 	})
 	t.Logf("after healing, the old master's FSM shows the new owner after %v", d3)
+	waitFor(t, 5*time.Second, "healed master no longer degraded", func() bool { return !master.Degraded() && !master.View().Degraded })
 	_ = healed
 	if err := master.Release(ctx, "live/f", master.Self(), a.Epoch); !errors.Is(err, ErrStale) {
 		t.Fatalf("stale release: %v", err)
@@ -539,10 +547,10 @@ func TestZeroReplicas(t *testing.T) {
 	}
 }
 
-// TestContactLostBypassesChangeQueue: OnContactLost fires on a node that lost the
-// leader even while its change queue is stuck behind a subscriber that does not return
-// (as the kick of a master's publishers did behind the reconciles of queued changes).
-func TestContactLostBypassesChangeQueue(t *testing.T) {
+// TestDegradedBypassesChangeQueue: a node that lost the leader reports itself degraded
+// even while its change queue is stuck behind a subscriber that does not return (the
+// data plane's decisions read Degraded, not the queued ChangeContactLost).
+func TestDegradedBypassesChangeQueue(t *testing.T) {
 	h := newHarness(t, "k")
 	_, node := h.agreedFollower(3)
 	release := make(chan struct{})
@@ -555,13 +563,6 @@ func TestContactLostBypassesChangeQueue(t *testing.T) {
 		<-release
 	})()
 	defer close(release) // runs before the unsubscribe and the harness's shutdown
-	lost := make(chan struct{}, 1)
-	defer node.OnContactLost(func() {
-		select {
-		case lost <- struct{}{}:
-		default:
-		}
-	})()
 	// Any change blocks the queue: the stream this node acquires.
 	if _, err := node.Acquire(ctxT(t, 10*time.Second), "live/q", node.Self()); err != nil {
 		t.Fatal(err)
@@ -572,9 +573,31 @@ func TestContactLostBypassesChangeQueue(t *testing.T) {
 		t.Fatal("change queue never reached the blocking subscriber")
 	}
 	setPartitioned(node, true)
-	select {
-	case <-lost:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no contact-lost callback while the change queue is blocked")
+	waitFor(t, 10*time.Second, "degraded while the change queue is blocked", node.Degraded)
+}
+
+// TestAdopt: a claim of a stream taken while degraded makes the caller its master when
+// the stream is free, even on a node that counts as overloaded (moving the publisher
+// would interrupt it), and returns a live rival's placement untouched.
+func TestAdopt(t *testing.T) {
+	h := newHarness(t, "k")
+	h.tweak = func(c *Config) {
+		c.Overloaded = func(m membership.Member, mastered int) bool { return mastered >= 1 }
+	}
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	ctx := ctxT(t, 10*time.Second)
+	a, err := nodes[1].Acquire(ctx, "live/a", "n2")
+	if err != nil || a.Master != "n2" {
+		t.Fatalf("acquire: %+v %v", a, err)
+	}
+	if b, err := nodes[1].Acquire(ctx, "live/b", "n2"); err != nil || b.Master == "n2" {
+		t.Fatalf("acquire at a full node: %+v %v; want another master", b, err)
+	}
+	if c, err := nodes[1].Adopt(ctx, "live/c", "n2"); err != nil || c.Master != "n2" || c.Epoch == 0 {
+		t.Fatalf("adopt of a free stream at a full node: %+v %v; want n2", c, err)
+	}
+	if r, err := nodes[2].Adopt(ctx, "live/a", "n3"); err != nil || r.Master != "n2" || r.Epoch != a.Epoch {
+		t.Fatalf("adopt of a stream with a live master: %+v %v; want n2's placement at epoch %d", r, err, a.Epoch)
 	}
 }

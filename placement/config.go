@@ -64,12 +64,15 @@ type Config struct {
 	PromoteAfter time.Duration
 	// ReconcileInterval of the leader loop (default 200 ms).
 	ReconcileInterval time.Duration
-	// FenceTimeout: a node that has not heard from a leader for this long
-	// considers its assignments untrustworthy (InContact returns false) and kicks its
-	// publishers. FenceTimeout plus the fence check period must stay below the
-	// fastest failover (Gossip.MinDetection() + FailoverGrace): New refuses a
-	// config that breaks it (default 1 s; it must exceed a leader election, or
-	// every master is fenced on each failover).
+	// FenceTimeout: a node that has not heard from a leader for this long is
+	// degraded (Degraded, degraded.go): it no longer counts as in contact with a
+	// leader (InContact returns false, its view says "degraded"), its new publishes
+	// stay local, and it keeps serving what it has until a leader is back.
+	// FenceTimeout plus the fence check period must stay below the fastest failover
+	// (Gossip.MinDetection() + FailoverGrace), so that a cut-off master has left the
+	// leader-connected side before its streams can get another master there: New
+	// refuses a config that breaks it (default 1 s; it must exceed a leader
+	// election, or every node turns degraded on each failover).
 	FenceTimeout time.Duration
 	// RPCTimeout for one forwarded request (default 3 s).
 	RPCTimeout time.Duration

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"go.uber.org/zap"
 )
 
 // IsCurrent: does the local FSM say node masters stream at epoch?
@@ -24,13 +23,12 @@ func (c *Cluster) InContact() bool {
 	return !lc.IsZero() && time.Since(lc) < c.cfg.FenceTimeout
 }
 
-// fenceLoop keeps the leader's verification fresh and tells subscribers when
-// this node loses or regains contact with a leader.
+// fenceLoop keeps the leader's verification fresh and tracks whether this node is
+// degraded (out of contact with a leader, see degraded.go).
 func (c *Cluster) fenceLoop() {
 	defer c.wg.Done()
 	t := time.NewTicker(fenceCheck)
 	defer t.Stop()
-	prev := false
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -45,38 +43,28 @@ func (c *Cluster) fenceLoop() {
 		}
 		ok := c.InContact()
 		c.contactOK.Store(ok)
-		if ok != prev {
-			kind := ChangeContactRestore
-			if !ok {
-				kind = ChangeContactLost
-				c.log.Warn("lost contact with the raft leader: assignments may be stale")
-				c.lost.Call(struct{}{})
-			} else {
-				c.log.Info("in contact with the raft leader", zap.String("leader", c.Leader()))
-			}
-			c.enqueue([]Change{{Kind: kind}})
-			prev = ok
-		}
+		c.updateDegraded(ok)
 	}
 }
 
-// fenceCheck is the period of fenceLoop: a master kicks its publishers up to this
-// long after FenceTimeout. fenceMargin is the default grace's slack over the
+// fenceCheck is the period of fenceLoop: a node turns degraded up to this long after
+// FenceTimeout. fenceMargin is the default grace's slack over the
 // fastest failover (scheduling, the leader learning of the death by gossip).
 const (
 	fenceCheck  = 100 * time.Millisecond
 	fenceMargin = 100 * time.Millisecond
 )
 
-// checkFencing refuses timings where a master could still serve after the cluster
-// moved its stream: the master fences itself at most FenceTimeout + fenceCheck after
-// its last contact with a leader, and the leader moves its streams at the earliest
-// Gossip.MinDetection() + FailoverGrace after the master failed.
+// checkFencing refuses timings where a cut-off master could still count as in contact
+// with a leader after the cluster moved its stream (two publishers among the nodes in
+// contact with a leader): the master turns degraded at most FenceTimeout + fenceCheck
+// after its last contact with a leader, and the leader moves its streams at the
+// earliest Gossip.MinDetection() + FailoverGrace after the master failed.
 func (c *Config) checkFencing() error {
 	fence := c.FenceTimeout + fenceCheck
 	failover := c.Gossip.MinDetection() + c.FailoverGrace
 	if fence >= failover {
-		return fmt.Errorf("placement: fencing unsafe: fence timeout %v + check %v = %v is not below the fastest failover, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
+		return fmt.Errorf("placement: fencing unsafe: a cut-off master turns degraded (fence timeout %v + check %v = %v) not before the fastest failover could promote another master of its streams, detection %v (probe timeout %v + %d x probe interval %v) + failover grace %v = %v: raise the grace or lower the fence timeout",
 			c.FenceTimeout, fenceCheck, fence, c.Gossip.MinDetection(), c.Gossip.ProbeTimeout, c.Gossip.SuspicionMult, c.Gossip.ProbeInterval, c.FailoverGrace, failover)
 	}
 	return nil

@@ -146,8 +146,8 @@ type ChangeKind string
 const (
 	ChangeUpdate         ChangeKind = "update"           // stream created or changed
 	ChangeDelete         ChangeKind = "delete"           // stream removed
-	ChangeContactLost    ChangeKind = "contact_lost"     // this node lost the leader: assignments are not trustworthy
-	ChangeContactRestore ChangeKind = "contact_restored" // contact with a leader is back
+	ChangeContactLost    ChangeKind = "contact_lost"     // this node became degraded: no leader for FenceTimeout, assignments may be stale
+	ChangeContactRestore ChangeKind = "contact_restored" // it is no longer degraded: contact with a leader is back
 )
 
 // Change is delivered to local subscribers when the FSM (or this node's

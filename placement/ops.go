@@ -25,7 +25,7 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	}
 	switch req.Op {
 	case "acquire":
-		return c.doAcquire(req.Stream, req.Node)
+		return c.doAcquire(req.Stream, req.Node, req.Adopt)
 	case "release":
 		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, ExpectEpoch: true, Delete: true}}})
 		if err != nil {
@@ -63,7 +63,8 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	return rpcResp{Code: codeError, Err: "unknown op " + req.Op}
 }
 
-func (c *Cluster) doAcquire(stream, node string) rpcResp {
+// doAcquire places stream for a publish at node; adopt: see rpcReq.Adopt.
+func (c *Cluster) doAcquire(stream, node string, adopt bool) rpcResp {
 	for attempt := 0; attempt < 8; attempt++ {
 		l := c.snapshotLiveness()
 		cur := c.fsm.get(stream)
@@ -71,7 +72,14 @@ func (c *Cluster) doAcquire(stream, node string) rpcResp {
 			return rpcResp{Assignment: cur}
 		}
 		master := node
-		if !l.eligible(node) || l.overloaded(node) {
+		switch {
+		case adopt && l.leaving(node):
+			return rpcResp{Assignment: cur} // a leaving node keeps nothing (cur may be nil)
+		case adopt && !l.eligible(node):
+			// Back from a partition, it reached Raft before gossip: the caller retries.
+			return rpcResp{Code: codeError, Err: "adopt: " + node + " is not alive in the leader's gossip view yet"}
+		}
+		if !adopt && (!l.eligible(node) || l.overloaded(node)) {
 			if alt := l.leastLoaded(); alt != "" {
 				master = alt
 			}

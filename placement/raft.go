@@ -27,6 +27,7 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		return errors.New("placement: already started")
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.contact.started = time.Now()
 	defer func() {
 		if err != nil {
 			c.teardown()

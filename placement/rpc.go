@@ -21,6 +21,13 @@ type rpcReq struct {
 	Node   string `json:"node,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
 	Join   bool   `json:"join,omitempty"`
+	// Adopt (acquire): the caller already serves a publisher of Stream, taken while it
+	// was degraded. It becomes the master if the stream is free (not placed, or its
+	// master gone) and the caller may hold streams, even when overloaded: moving the
+	// publisher would interrupt it. A stream with a live master is returned as it is
+	// (the caller then kicks its publisher). A leader that does not know the field
+	// treats it as an acquire.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 const (
@@ -238,6 +245,13 @@ func assignmentOf(r rpcResp) Assignment {
 // Master != node the caller relays the publish to Master.
 func (c *Cluster) Acquire(ctx context.Context, stream, node string) (Assignment, error) {
 	r, err := c.call(ctx, rpcReq{Op: "acquire", Stream: stream, Node: node})
+	return assignmentOf(r), err
+}
+
+// Adopt claims stream for node, which serves a publisher of it taken while degraded
+// (rpcReq.Adopt). The result's Master is node if the claim went through.
+func (c *Cluster) Adopt(ctx context.Context, stream, node string) (Assignment, error) {
+	r, err := c.call(ctx, rpcReq{Op: "acquire", Stream: stream, Node: node, Adopt: true})
 	return assignmentOf(r), err
 }
 

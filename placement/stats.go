@@ -18,6 +18,9 @@ type Stats struct {
 	// LeaderKnown is false while this node knows no Raft leader: placement cannot
 	// change, so a stream whose master dies has no failover until one is elected.
 	LeaderKnown bool
+	// Degraded: this node has been out of contact with a Raft leader for FenceTimeout
+	// (Cluster.Degraded): it keeps serving, placement is frozen.
+	Degraded bool
 	// LeaderChanges counts the leaders this node has seen elected since it started.
 	LeaderChanges uint64
 	// PlacementChanges counts the assignment changes this node's FSM applied (stream
@@ -71,7 +74,7 @@ func (l *latency) snapshot() Histogram {
 // enough for every scrape.
 func (c *Cluster) Stats() Stats {
 	changes, failovers := c.fsm.counts()
-	s := Stats{RaftState: strings.ToLower(c.raft.State().String()), LeaderKnown: c.Leader() != "",
+	s := Stats{RaftState: strings.ToLower(c.raft.State().String()), LeaderKnown: c.Leader() != "", Degraded: c.Degraded(),
 		LeaderChanges: c.leaderChanges.Load(), PlacementChanges: changes, Failovers: failovers,
 		Apply: c.applyLatency.snapshot(), Members: map[membership.State]int{}}
 	for _, m := range c.mem.Members() {

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"sort"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -22,16 +23,28 @@ type MemberView struct {
 // View is this node's picture of the cluster: the /api/v1/cluster JSON of INTERFACE.md
 // without the HTTP API's envelope (its "code"), which package web adds.
 type View struct {
-	Self    string       `json:"self"`
-	Leader  string       `json:"leader"`
-	Members []MemberView `json:"members"`
-	Streams []Assignment `json:"streams"`
+	Self   string `json:"self"`
+	Leader string `json:"leader"` // "" while degraded
+	// Degraded: this node is out of contact with a Raft leader (Cluster.Degraded): it
+	// serves what it has, its streams may be stale, new publishes stay local.
+	Degraded bool `json:"degraded"`
+	// DegradedSince is when it became degraded (omitted when it is not).
+	DegradedSince *time.Time   `json:"degraded_since,omitempty"`
+	Members       []MemberView `json:"members"`
+	Streams       []Assignment `json:"streams"`
 }
 
 // View builds the cluster view from this node's gossip view, raft
 // configuration and FSM.
 func (c *Cluster) View() View {
-	v := View{Self: c.name, Leader: c.Leader(), Members: []MemberView{}, Streams: c.fsm.all()}
+	v := View{Self: c.name, Leader: c.Leader(), Degraded: c.Degraded(), Members: []MemberView{}, Streams: c.fsm.all()}
+	if v.Degraded {
+		// A leader it cannot hear from is not one it can name.
+		v.Leader = ""
+		if t := c.DegradedSince(); !t.IsZero() {
+			v.DegradedSince = &t
+		}
+	}
 	roles := map[string]string{}
 	if f := c.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {

@@ -244,11 +244,13 @@ type Assignment struct {
 
 // View is /api/v1/cluster.
 type View struct {
-	Code    int
-	Self    string
-	Leader  string
-	Members []Member
-	Streams []Assignment
+	Code     int
+	Self     string
+	Leader   string
+	Degraded bool     // out of contact with a Raft leader
+	Unplaced []string // streams mastered without placement (taken while degraded)
+	Members  []Member
+	Streams  []Assignment
 }
 
 // Stream returns the assignment of stream in v.

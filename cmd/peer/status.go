@@ -35,7 +35,10 @@ type clusterView struct {
 	Self     string `json:"self"`
 	Leader   string `json:"leader"`
 	Degraded bool   `json:"degraded"`
-	Members  []struct {
+	// DegradedSince and Unplaced: see placement.View and the node's cluster view.
+	DegradedSince string   `json:"degraded_since"`
+	Unplaced      []string `json:"unplaced"`
+	Members       []struct {
 		Name    string   `json:"name"`
 		State   string   `json:"state"`
 		Raft    string   `json:"raft"`
@@ -105,7 +108,14 @@ func printStatus(out io.Writer, v clusterView, api string) {
 	if leader == "" {
 		leader = "none (degraded: no Raft leader reachable)"
 	}
-	fmt.Fprintf(out, "node %s (%s), leader %s\n\n", v.Self, api, leader)
+	fmt.Fprintf(out, "node %s (%s), leader %s\n", v.Self, api, leader)
+	if v.Degraded {
+		fmt.Fprintf(out, "DEGRADED since %s: no contact with a Raft leader; serving what this node has, placement frozen\n", dash(v.DegradedSince))
+		if len(v.Unplaced) > 0 {
+			fmt.Fprintf(out, "taken without placement (claimed when a leader is back): %s\n", strings.Join(v.Unplaced, " "))
+		}
+	}
+	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "MEMBER\tSTATE\tRAFT\tLOAD\tRTMP\tHTTP")
 	for _, m := range v.Members {

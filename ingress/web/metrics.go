@@ -69,7 +69,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 type clusterCollector struct {
 	s *Server
 
-	links, linkConnects, raftState, leaderKnown, leaderChanges, changes, failovers, apply, members *prometheus.Desc
+	links, linkConnects, raftState, leaderKnown, degraded, leaderChanges, changes, failovers, apply, members *prometheus.Desc
 }
 
 // raftStates are the values peer_raft_state reports, one series each.
@@ -83,7 +83,8 @@ func newClusterCollector(s *Server) *clusterCollector {
 		links:         desc("links", "Cluster links on this node by kind (relay: a publish relayed to its master; forward: master to replica; pull: edge from an origin) and state (up: carrying media; connecting: dialing, retrying or waiting for an origin).", "kind", "state"),
 		linkConnects:  desc("link_connects_total", "Times a cluster link of this kind came up; a reconnect (after a failover, say) counts again.", "kind"),
 		raftState:     desc("raft_state", "1 for this node's current Raft state, 0 for the others.", "state"),
-		leaderKnown:   desc("raft_leader_known", "1 while this node knows a Raft leader; 0 is degraded mode: placement cannot change, so streams whose master dies wait for an election."),
+		leaderKnown:   desc("raft_leader_known", "1 while this node knows a Raft leader; 0: placement cannot change, so streams whose master dies wait for an election."),
+		degraded:      desc("degraded", "1 while this node is degraded: out of contact with a Raft leader for the fence timeout. It keeps serving what it has and takes new publishes locally; placement is frozen until a leader is back."),
 		leaderChanges: desc("raft_leader_changes_total", "Raft leaders this node has seen elected since it started."),
 		changes:       desc("placement_changes_total", "Stream assignment changes applied by this node's placement FSM (created, moved, deleted, replicas or edges changed); equal across nodes."),
 		failovers:     desc("placement_failovers_total", "Applied assignment changes that gave a live stream another master (its master died, left or was drained); counted on every node from the replicated log."),
@@ -93,7 +94,7 @@ func newClusterCollector(s *Server) *clusterCollector {
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.links, c.linkConnects, c.raftState, c.leaderKnown, c.leaderChanges, c.changes, c.failovers, c.apply, c.members} {
+	for _, d := range []*prometheus.Desc{c.links, c.linkConnects, c.raftState, c.leaderKnown, c.degraded, c.leaderChanges, c.changes, c.failovers, c.apply, c.members} {
 		ch <- d
 	}
 }
@@ -114,6 +115,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.raftState, prometheus.GaugeValue, boolValue(st.RaftState == state), state)
 	}
 	ch <- prometheus.MustNewConstMetric(c.leaderKnown, prometheus.GaugeValue, boolValue(st.LeaderKnown))
+	ch <- prometheus.MustNewConstMetric(c.degraded, prometheus.GaugeValue, boolValue(st.Degraded))
 	ch <- prometheus.MustNewConstMetric(c.leaderChanges, prometheus.CounterValue, float64(st.LeaderChanges))
 	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(st.PlacementChanges))
 	ch <- prometheus.MustNewConstMetric(c.failovers, prometheus.CounterValue, float64(st.Failovers))

@@ -39,7 +39,7 @@ func metricsServer(t *testing.T) *Server {
 	t.Cleanup(link.Close)
 	s := &Server{Hub: hub, Limit: limit.New(10), Log: zap.NewNop(), NodeName: "n1",
 		Placement: func() placement.Stats {
-			return placement.Stats{RaftState: "follower", LeaderKnown: false, LeaderChanges: 3, PlacementChanges: 7, Failovers: 2,
+			return placement.Stats{RaftState: "follower", LeaderKnown: false, Degraded: true, LeaderChanges: 3, PlacementChanges: 7, Failovers: 2,
 				Apply:   placement.Histogram{Count: 2, Sum: 0.012, Buckets: []uint64{0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2}},
 				Members: map[membership.State]int{membership.StateAlive: 2, membership.StateDead: 1}}
 		},
@@ -77,6 +77,7 @@ func TestMetricsReportClusterState(t *testing.T) {
 		`peer_raft_state{state="follower"} 1`,
 		`peer_raft_state{state="leader"} 0`,
 		`peer_raft_leader_known 0`,
+		`peer_degraded 1`,
 		`peer_raft_leader_changes_total 3`,
 		`peer_placement_changes_total 7`,
 		`peer_placement_failovers_total 2`,

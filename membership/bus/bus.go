@@ -6,9 +6,8 @@ package bus
 
 import "sync"
 
-// Set is a registry of subscribers, called in the order they subscribed. Bus queues
-// values for its Set; a Set alone is for calls made at once, on the caller's goroutine.
-type Set[T any] struct {
+// subscribers is a registry of subscribers, called in the order they subscribed.
+type subscribers[T any] struct {
 	mu   sync.Mutex
 	next int
 	subs []sub[T]
@@ -20,7 +19,7 @@ type sub[T any] struct {
 }
 
 // Add registers fn; cancel removes it (a call already under way still completes).
-func (s *Set[T]) Add(fn func(T)) (cancel func()) {
+func (s *subscribers[T]) Add(fn func(T)) (cancel func()) {
 	s.mu.Lock()
 	id := s.next
 	s.next++
@@ -38,14 +37,7 @@ func (s *Set[T]) Add(fn func(T)) (cancel func()) {
 	}
 }
 
-// Call calls every subscriber with v, on the caller's goroutine.
-func (s *Set[T]) Call(v T) {
-	for _, fn := range s.list() {
-		fn(v)
-	}
-}
-
-func (s *Set[T]) list() []func(T) {
+func (s *subscribers[T]) list() []func(T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]func(T), len(s.subs))
@@ -58,7 +50,7 @@ func (s *Set[T]) list() []func(T) {
 // Bus queues published values and delivers them to its subscribers from one goroutine,
 // started by the first Publish. The zero value is ready to use.
 type Bus[T any] struct {
-	Set[T]
+	subscribers[T]
 
 	mu      sync.Mutex
 	cond    *sync.Cond

@@ -38,14 +38,3 @@ func TestCloseUnused(t *testing.T) {
 	b.Close()
 	b.Close()
 }
-
-func TestSetCall(t *testing.T) {
-	var s Set[struct{}]
-	n := 0
-	s.Add(func(struct{}) { n++ })
-	s.Add(func(struct{}) { n += 10 })
-	s.Call(struct{}{})
-	if n != 11 {
-		t.Fatalf("n = %d, want 11", n)
-	}
-}

@@ -68,8 +68,6 @@ func (l *links) trigger() {
 func (l *links) run(ctx context.Context) {
 	changes, stop := l.r.Cluster.Watch()
 	defer stop()
-	// Losing the leader kicks at once, not after the queued changes and their reconciles.
-	defer l.r.Cluster.OnContactLost(l.fenceAll)()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	defer l.wg.Wait()
@@ -95,23 +93,21 @@ func (l *links) kick(stream string, why string) {
 	}
 }
 
-// fenceAll kicks the local publishers of every stream this node masters: it lost
-// contact with the leader, and the majority will move them.
-func (l *links) fenceAll() {
-	self := l.r.self()
-	for _, a := range l.r.Cluster.Streams() {
-		if a.Master == self {
-			l.kick(a.Stream, "lost contact with the raft leader")
-		}
-	}
-}
-
-// fence kicks local publishers of streams this node no longer masters.
+// fence kicks local publishers of streams this node no longer masters. Losing the
+// leader kicks nobody (degraded mode, degraded.go); when it is back, placement wins.
 func (l *links) fence(ch placement.Change) {
 	self := l.r.self()
 	switch ch.Kind {
+	case placement.ChangeContactRestore:
+		l.r.reconcileMastered("")
 	case placement.ChangeUpdate, placement.ChangeDelete:
-		if ch.Old != nil && ch.Old.Master == self && (ch.New == nil || ch.New.Master != self) {
+		switch {
+		case ch.Old == nil || ch.Old.Master != self || ch.New != nil && ch.New.Master == self:
+		case ch.New == nil && l.r.masters.get(ch.Stream) != nil:
+			// Dropped while this node was cut off, and its publisher is still here: claim it
+			// again rather than cut a stream nobody else has.
+			l.r.reconcileMastered(ch.Stream)
+		default:
 			l.kick(ch.Stream, "placement moved the stream")
 		}
 		if ch.Old != nil && ch.New != nil && ch.Old.Master != ch.New.Master {
@@ -247,6 +243,8 @@ func (l *links) stopAll() {
 		delete(l.active, key)
 	}
 }
+
+func (l *links) alive(name string) bool { _, ok := l.member(name); return ok }
 
 // member returns an alive member's record.
 func (l *links) member(name string) (membership.Member, bool) {

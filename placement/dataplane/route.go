@@ -40,6 +40,7 @@ type Router struct {
 	auth    *linkAuth
 	refused *ratelog.Limiter // refused links, logged at a bounded rate
 	links   *links
+	masters masters    // user publishers mastered here (degraded.go)
 	gauges  linkGauges // links by kind and state, read by LinkStats
 	once    sync.Once
 }
@@ -81,6 +82,9 @@ func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (
 		return nil, nil, err
 	}
 	a, err := r.acquire(ctx, stream)
+	if errors.Is(err, errDegraded) {
+		a, err = r.degradedAssignment(stream), nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,21 +93,39 @@ func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (
 		if err != nil {
 			return nil, nil, err
 		}
-		r.Log.Info("publish accepted as master", zap.String("stream", stream), zap.Uint64("epoch", a.Epoch))
+		m := &mastered{stream: stream, pub: pub, epoch: a.Epoch}
+		r.masters.add(m)
+		if a.Epoch == 0 {
+			r.Log.Warn("publish accepted without placement: degraded, no reachable node masters the stream", zap.String("stream", stream))
+		} else {
+			r.Log.Info("publish accepted as master", zap.String("stream", stream), zap.Uint64("epoch", a.Epoch))
+		}
 		r.links.trigger()
-		return pub, func() { pub.Close(); r.release(stream, a.Epoch) }, nil
+		return pub, func() {
+			pub.Close()
+			r.masters.remove(m)
+			if e := m.current(); e != 0 {
+				r.release(stream, e)
+			}
+		}, nil
 	}
 	return r.relay(ctx, app, name, remote, a)
 }
 
 // acquire asks placement for the stream's master, retrying briefly through a leader
-// election.
+// election. A degraded node does not wait: errDegraded.
 func (r *Router) acquire(ctx context.Context, stream string) (placement.Assignment, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	for {
-		a, err := r.Cluster.Acquire(ctx, stream, r.self())
+		if r.Cluster.Degraded() {
+			return placement.Assignment{}, errDegraded
+		}
+		// One attempt waits for a leader no longer than it takes to tell it is gone.
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		a, err := r.Cluster.Acquire(actx, stream, r.self())
+		acancel()
 		if err == nil {
 			return a, nil
 		}
