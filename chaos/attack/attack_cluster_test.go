@@ -12,7 +12,7 @@ import (
 
 	"peer/chaos/avtest"
 	"peer/chaos/procs"
-	"peer/ingress/rtmp"
+	"peer/media/rtmp"
 	"peer/placement"
 	"peer/placement/dataplane"
 )

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"peer/chaos/avtest"
-	"peer/ingress/rtmp"
+	"peer/media/rtmp"
 )
 
 // The HTTP side and the connection budgets under attack: floods of unknown stream

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"peer/chaos/avtest"
-	"peer/ingress/rtmp"
 	"peer/media/flv"
+	"peer/media/rtmp"
 )
 
 // sourceTags encodes seconds of H.264 (keyframe every second) + AAC test media with

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"peer/ingress/rtmp/chunk"
-	"peer/ingress/rtmp/handshake"
 	"peer/media/amf0"
+	"peer/media/rtmp/chunk"
+	"peer/media/rtmp/handshake"
 )
 
 // rtmpRaw is a hostile RTMP client: a real handshake, then chunks written by hand.

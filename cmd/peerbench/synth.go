@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"peer/ingress/rtmp"
 	"peer/media/flv"
+	"peer/media/rtmp"
 )
 
 // The synthetic stream: H.264-shaped FLV video tags (AVC sequence header first, then

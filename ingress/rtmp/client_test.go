@@ -2,10 +2,8 @@ package rtmp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"peer/ingress/limit"
 	"peer/media"
 	"peer/media/flv"
+	"peer/media/rtmp"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -45,7 +44,7 @@ var (
 func TestClientPublishPlay(t *testing.T) {
 	addr, _ := startServer(t)
 	ctx := context.Background()
-	pub, err := DialPublish(ctx, addr, "live", "x?token=1", 5*time.Second)
+	pub, err := rtmp.DialPublish(ctx, addr, "live", "x?token=1", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +53,7 @@ func TestClientPublishPlay(t *testing.T) {
 	if _, err := pub.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, base, avcSeq), flv.NewTag(flv.TypeVideo, base, keyframe)}); err != nil {
 		t.Fatal(err)
 	}
-	play, err := DialPlay(ctx, addr, "live", "x", 5*time.Second)
+	play, err := rtmp.DialPlay(ctx, addr, "live", "x", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,150 +87,16 @@ func TestClientPublishPlay(t *testing.T) {
 	}
 }
 
-// countingSink is a publishing Client seen as a media.Sink, counting how its writes
-// ended.
-type countingSink struct {
-	*Client
-	mu      sync.Mutex
-	results map[media.SinkResult]int
-}
-
-func (s *countingSink) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
-	n, res, err := s.Client.TryWrite(tags)
-	s.mu.Lock()
-	s.results[res]++
-	s.mu.Unlock()
-	return n, res, err
-}
-
-// TestClientAsSink feeds a publishing client from a stream's fan-out, as cluster links
-// are fed: with a small socket buffer every large tag leaves a rest pending, which the
-// link's goroutine must send before anything else. The server must get every tag whole
-// and in order.
-func TestClientAsSink(t *testing.T) {
-	addr, _ := startServer(t)
-	ctx := context.Background()
-	c, err := DialPublish(ctx, addr, "live", "sink", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.conn.(*net.TCPConn).SetWriteBuffer(8 << 10); err != nil {
-		t.Fatal(err)
-	}
-	play, err := DialPlay(ctx, addr, "live", "sink", 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer play.Close()
-
-	src := media.NewHub(media.DefaultConfig(), zap.NewNop())
-	pub, err := src.Publish("live", "sink", "test", media.Origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	player, err := src.Play("live", "sink", media.PlayOptions{Kind: "link-forward", Link: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer player.Close()
-	sink := &countingSink{Client: c, results: map[media.SinkResult]int{}}
-	player.SetSink(sink)
-	lctx, stop := context.WithCancel(ctx)
-	linkDone := make(chan error, 1)
-	go func() { // the link's goroutine, as route.pump runs it
-		var batch []*flv.Tag
-		for {
-			var err error
-			if batch, err = player.Next(lctx, batch[:0]); err != nil {
-				linkDone <- err
-				return
-			}
-			n, err := c.WriteTags(batch)
-			player.Sent(int(n))
-			if err != nil {
-				linkDone <- err
-				return
-			}
-		}
-	}()
-	defer func() { stop(); <-linkDone }()
-
-	const frames, size = 20, 64 << 10
-	type got struct {
-		index, size int
-		err         error
-	}
-	recv := make(chan got, frames)
-	go func() {
-		for seen := 0; seen < frames; {
-			msg, err := play.ReadMedia()
-			if err != nil {
-				recv <- got{err: err}
-				return
-			}
-			if msg.Type == flv.TypeVideo && len(msg.Body) == size {
-				recv <- got{index: int(binary.BigEndian.Uint32(msg.Body[5:])), size: len(msg.Body)}
-				seen++
-			}
-		}
-	}()
-	pub.WriteAt(flv.TypeVideo, 0, avcSeq)
-	for i := range frames {
-		body := make([]byte, size)
-		copy(body, keyframe[:5])
-		binary.BigEndian.PutUint32(body[5:], uint32(i))
-		for j := 9; j < size; j++ {
-			body[j] = byte(i + j)
-		}
-		pub.WriteAt(flv.TypeVideo, int64(i)*40, body)
-	}
-	for i := range frames {
-		select {
-		case g := <-recv:
-			if g.err != nil {
-				t.Fatalf("player after %d frames: %v", i, g.err)
-			}
-			if g.index != i {
-				t.Fatalf("frame %d arrived as number %d", i, g.index)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d of %d frames arrived", i, frames)
-		}
-	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if sink.results[media.SinkPending] == 0 {
-		t.Fatalf("no write was left pending (results %v): the test did not exercise the handoff", sink.results)
-	}
-	if player.BytesOut() < frames*size {
-		t.Fatalf("link counted %d bytes out, want at least %d", player.BytesOut(), frames*size)
-	}
-}
-
 func TestClientSecondPublisherRefused(t *testing.T) {
 	addr, _ := startServer(t)
 	ctx := context.Background()
-	first, err := DialPublish(ctx, addr, "live", "busy", 5*time.Second)
+	first, err := rtmp.DialPublish(ctx, addr, "live", "busy", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	_, err = DialPublish(ctx, addr, "live", "busy", 5*time.Second)
-	if !errors.Is(err, ErrRefused) {
+	_, err = rtmp.DialPublish(ctx, addr, "live", "busy", 5*time.Second)
+	if !errors.Is(err, rtmp.ErrRefused) {
 		t.Fatalf("second publisher: %v", err)
-	}
-}
-
-// BenchmarkAppendChunks is the per-player cost of framing one 10 KB video message for
-// RTMP: headers only, the payload is referenced, not copied.
-func BenchmarkAppendChunks(b *testing.B) {
-	tag := flv.NewTag(flv.TypeVideo, 1<<25, make([]byte, 10000))
-	var iov [][]byte
-	var scratch []byte
-	b.ReportAllocs()
-	for b.Loop() {
-		iov, scratch = appendChunks(iov[:0], scratch[:0], tag, outChunkSize)
 	}
 }

@@ -1,3 +1,11 @@
+// Package rtmp is the RTMP server: it accepts connections, runs their sessions
+// (connect, publish and play commands), applies the connection limits and client
+// admission, and hands publishes and players to the node's Router. The protocol itself
+// (messages, commands, the connection writer, the media adapter) is media/rtmp.
+//
+// It may import media/rtmp and its chunk and handshake layers, the media core,
+// placement/dataplane (for the refusal classes its Router returns), ingress/admit,
+// ingress/limit and conf/ratelog; never node.
 package rtmp
 
 import (
@@ -18,14 +26,17 @@ import (
 	"peer/conf/ratelog"
 	"peer/ingress/admit"
 	"peer/ingress/limit"
-	"peer/ingress/rtmp/chunk"
-	"peer/ingress/rtmp/handshake"
 	"peer/media"
 	"peer/media/amf0"
 	"peer/media/flv"
+	"peer/media/ingest"
+	"peer/media/rtmp"
+	"peer/media/rtmp/chunk"
+	"peer/media/rtmp/handshake"
+	"peer/placement/dataplane"
 )
 
-// Router decides where publishes and players go (package route implements it).
+// Router decides where publishes and players go (placement/dataplane implements it).
 type Router interface {
 	// Publish returns the publisher a session writes into, and what to call when it ends.
 	Publish(ctx context.Context, app, name, query, remote string) (*media.Publisher, func(), error)
@@ -52,13 +63,17 @@ type Server struct {
 	sessions atomic.Uint64    // numbers sessions for their client ids
 }
 
-// Publish refusals a Router wraps (%w) so that the client learns why (see publishStatus).
+// Reader limits of a server connection. Until a publish is authorized a client sends
+// only commands and control messages (ffmpeg's connect is 140 bytes), so anything larger
+// than commandLimits allow is refused before it costs memory; an authorized publisher
+// gets room for keyframes.
 var (
-	// ErrNotAuthorized: the publish's credentials (a link's signature) do not hold.
-	ErrNotAuthorized = errors.New("not authorized")
-	// ErrUnavailable: the stream cannot be placed (no placement leader, not placed).
-	ErrUnavailable = errors.New("cluster unavailable")
+	commandLimits = chunk.Limits{MaxMessage: 64 << 10, MaxBuffered: 128 << 10, MaxChunkStreams: 32}
+	mediaLimits   = chunk.DefaultLimits
 )
+
+// errHandshake classes a failed handshake for the refusal log.
+var errHandshake = errors.New("handshake")
 
 // hubRouter is the Router of a node without a cluster: everything is local.
 type hubRouter struct{ hub *media.Hub }
@@ -142,8 +157,8 @@ type session struct {
 	cid    string // the session's id in hooks (SRS's client_id)
 	start  time.Time
 
-	wire
-	wmu sync.Mutex // guards the wire's writer
+	rtmp.Wire
+	wmu sync.Mutex // guards the Wire's writer
 
 	app, tcURL  string
 	pageURL     string
@@ -177,14 +192,15 @@ func (ss *session) run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w: %w", errHandshake, err)
 	}
 	ss.conn.SetDeadline(time.Time{})
-	ss.init(ss.conn, ss.srv.WriteTimeout, commandLimits, func(n uint32) error { return ss.send(ack(n)) })
+	ss.Init(ss.conn, ss.srv.WriteTimeout, commandLimits, func(n uint32) error { return ss.send(rtmp.Ack(n)) })
+	r := ss.ChunkReader()
 	for {
 		timeout := ss.srv.IOTimeout
 		if ss.playDone != nil {
 			timeout = ss.srv.IdlePlayer
 		}
 		ss.conn.SetReadDeadline(time.Now().Add(timeout))
-		msg, err := ss.r.Read()
+		msg, err := r.Read()
 		if err != nil {
 			if ss.playDone != nil {
 				select {
@@ -204,38 +220,29 @@ func (ss *session) run(ctx context.Context) (err error) {
 
 // dispatch handles one message; done ends the session normally.
 func (ss *session) dispatch(ctx context.Context, msg *chunk.Message) (done bool, err error) {
-	if handled, err := ss.control(msg, func(m *chunk.Message) error { return ss.send(m) }); handled {
+	if handled, err := ss.Control(msg, func(m *chunk.Message) error { return ss.send(m) }); handled {
 		return false, err
 	}
-	switch msg.Type {
-	case typeCommandAMF0, typeCommandAMF3:
-		cmd, err := decodeCommand(msg.Type, msg.Body)
+	if msg.Type == rtmp.TypeCommandAMF0 || msg.Type == rtmp.TypeCommandAMF3 {
+		cmd, err := rtmp.DecodeCommand(msg.Type, msg.Body)
 		if err != nil {
 			return false, err
 		}
 		return ss.command(ctx, cmd)
-	case flv.TypeAudio, flv.TypeVideo, typeDataAMF0, typeDataAMF3:
-		if ss.pub == nil {
-			return false, nil // media before publish: ignore, as SRS does
-		}
-		typ, body := msg.Type, msg.Body
-		if typ == typeDataAMF3 {
-			if len(body) == 0 {
-				return false, nil
-			}
-			typ, body = typeDataAMF0, body[1:]
-		}
-		ss.pub.Write(typ, msg.Timestamp, body)
+	}
+	// Media before publish is ignored, as SRS does.
+	if t, ok := rtmp.MediaTag(msg); ok && ss.pub != nil {
+		ingest.Write(ss.pub, t)
 	}
 	return false, nil
 }
 
-func (ss *session) command(ctx context.Context, cmd *Command) (bool, error) {
+func (ss *session) command(ctx context.Context, cmd *rtmp.Command) (bool, error) {
 	switch cmd.Name {
 	case "connect":
 		return false, ss.connect(cmd)
 	case "createStream":
-		return false, ss.reply(cmd, nil, float64(mediaStreamID))
+		return false, ss.reply(cmd, nil, float64(rtmp.MediaStreamID))
 	case "releaseStream", "FCPublish", "FCUnpublish":
 		// Flash Media Encoder's calls around publish: acknowledged, as SRS does.
 		return false, ss.replyIfAsked(cmd, amf0.Undefined{})
@@ -246,7 +253,7 @@ func (ss *session) command(ctx context.Context, cmd *Command) (bool, error) {
 	case "FCSubscribe":
 		// Akamai-style live subscription (librtmp sends it with --live): FMS answers
 		// onFCSubscribe; the play that follows does the work.
-		msg, err := command(csidCommand, 0, "onFCSubscribe", float64(0), nil, status("status", "NetStream.Play.Start", "Subscribed."))
+		msg, err := rtmp.EncodeCommand(rtmp.CSIDCommand, 0, "onFCSubscribe", float64(0), nil, rtmp.Status("status", "NetStream.Play.Start", "Subscribed."))
 		if err == nil {
 			err = ss.send(msg)
 		}
@@ -265,7 +272,7 @@ func (ss *session) command(ctx context.Context, cmd *Command) (bool, error) {
 	return false, nil
 }
 
-func (ss *session) connect(cmd *Command) error {
+func (ss *session) connect(cmd *rtmp.Command) error {
 	if ss.app != "" {
 		return errors.New("second connect command")
 	}
@@ -278,19 +285,19 @@ func (ss *session) connect(cmd *Command) error {
 	}
 	ss.app = app
 	ss.log = ss.log.With(zap.String("app", app))
-	if err := ss.send(windowAckSize(defaultWindowAck), peerBandwidth(defaultWindowAck), setChunkSize(outChunkSize)); err != nil {
+	if err := ss.send(rtmp.WindowAckSize(rtmp.DefaultWindowAck), rtmp.PeerBandwidth(rtmp.DefaultWindowAck), rtmp.SetChunkSize(rtmp.OutChunkSize)); err != nil {
 		return err
 	}
 	ss.wmu.Lock()
-	ss.outChunk = outChunkSize
+	ss.SetOutChunkSize(rtmp.OutChunkSize)
 	ss.wmu.Unlock()
 	return ss.reply(cmd,
 		amf0.Object{{Key: "fmsVer", Value: "FMS/3,5,3,888"}, {Key: "capabilities", Value: float64(127)}, {Key: "mode", Value: float64(1)}},
-		append(status("status", "NetConnection.Connect.Success", "Connection succeeded."), amf0.Entry{Key: "objectEncoding", Value: float64(0)}))
+		append(rtmp.Status("status", "NetConnection.Connect.Success", "Connection succeeded."), amf0.Entry{Key: "objectEncoding", Value: float64(0)}))
 }
 
 // streamName splits the publish/play argument into name and the query kept for auth.
-func (ss *session) streamName(cmd *Command) error {
+func (ss *session) streamName(cmd *rtmp.Command) error {
 	if ss.app == "" {
 		return fmt.Errorf("%s before connect", cmd.Name)
 	}
@@ -310,7 +317,7 @@ func (ss *session) streamName(cmd *Command) error {
 	return nil
 }
 
-func (ss *session) publish(ctx context.Context, cmd *Command) error {
+func (ss *session) publish(ctx context.Context, cmd *rtmp.Command) error {
 	if err := ss.streamName(cmd); err != nil {
 		return err
 	}
@@ -321,28 +328,28 @@ func (ss *session) publish(ctx context.Context, cmd *Command) error {
 		pub, unpublish, err = ss.srv.Router.Publish(ctx, ss.app, ss.name, ss.query, ss.remote)
 	}
 	if err != nil {
-		msg, merr := onStatus("error", publishStatus(err), err.Error())
+		msg, merr := rtmp.OnStatus("error", publishStatus(err), err.Error())
 		if merr == nil {
 			ss.send(msg)
 		}
 		return fmt.Errorf("publish refused: %w", err)
 	}
 	ss.pub, ss.unpublish = pub, unpublish
-	ss.r.SetLimits(mediaLimits)
+	ss.ChunkReader().SetLimits(mediaLimits)
 	// Fencing: a node that loses the stream closes the publisher's connection.
 	pub.OnKick(func(error) { ss.conn.Close() })
 	ss.log.Info("publish start")
-	if err := ss.send(userControl(userStreamBegin, mediaStreamID)); err != nil {
+	if err := ss.send(rtmp.UserControl(rtmp.UserStreamBegin, rtmp.MediaStreamID)); err != nil {
 		return err
 	}
-	msg, err := onStatus("status", "NetStream.Publish.Start", "Start publishing.")
+	msg, err := rtmp.OnStatus("status", "NetStream.Publish.Start", "Start publishing.")
 	if err != nil {
 		return err
 	}
 	return ss.send(msg)
 }
 
-func (ss *session) play(ctx context.Context, cmd *Command) error {
+func (ss *session) play(ctx context.Context, cmd *rtmp.Command) error {
 	if err := ss.streamName(cmd); err != nil {
 		return err
 	}
@@ -361,17 +368,17 @@ func (ss *session) play(ctx context.Context, cmd *Command) error {
 	if err != nil {
 		return ss.playFailed(err)
 	}
-	msgs := []*chunk.Message{userControl(userStreamBegin, mediaStreamID)}
+	msgs := []*chunk.Message{rtmp.UserControl(rtmp.UserStreamBegin, rtmp.MediaStreamID)}
 	for _, st := range [][2]string{{"NetStream.Play.Reset", "Playing and resetting."}, {"NetStream.Play.Start", "Started playing."}} {
-		m, err := onStatus("status", st[0], st[1])
+		m, err := rtmp.OnStatus("status", st[0], st[1])
 		if err != nil {
 			player.Close()
 			return err
 		}
 		msgs = append(msgs, m)
 	}
-	access, _ := command(csidStatus, mediaStreamID, "|RtmpSampleAccess", true, true)
-	access.Type = typeDataAMF0
+	access, _ := rtmp.EncodeCommand(rtmp.CSIDStatus, rtmp.MediaStreamID, "|RtmpSampleAccess", true, true)
+	access.Type = rtmp.TypeDataAMF0
 	msgs = append(msgs, access)
 	if err := ss.send(msgs...); err != nil {
 		player.Close()
@@ -410,7 +417,7 @@ func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
 		}
 		var n int64
 		ss.wmu.Lock()
-		n, err = ss.writeTags(batch)
+		n, err = ss.WriteTags(batch)
 		ss.wmu.Unlock()
 		clear(batch)
 		p.Sent(int(n))
@@ -426,7 +433,7 @@ func (ss *session) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
 		return 0, media.SinkBusy, nil // a reply or ping answer is going out
 	}
 	defer ss.wmu.Unlock()
-	return ss.tryWriteTags(tags)
+	return ss.TryWriteTags(tags)
 }
 
 // admit runs admission for a client's publish or play (check), once per session: the
@@ -462,7 +469,7 @@ func (ss *session) client() admit.Client {
 
 // playFailed tells the player why its play was refused, then ends the session.
 func (ss *session) playFailed(err error) error {
-	if msg, merr := onStatus("error", "NetStream.Play.Failed", err.Error()); merr == nil {
+	if msg, merr := rtmp.OnStatus("error", "NetStream.Play.Failed", err.Error()); merr == nil {
 		ss.send(msg)
 	}
 	return fmt.Errorf("play refused: %w", err)
@@ -481,16 +488,16 @@ func (ss *session) playFailed(err error) error {
 //
 // A status a master answered a relayed publish with is handed on as it came.
 func publishStatus(err error) string {
-	var st *StatusError
+	var st *rtmp.StatusError
 	var ne net.Error
 	switch {
 	case errors.As(err, &st) && st.Code != "":
 		return st.Code
 	case errors.Is(err, media.ErrBusy):
 		return "NetStream.Publish.BadName"
-	case errors.Is(err, ErrNotAuthorized), admit.IsDenied(err):
+	case errors.Is(err, dataplane.ErrNotAuthorized), admit.IsDenied(err):
 		return "NetStream.Publish.Denied"
-	case errors.Is(err, ErrUnavailable), errors.Is(err, media.ErrTooManyStreams), errors.Is(err, media.ErrTooManyPublishes):
+	case errors.Is(err, dataplane.ErrUnavailable), errors.Is(err, media.ErrTooManyStreams), errors.Is(err, media.ErrTooManyPublishes):
 		return "NetStream.Publish.Unavailable"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "NetStream.Publish.Timeout"
@@ -499,15 +506,15 @@ func publishStatus(err error) string {
 }
 
 // replyIfAsked answers a call that carries a transaction id with _result, null and v.
-func (ss *session) replyIfAsked(cmd *Command, v any) error {
+func (ss *session) replyIfAsked(cmd *rtmp.Command, v any) error {
 	if cmd.TxID == 0 {
 		return nil
 	}
 	return ss.reply(cmd, nil, v)
 }
 
-func (ss *session) reply(cmd *Command, values ...any) error {
-	msg, err := command(csidCommand, 0, append([]any{"_result", cmd.TxID}, values...)...)
+func (ss *session) reply(cmd *rtmp.Command, values ...any) error {
+	msg, err := rtmp.EncodeCommand(rtmp.CSIDCommand, 0, append([]any{"_result", cmd.TxID}, values...)...)
 	if err != nil {
 		return err
 	}
@@ -518,7 +525,7 @@ func (ss *session) reply(cmd *Command, values ...any) error {
 func (ss *session) send(msgs ...*chunk.Message) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
-	return ss.write(msgs...)
+	return ss.Write(msgs...)
 }
 
 // finish logs the session's end and releases what it held.
@@ -542,11 +549,11 @@ func (ss *session) finish(err error) {
 		}
 	}
 	fields := []zap.Field{zap.Duration("duration", time.Since(ss.start))}
-	if ss.r != nil {
+	if r := ss.ChunkReader(); r != nil {
 		ss.wmu.Lock() // the fan-out may still be finishing a write to this player
-		out := ss.bytesOut()
+		out := ss.BytesOut()
 		ss.wmu.Unlock()
-		fields = append(fields, zap.Uint64("bytes_in", ss.r.Count()), zap.Uint64("bytes_out", out))
+		fields = append(fields, zap.Uint64("bytes_in", r.Count()), zap.Uint64("bytes_out", out))
 	}
 	kind := "connection"
 	switch {
@@ -591,7 +598,7 @@ func refusalReason(err error) string {
 		return "message too large"
 	case errors.Is(err, chunk.ErrBufferBudget), errors.Is(err, chunk.ErrChunkStreams), errors.Is(err, chunk.ErrProtocol):
 		return "chunk stream violation"
-	case errors.Is(err, errMalformed):
+	case errors.Is(err, rtmp.ErrMalformed):
 		return "malformed command"
 	case errors.Is(err, errHandshake):
 		return "bad handshake"

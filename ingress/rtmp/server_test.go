@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"peer/ingress/rtmp/chunk"
-	"peer/ingress/rtmp/handshake"
 	"peer/media"
 	"peer/media/amf0"
+	"peer/media/rtmp"
+	"peer/media/rtmp/chunk"
+	"peer/media/rtmp/handshake"
+	"peer/placement/dataplane"
 )
 
 // rawConn is a test client that writes chunks by hand after a real handshake.
@@ -43,30 +45,30 @@ func (c *rawConn) command(msid uint32, values ...any) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if _, err := c.Write(chunk.AppendMessage(nil, &chunk.Message{ChunkStreamID: 3, Type: typeCommandAMF0, StreamID: msid, Body: body}, chunk.DefaultChunkSize)); err != nil {
+	if _, err := c.Write(chunk.AppendMessage(nil, &chunk.Message{ChunkStreamID: 3, Type: rtmp.TypeCommandAMF0, StreamID: msid, Body: body}, chunk.DefaultChunkSize)); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
 // next returns the next command the server sent, applying its chunk size.
-func (c *rawConn) next() (chunk.Message, *Command, error) {
+func (c *rawConn) next() (chunk.Message, *rtmp.Command, error) {
 	for {
 		m, err := c.r.Read()
 		if err != nil {
 			return m, nil, err
 		}
 		switch m.Type {
-		case typeSetChunkSize:
+		case rtmp.TypeSetChunkSize:
 			c.r.SetChunkSize(uint32(m.Body[0])<<24 | uint32(m.Body[1])<<16 | uint32(m.Body[2])<<8 | uint32(m.Body[3]))
-		case typeCommandAMF0:
-			cmd, err := decodeCommand(m.Type, m.Body)
+		case rtmp.TypeCommandAMF0:
+			cmd, err := rtmp.DecodeCommand(m.Type, m.Body)
 			return m, cmd, err
 		}
 	}
 }
 
 // until reads commands until one named name.
-func (c *rawConn) until(name string) (chunk.Message, *Command) {
+func (c *rawConn) until(name string) (chunk.Message, *rtmp.Command) {
 	c.t.Helper()
 	for {
 		m, cmd, err := c.next()
@@ -107,7 +109,7 @@ func TestPlayerAnswers(t *testing.T) {
 	c.command(1, "play", 0.0, nil, "x", -2000.0)
 	m, st := c.until("onStatus")
 	info, _ := amf0.AsObject(st.Args[0])
-	if code, _ := info.GetString("code"); code != "NetStream.Play.Reset" || m.StreamID != mediaStreamID {
+	if code, _ := info.GetString("code"); code != "NetStream.Play.Reset" || m.StreamID != rtmp.MediaStreamID {
 		t.Fatalf("play status %q on message stream %d", code, m.StreamID)
 	}
 }
@@ -136,7 +138,7 @@ func TestNestedCommand(t *testing.T) {
 		body = append(body, 0x0a, 0, 0, 0, 1) // strict array of one
 	}
 	body = append(body, 5)
-	c.Write(chunk.AppendMessage(nil, &chunk.Message{ChunkStreamID: 3, Type: typeCommandAMF0, Body: body}, chunk.DefaultChunkSize))
+	c.Write(chunk.AppendMessage(nil, &chunk.Message{ChunkStreamID: 3, Type: rtmp.TypeCommandAMF0, Body: body}, chunk.DefaultChunkSize))
 	if _, err := io.Copy(io.Discard, c); err != nil {
 		t.Fatalf("connection not closed: %v", err)
 	}
@@ -145,26 +147,26 @@ func TestNestedCommand(t *testing.T) {
 
 func TestPublishStatus(t *testing.T) {
 	addr, _ := startServer(t)
-	first, err := DialPublish(context.Background(), addr, "live", "busy", 5*time.Second)
+	first, err := rtmp.DialPublish(context.Background(), addr, "live", "busy", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	_, err = DialPublish(context.Background(), addr, "live", "busy", 5*time.Second)
-	var st *StatusError
+	_, err = rtmp.DialPublish(context.Background(), addr, "live", "busy", 5*time.Second)
+	var st *rtmp.StatusError
 	if !errors.As(err, &st) || st.Code != "NetStream.Publish.BadName" {
 		t.Fatalf("second publisher: %v", err)
 	}
 
 	timeout := &net.OpError{Op: "dial", Err: timeoutErr{}}
 	for err, want := range map[error]string{
-		fmt.Errorf("x: %w", media.ErrBusy):                "NetStream.Publish.BadName",
-		fmt.Errorf("link: %w", ErrNotAuthorized):          "NetStream.Publish.Denied",
-		fmt.Errorf("%w: %w", ErrUnavailable, io.EOF):      "NetStream.Publish.Unavailable",
-		fmt.Errorf("relay: %w", context.DeadlineExceeded): "NetStream.Publish.Timeout",
-		fmt.Errorf("relay: %w", timeout):                  "NetStream.Publish.Timeout",
-		fmt.Errorf("master: %w", &StatusError{Code: "C"}): "C",
-		errors.New("disk on fire"):                        "NetStream.Failed",
+		fmt.Errorf("x: %w", media.ErrBusy):                     "NetStream.Publish.BadName",
+		fmt.Errorf("link: %w", dataplane.ErrNotAuthorized):     "NetStream.Publish.Denied",
+		fmt.Errorf("%w: %w", dataplane.ErrUnavailable, io.EOF): "NetStream.Publish.Unavailable",
+		fmt.Errorf("relay: %w", context.DeadlineExceeded):      "NetStream.Publish.Timeout",
+		fmt.Errorf("relay: %w", timeout):                       "NetStream.Publish.Timeout",
+		fmt.Errorf("master: %w", &rtmp.StatusError{Code: "C"}): "C",
+		errors.New("disk on fire"):                             "NetStream.Failed",
 	} {
 		if got := publishStatus(err); got != want {
 			t.Errorf("%v: %s, want %s", err, got, want)

@@ -1,6 +1,10 @@
 // Package flv holds the unit every media path shares: one RTMP media message serialized
 // once as a complete FLV tag. Players of every protocol read the same bytes, so a tag is
-// immutable after NewTag and never copied per player.
+// immutable after NewTag and never copied per player. Reader reads an FLV byte stream
+// (HTTP-FLV, a file) into tags, bounded against hostile lengths; media/ingest makes it
+// an ingest adapter.
+//
+// It is a leaf: the standard library only.
 package flv
 
 import "encoding/binary"

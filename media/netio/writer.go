@@ -41,9 +41,10 @@ type Writer struct {
 	tryErr  error
 }
 
-// keepVecs is the most vectors a writer's scratch keeps between writes: a player's
-// frames need a few; a start burst (a whole GOP) needs hundreds once.
-const keepVecs = 64
+// KeepVecs is the most vectors a writer's scratch keeps between writes: a player's
+// frames need a few; a start burst (a whole GOP) needs hundreds once. Writers that
+// build vectors for a Writer (RTMP's chunking) keep theirs by the same bound.
+const KeepVecs = 64
 
 // New writes to conn; blocking writes give up after timeout without progress.
 func New(conn net.Conn, timeout time.Duration) *Writer {
@@ -195,13 +196,13 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 
 // trim lets the scratch of a burst go once it is written.
 func (w *Writer) trim() {
-	if cap(w.vecs) > keepVecs {
+	if cap(w.vecs) > KeepVecs {
 		w.vecs = nil
 	}
-	if cap(w.store) > keepVecs {
+	if cap(w.store) > KeepVecs {
 		w.store, w.pending = nil, nil
 	}
-	if cap(w.join) > keepVecs {
+	if cap(w.join) > KeepVecs {
 		w.join = nil
 	}
 }

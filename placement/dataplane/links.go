@@ -10,8 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"peer/ingress/rtmp"
 	"peer/media"
+	"peer/media/ingest"
+	"peer/media/rtmp"
 	"peer/membership"
 	"peer/placement"
 )
@@ -332,13 +333,7 @@ func (l *links) pullFrom(ctx context.Context, c *rtmp.Client, app, name, origin 
 	defer stop()
 	l.r.Log.Info("edge pull up", zap.String("stream", app+"/"+name), zap.String("origin", origin))
 	defer l.r.gauges.pull.connected()()
-	for {
-		msg, err := c.ReadMedia()
-		if err != nil {
-			return err
-		}
-		pub.Write(msg.Type, msg.Timestamp, msg.Body)
-	}
+	return ingest.Pump(c, pub)
 }
 
 // origins orders the stream's master and replicas for this node: a rendezvous hash

@@ -10,9 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"peer/ingress/rtmp"
 	"peer/media"
 	"peer/media/flv"
+	"peer/media/rtmp"
 	"peer/placement"
 )
 

@@ -2,6 +2,9 @@
 // node-to-node links the placement asks for: relays from an ingress to a stream's
 // master, forwards from the master to its replicas, and edge pulls. It is what replaces
 // the seed's haproxy/nginx tier and its hand-written forward/edge configuration.
+//
+// It may import placement, membership, the media core, media/ingest and media/rtmp (the
+// RTMP client its links dial with), and leaves; never ingress/*.
 package dataplane
 
 import (
@@ -16,14 +19,22 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
-	"peer/ingress/rtmp"
 	"peer/media"
 	"peer/placement"
 )
 
+// Publish refusals the Router wraps (%w) so that a server tells its client why (the RTMP
+// server's onStatus codes).
+var (
+	// ErrNotAuthorized: the publish's credentials (a link's signature) do not hold.
+	ErrNotAuthorized = errors.New("not authorized")
+	// ErrUnavailable: the stream cannot be placed (no placement leader, not placed).
+	ErrUnavailable = errors.New("cluster unavailable")
+)
+
 // ErrLinkRefused refuses a node-to-node link whose signature or role does not hold; the
 // RTMP client gets NetStream.Publish.Denied.
-var ErrLinkRefused = fmt.Errorf("cluster link refused: %w", rtmp.ErrNotAuthorized)
+var ErrLinkRefused = fmt.Errorf("cluster link refused: %w", ErrNotAuthorized)
 
 // Router routes one node's publishes and players over the cluster.
 type Router struct {
@@ -130,7 +141,7 @@ func (r *Router) acquire(ctx context.Context, stream string) (placement.Assignme
 			return a, nil
 		}
 		if ctx.Err() != nil {
-			return a, fmt.Errorf("%w: placement: %w", rtmp.ErrUnavailable, err)
+			return a, fmt.Errorf("%w: placement: %w", ErrUnavailable, err)
 		}
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)

@@ -7,56 +7,67 @@ import (
 	"net"
 	"time"
 
-	"peer/ingress/rtmp/chunk"
 	"peer/media"
 	"peer/media/flv"
 	"peer/media/netio"
+	"peer/media/rtmp/chunk"
 )
 
-// wire is one RTMP connection after the handshake: the chunk reader, and control and
-// command messages chunked into a buffer that flush sends. Every write goes through one
+// Wire is one RTMP connection after the handshake: the chunk reader, and control and
+// command messages chunked into a buffer that Flush sends. Every write goes through one
 // netio.Writer, so media a nonblocking write left behind goes out before anything else.
-// Server sessions and clients share it; callers serialize writes.
-type wire struct {
+// Server sessions and clients share it; callers serialize writes. The zero Wire is
+// ready for Init.
+type Wire struct {
 	conn     net.Conn
 	r        *chunk.Reader
 	out      []byte // chunks of control and command messages not yet sent
 	outChunk int    // chunk size of the messages in out
 	vec      *netio.Writer
 	otherOut uint64 // bytes of control and command messages sent
-	mediaOut uint64 // media bytes sent (writeTags, tryWriteTags)
+	mediaOut uint64 // media bytes sent (WriteTags, TryWriteTags)
 	iov      [][]byte
 	scratch  []byte // chunk headers of the media being written
 }
 
-// init sets up the chunk layers with the reader's limits; ack sends an acknowledgement
-// when the peer's window fills (it must take whatever lock guards writes).
-func (c *wire) init(conn net.Conn, writeTimeout time.Duration, limits chunk.Limits, ack func(uint32) error) {
+// Init sets up the chunk layers of conn with the reader's limits; writes that make no
+// progress for writeTimeout fail. ack sends an acknowledgement when the peer's window
+// fills (it must take whatever lock guards writes).
+func (c *Wire) Init(conn net.Conn, writeTimeout time.Duration, limits chunk.Limits, ack func(uint32) error) {
 	c.conn = conn
 	c.vec = netio.New(conn, writeTimeout)
 	c.r = chunk.NewReader(netio.NewReader(conn), limits, ack)
 	c.outChunk = chunk.DefaultChunkSize
 }
 
-// write chunks messages into the buffer and flushes it.
-func (c *wire) write(msgs ...*chunk.Message) error {
+// ChunkReader is the connection's chunk reader (nil before Init): read messages, and
+// set its limits and count its bytes.
+func (c *Wire) ChunkReader() *chunk.Reader { return c.r }
+
+// SetOutChunkSize sets the chunk size of the messages written from now on; the peer
+// must have been told with SetChunkSize.
+func (c *Wire) SetOutChunkSize(n int) { c.outChunk = n }
+
+// Write chunks messages into the buffer and flushes it.
+func (c *Wire) Write(msgs ...*chunk.Message) error {
 	for _, m := range msgs {
 		c.out = chunk.AppendMessage(c.out, m, c.outChunk)
 	}
-	return c.flush()
+	return c.Flush()
 }
 
-// bytesOut is every byte sent on the connection after the handshake.
-func (c *wire) bytesOut() uint64 { return c.otherOut + c.mediaOut }
+// BytesOut is every byte sent on the connection after the handshake.
+func (c *Wire) BytesOut() uint64 { return c.otherOut + c.mediaOut }
 
-func (c *wire) flush() error {
+// Flush sends media left pending and the buffered messages.
+func (c *Wire) Flush() error {
 	_, err := c.flushMedia()
 	return err
 }
 
 // flushMedia sends media left pending and then the buffered messages; it returns the
 // media bytes among them.
-func (c *wire) flushMedia() (int64, error) {
+func (c *Wire) flushMedia() (int64, error) {
 	c.iov = c.iov[:0]
 	if len(c.out) > 0 {
 		c.iov = append(c.iov, c.out)
@@ -69,12 +80,12 @@ func (c *wire) flushMedia() (int64, error) {
 	return media, err
 }
 
-// control applies a protocol control message (chunk size, window, abort, ping; acks and
+// Control applies a protocol control message (chunk size, window, abort, ping; acks and
 // peer bandwidth need nothing) and reports whether msg was one. send answers pings.
-func (c *wire) control(msg *chunk.Message, send func(*chunk.Message) error) (bool, error) {
+func (c *Wire) Control(msg *chunk.Message, send func(*chunk.Message) error) (bool, error) {
 	body := msg.Body
 	switch msg.Type {
-	case typeSetChunkSize:
+	case TypeSetChunkSize:
 		if len(body) < 4 {
 			return true, errors.New("short SetChunkSize")
 		}
@@ -93,7 +104,7 @@ func (c *wire) control(msg *chunk.Message, send func(*chunk.Message) error) (boo
 		}
 	case typeUserControl:
 		if len(body) >= 6 && binary.BigEndian.Uint16(body) == userPingRequest {
-			return true, send(userControl(userPingResponse, binary.BigEndian.Uint32(body[2:])))
+			return true, send(UserControl(userPingResponse, binary.BigEndian.Uint32(body[2:])))
 		}
 	case typeAck, typeSetPeerBW:
 	default:
@@ -102,17 +113,18 @@ func (c *wire) control(msg *chunk.Message, send func(*chunk.Message) error) (boo
 	return true, nil
 }
 
-// Chunk streams of media written by writeTags, apart from those of commands.
+// Chunk streams of media written by WriteTags, apart from those of commands.
 const (
 	csidAudio = 4
 	csidVideo = 6
 	csidData  = 8
 )
 
-// writeTags sends tags as RTMP messages on the media stream with one writev, blocking.
-// Each message is a type-0 chunk header and type-3 continuation headers around slices of
-// the tag's own bytes: the payload shared by every player is never copied.
-func (c *wire) writeTags(tags []*flv.Tag) (int64, error) {
+// WriteTags sends tags as RTMP messages on the media stream with one writev, blocking,
+// and returns the media bytes sent (a rest TryWriteTags left pending included). Each
+// message is a type-0 chunk header and type-3 continuation headers around slices of the
+// tag's own bytes: the payload shared by every player is never copied.
+func (c *Wire) WriteTags(tags []*flv.Tag) (int64, error) {
 	flushed, err := c.flushMedia() // first: pending bytes point into scratch
 	if err != nil || len(tags) == 0 {
 		return flushed, err
@@ -120,19 +132,16 @@ func (c *wire) writeTags(tags []*flv.Tag) (int64, error) {
 	c.chunkTags(tags)
 	n, err := c.vec.Write(c.iov)
 	c.mediaOut += uint64(n)
-	if cap(c.iov) > keepVecs { // a start burst: let its scratch go
+	if cap(c.iov) > netio.KeepVecs { // a start burst: let its scratch (vectors, their chunk headers) go
 		c.iov, c.scratch = nil, nil
 	}
 	return flushed + n, err
 }
 
-// keepVecs is the most vectors (and their chunk headers) kept between writes.
-const keepVecs = 64
-
-// tryWriteTags is writeTags without blocking, for a media.Sink: what the socket does
-// not take stays pending for the player's goroutine (writeTags sends it first). With
+// TryWriteTags is WriteTags without blocking, for a media.Sink: what the socket does
+// not take stays pending for the player's goroutine (WriteTags sends it first). With
 // something already pending it writes nothing and reports the connection busy.
-func (c *wire) tryWriteTags(tags []*flv.Tag) (int, media.SinkResult, error) {
+func (c *Wire) TryWriteTags(tags []*flv.Tag) (int, media.SinkResult, error) {
 	if c.vec.Pending() {
 		return 0, media.SinkBusy, nil
 	}
@@ -142,10 +151,10 @@ func (c *wire) tryWriteTags(tags []*flv.Tag) (int, media.SinkResult, error) {
 	return n, media.WriteResult(complete), err
 }
 
-func (c *wire) chunkTags(tags []*flv.Tag) {
+func (c *Wire) chunkTags(tags []*flv.Tag) {
 	c.iov, c.scratch = c.iov[:0], c.scratch[:0]
 	for _, t := range tags {
-		c.iov, c.scratch = appendChunks(c.iov, c.scratch, t, outChunkSize)
+		c.iov, c.scratch = appendChunks(c.iov, c.scratch, t, OutChunkSize)
 	}
 }
 
@@ -163,7 +172,7 @@ func appendChunks(iov [][]byte, scratch []byte, t *flv.Tag, chunkSize int) ([][]
 	ts := uint32(t.Time)
 	start := len(scratch)
 	n := len(body)
-	scratch = chunk.AppendHeader(scratch, uint32(csid), ts, n, t.Type, mediaStreamID)
+	scratch = chunk.AppendHeader(scratch, uint32(csid), ts, n, t.Type, MediaStreamID)
 	iov = append(iov, scratch[start:len(scratch):len(scratch)])
 	for off := 0; off < n; off += chunkSize {
 		if off > 0 {

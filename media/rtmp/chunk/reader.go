@@ -6,6 +6,8 @@
 // of it that arrived (never with the length its header announces), a message larger
 // than the current limit is refused at its first header, and the number of chunk
 // streams and the bytes held for them per connection are capped.
+//
+// It is a leaf: the standard library only.
 package chunk
 
 import (

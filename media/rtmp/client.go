@@ -7,18 +7,20 @@ import (
 	"net"
 	"time"
 
-	"peer/ingress/rtmp/chunk"
-	"peer/ingress/rtmp/handshake"
 	"peer/media"
 	"peer/media/amf0"
 	"peer/media/flv"
+	"peer/media/ingest"
+	"peer/media/rtmp/chunk"
+	"peer/media/rtmp/handshake"
 )
 
 // Client is an RTMP client connection that either publishes or plays one stream. The
 // cluster's links (relay to a master, forward to replicas, edge pull) use it; one
 // goroutine drives it.
 type Client struct {
-	wire
+	w       Wire
+	conn    net.Conn
 	timeout time.Duration
 	txID    float64
 }
@@ -77,18 +79,18 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	// The server may be any RTMP server: media limits from the start.
-	c.init(c.conn, c.timeout, chunk.DefaultLimits, func(n uint32) error { return c.write(ack(n)) })
-	if err := c.write(setChunkSize(outChunkSize)); err != nil {
+	c.w.Init(c.conn, c.timeout, chunk.DefaultLimits, func(n uint32) error { return c.w.Write(Ack(n)) })
+	if err := c.w.Write(SetChunkSize(OutChunkSize)); err != nil {
 		return err
 	}
-	c.outChunk = outChunkSize
+	c.w.SetOutChunkSize(OutChunkSize)
 	tcURL := "rtmp://" + addr + "/" + app
-	if _, err := c.call(csidCommand, 0, "connect", amf0.Object{
+	if _, err := c.call(CSIDCommand, 0, "connect", amf0.Object{
 		{Key: "app", Value: app}, {Key: "type", Value: "nonprivate"}, {Key: "flashVer", Value: "FMLE/3.0 (compatible; peer)"},
 		{Key: "tcUrl", Value: tcURL}}); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	if _, err := c.call(csidCommand, 0, "createStream", nil); err != nil {
+	if _, err := c.call(CSIDCommand, 0, "createStream", nil); err != nil {
 		return fmt.Errorf("createStream: %w", err)
 	}
 	name, args := "play", []any{stream, float64(-2000)}
@@ -96,11 +98,11 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 	if publish {
 		name, args, want = "publish", []any{stream, "live"}, "NetStream.Publish.Start"
 	}
-	msg, err := command(csidStatus+3, mediaStreamID, append([]any{name, float64(0), nil}, args...)...)
+	msg, err := EncodeCommand(CSIDStatus+3, MediaStreamID, append([]any{name, float64(0), nil}, args...)...)
 	if err != nil {
 		return err
 	}
-	if err := c.write(msg); err != nil {
+	if err := c.w.Write(msg); err != nil {
 		return err
 	}
 	for {
@@ -128,11 +130,11 @@ func (c *Client) start(addr, app, stream string, publish bool) error {
 func (c *Client) call(csid byte, streamID uint32, name string, obj any, args ...any) (*Command, error) {
 	c.txID++
 	tx := c.txID
-	msg, err := command(csid, streamID, append([]any{name, tx, obj}, args...)...)
+	msg, err := EncodeCommand(csid, streamID, append([]any{name, tx, obj}, args...)...)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.write(msg); err != nil {
+	if err := c.w.Write(msg); err != nil {
 		return nil, err
 	}
 	for {
@@ -159,8 +161,8 @@ func (c *Client) readCommand() (*Command, error) {
 		if err != nil {
 			return nil, err
 		}
-		if msg.Type == typeCommandAMF0 || msg.Type == typeCommandAMF3 {
-			return decodeCommand(msg.Type, msg.Body)
+		if msg.Type == TypeCommandAMF0 || msg.Type == TypeCommandAMF3 {
+			return DecodeCommand(msg.Type, msg.Body)
 		}
 	}
 }
@@ -170,11 +172,11 @@ func (c *Client) readCommand() (*Command, error) {
 func (c *Client) read() (chunk.Message, error) {
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(c.timeout))
-		msg, err := c.r.Read()
+		msg, err := c.w.r.Read()
 		if err != nil {
 			return msg, err
 		}
-		handled, err := c.control(&msg, func(m *chunk.Message) error { return c.write(m) })
+		handled, err := c.w.Control(&msg, func(m *chunk.Message) error { return c.w.Write(m) })
 		if err != nil {
 			return msg, err
 		}
@@ -193,10 +195,10 @@ func (c *Client) ReadMedia() (chunk.Message, error) {
 			return msg, err
 		}
 		switch msg.Type {
-		case flv.TypeAudio, flv.TypeVideo, typeDataAMF0:
+		case flv.TypeAudio, flv.TypeVideo, TypeDataAMF0:
 			return msg, nil
-		case typeCommandAMF0, typeCommandAMF3:
-			if cmd, err := decodeCommand(msg.Type, msg.Body); err == nil && cmd.Name == "onStatus" && len(cmd.Args) > 0 {
+		case TypeCommandAMF0, TypeCommandAMF3:
+			if cmd, err := DecodeCommand(msg.Type, msg.Body); err == nil && cmd.Name == "onStatus" && len(cmd.Args) > 0 {
 				info, _ := amf0.AsObject(cmd.Args[0])
 				if code, _ := info.GetString("code"); code == "NetStream.Play.Stop" || code == "NetStream.Play.UnpublishNotify" {
 					return chunk.Message{}, fmt.Errorf("upstream ended: %s", code)
@@ -206,10 +208,21 @@ func (c *Client) ReadMedia() (chunk.Message, error) {
 	}
 }
 
+// ReadTag is the RTMP adapter of a playing client (ingest.Reader): the next media
+// message as a tag, its Data valid until the next ReadTag.
+func (c *Client) ReadTag() (ingest.Tag, error) {
+	msg, err := c.ReadMedia()
+	if err != nil {
+		return ingest.Tag{}, err
+	}
+	t, _ := MediaTag(&msg) // ReadMedia returns media only
+	return t, nil
+}
+
 // WriteTags publishes tags with one write, straight from their shared bytes, and
 // returns the media bytes sent (a rest TryWrite left pending included).
 func (c *Client) WriteTags(tags []*flv.Tag) (int64, error) {
-	return c.writeTags(tags)
+	return c.w.WriteTags(tags)
 }
 
 // TryWrite makes a publishing client a media.Sink: the stream's fan-out writes to the
@@ -218,7 +231,7 @@ func (c *Client) WriteTags(tags []*flv.Tag) (int64, error) {
 // The player's writer handoff keeps the two from writing at once; a publishing client
 // writes nothing else.
 func (c *Client) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
-	return c.tryWriteTags(tags)
+	return c.w.TryWriteTags(tags)
 }
 
 // Close ends the connection.

@@ -8,6 +8,8 @@
 // in its own scheme. The digest sits at an offset derived from four bytes of the packet,
 // in one of two layouts ("schemas"): after the 8-byte time/version header, or after a
 // 764-byte key block.
+//
+// It is a leaf: the standard library only.
 package handshake
 
 import (
