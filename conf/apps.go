@@ -25,6 +25,8 @@ type AppSettings struct {
 	GOPCacheTime *time.Duration `flag:"gop-cache-time"`
 	PlayerQueue  *int           `flag:"player-queue"`
 	MergeWrite   *time.Duration `flag:"merge-write"`
+	Pull         *string        `flag:"pull"`
+	PullIdle     *time.Duration `flag:"pull-idle"`
 
 	TokenPublishKey *string        `flag:"token-publish-key"`
 	TokenPlayKey    *string        `flag:"token-play-key"`

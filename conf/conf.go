@@ -52,6 +52,8 @@ type Node struct {
 	PlayerQueue    int           `help:"Tags a player may lag behind before it skips to the next keyframe." default:"1024" env:"PEER_PLAYER_QUEUE"`
 	GOPCacheTime   time.Duration `help:"Longest GOP kept for players' fast start: a longer one is dropped until the next keyframe (an audio-only stream keeps its last 2 s of audio, at most this)." default:"30s" env:"PEER_GOP_CACHE_TIME"`
 	MergeWrite     time.Duration `help:"Gather this much media per write to a player (SRS mw_latency): fewer, larger writes for big audiences, at the price of that much latency (0: every video frame)." default:"0s" env:"PEER_MERGE_WRITE"`
+	Pull           string        `help:"Where a stream nobody publishes is pulled from when a player asks for it (nginx-rtmp pull, SRS ingest): an http(s):// HTTP-FLV or rtmp:// URL in which {app} and {stream} stand for the player's, e.g. http://upstream:8080/{app}/{stream}.flv; usually set per app in the config file's apps: section. The node the player reached publishes it as a user's publish would be." env:"PEER_PULL"`
+	PullIdle       time.Duration `help:"A pulled stream (--pull) that has had no players this long stops being pulled." default:"30s" env:"PEER_PULL_IDLE"`
 	IOTimeout      time.Duration `help:"Longest silence from a publisher or a client in its command phase." default:"20s" env:"PEER_IO_TIMEOUT"`
 	WriteTimeout   time.Duration `help:"Longest a write to a client may block." default:"10s" env:"PEER_WRITE_TIMEOUT"`
 

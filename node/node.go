@@ -101,7 +101,11 @@ func New(cfg conf.Node, log *zap.Logger, seeds []string) (*Node, error) {
 		n.closeListeners()
 		return nil, err
 	}
-	n.router = &dataplane.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route")}
+	n.router = &dataplane.Router{Hub: n.hub, RelayHub: n.relayHub, Cluster: n.cluster, Key: cfg.ClusterKey, MaxPlayers: cfg.MaxPlayers, Log: log.Named("route"),
+		Pull: func(app string) dataplane.PullConfig {
+			c := cfg.ForApp(app)
+			return dataplane.PullConfig{URL: c.Pull, Idle: c.PullIdle, Silence: cfg.IOTimeout}
+		}}
 	n.admit = adm
 	n.rtmp = &rtmp.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("rtmp"), IOTimeout: cfg.IOTimeout, WriteTimeout: cfg.WriteTimeout}
 	n.web = &web.Server{Hub: n.hub, Router: n.router, Admit: adm, Limit: n.limit, Log: log.Named("http"), Version: Version, NodeName: cfg.Name,

@@ -47,13 +47,17 @@ type Router struct {
 	DialTimeout time.Duration
 	// MaxPlayers: past this many local players, new HTTP players are redirected.
 	MaxPlayers int
+	// Pull, when set, is where the streams of an app that no node publishes are pulled
+	// from (pull.go).
+	Pull func(app string) PullConfig
 
-	auth    *linkAuth
-	refused *ratelog.Limiter // refused links, logged at a bounded rate
-	links   *links
-	masters masters    // user publishers mastered here (degraded.go)
-	gauges  linkGauges // links by kind and state, read by LinkStats
-	once    sync.Once
+	auth      *linkAuth
+	refused   *ratelog.Limiter // refused links, logged at a bounded rate
+	links     *links
+	upstreams *upstreams
+	masters   masters    // user publishers mastered here (degraded.go)
+	gauges    linkGauges // links by kind and state, read by LinkStats
+	once      sync.Once
 }
 
 func (r *Router) init() {
@@ -64,13 +68,18 @@ func (r *Router) init() {
 			r.DialTimeout = 3 * time.Second
 		}
 		r.links = newLinks(r)
+		r.upstreams = &upstreams{running: map[string]bool{}}
 	})
 }
 
 // Run keeps the links in line with placement until ctx ends.
 func (r *Router) Run(ctx context.Context) {
 	r.init()
+	r.upstreams.mu.Lock()
+	r.upstreams.ctx = ctx
+	r.upstreams.mu.Unlock()
 	r.links.run(ctx)
+	r.upstreams.wg.Wait()
 }
 
 func (r *Router) self() string { return r.Cluster.Self() }
@@ -199,7 +208,8 @@ func (r *Router) acceptLink(app, name, remote string, c linkClaim) (*media.Publi
 }
 
 // Play prepares this node to serve app/name: a stream it does not hold makes it join the
-// stream's edge set and pull it. Players are always served locally (they wait for the
+// stream's edge set and pull it; a stream no node publishes, of an app with an upstream
+// (Pull), is pulled from there. Players are always served locally (they wait for the
 // pull or the publisher). internal marks another node's edge pull, which also gets HLS
 // cut markers.
 func (r *Router) Play(app, name, query string) (internal bool, err error) {
@@ -222,6 +232,7 @@ func (r *Router) Play(app, name, query string) (internal bool, err error) {
 		return true, nil
 	}
 	r.links.trigger()
+	r.pullUpstream(app, name)
 	return false, nil
 }
 
