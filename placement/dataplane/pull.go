@@ -191,7 +191,9 @@ func dialUpstream(ctx context.Context, src string, silence time.Duration) (inges
 		}
 		body := &silenceReader{r: resp.Body, timer: time.AfterFunc(silence, func() { resp.Body.Close() }), silence: silence}
 		var once sync.Once
-		return ingest.NewFLV(body), func() { once.Do(func() { body.timer.Stop(); resp.Body.Close() }) }, nil
+		return ingest.NewFLV(body), func() {
+			once.Do(func() { body.timer.Stop(); resp.Body.Close(); client.CloseIdleConnections() })
+		}, nil
 	}
 	return nil, nil, fmt.Errorf("pull %s: want an http://, https:// or rtmp:// URL", src)
 }
