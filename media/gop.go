@@ -61,6 +61,7 @@ func (s *Stream) cacheGOP(t *flv.Tag, control bool) {
 	g := &s.gop
 	switch {
 	case t.IsKeyframe():
+		s.prevKey, s.lastKey, s.keys = s.lastKey, t.Time, s.keys+1
 		// A control tag right before the keyframe stays: it starts the new GOP.
 		var c0 *flv.Tag
 		if c := g.tags(); len(c) > 0 && c[len(c)-1] == s.lastControl {

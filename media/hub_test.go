@@ -420,3 +420,60 @@ func TestRepointedRelayAlignsByContent(t *testing.T) {
 		t.Fatalf("unmatched relay: got %v", describe(got))
 	}
 }
+
+// TestCopySwitchKeepsNewTimelinesKeyframe: an edge's copy switches upstream after a
+// change of master. The new master's timeline (its replica had a little less than the
+// edge: a new publisher's first keyframe was placed just after the replica's last tag)
+// starts with a keyframe at or before the edge's last time. The catch-up drops only what
+// the stream holds: that keyframe is not in its GOP cache, so it and what follows go out.
+// Before, the keyframe and the frames up to the edge's last time were dropped and the
+// players got inter frames of the new timeline without its keyframe (a corrupt picture
+// until the next one). A replay of what the stream holds is still dropped.
+func TestCopySwitchKeepsNewTimelinesKeyframe(t *testing.T) {
+	h := testHub(t, 64)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	old, _ := h.Publish("live", "a", "node:n1", Copy)
+	old.Write(flv.TypeVideo, 0, avcSeq)
+	old.Write(flv.TypeVideo, 1000, frame(true, 1))
+	old.Write(flv.TypeVideo, 1040, frame(false, 2))
+	old.Write(flv.TypeVideo, 1080, frame(false, 3)) // the replica never got this one
+	old.Close()
+	if got, _, _ := nextWithin(pl, time.Second); len(got) == 0 || got[len(got)-1].Time != 1080 {
+		t.Fatalf("before the switch: %v", describe(got))
+	}
+	next, _ := h.Publish("live", "a", "node:n2", Copy)
+	next.Write(flv.TypeVideo, 0, avcSeq)
+	next.Write(flv.TypeVideo, 1000, frame(true, 1))  // the new master's GOP cache: the old timeline
+	next.Write(flv.TypeVideo, 1040, frame(false, 2)) // (held: dropped)
+	next.Write(flv.TypeVideo, 1041, frame(true, 7))  // a new publisher's keyframe, after the replica's last tag
+	next.Write(flv.TypeVideo, 1081, frame(false, 8))
+	next.Write(flv.TypeVideo, 1121, frame(false, 9))
+	got, _, _ := nextWithin(pl, time.Second)
+	var bodies []byte
+	for _, tg := range got {
+		bodies = append(bodies, tg.Data()[len(tg.Data())-1])
+	}
+	if string(bodies) != "\x07\x08\x09" || !got[0].IsKeyframe() {
+		t.Fatalf("after the switch: got %v, want the new keyframe at 1041 and its frames", describe(got))
+	}
+	next.Close()
+
+	// The same when the edge already has a keyframe the replica never got: the new
+	// timeline's keyframe lands in the GOP before the edge's latest.
+	old, _ = h.Publish("live", "a", "node:n2", Copy)
+	old.Write(flv.TypeVideo, 1161, frame(true, 10))
+	old.Write(flv.TypeVideo, 1201, frame(false, 11))
+	old.Write(flv.TypeVideo, 1241, frame(true, 12)) // the replica never got this one
+	old.Close()
+	nextWithin(pl, time.Second)
+	next, _ = h.Publish("live", "a", "node:n3", Copy)
+	next.Write(flv.TypeVideo, 1161, frame(true, 10)) // held: dropped
+	next.Write(flv.TypeVideo, 1202, frame(true, 13)) // new timeline
+	next.Write(flv.TypeVideo, 1242, frame(false, 14))
+	got, _, _ = nextWithin(pl, time.Second)
+	if len(got) != 2 || got[0].Time != 1202 || !got[0].IsKeyframe() {
+		t.Fatalf("after the second switch: got %v, want the new keyframe at 1202 and its frame", describe(got))
+	}
+	next.Close()
+}

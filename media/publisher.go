@@ -120,6 +120,15 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 		t = flv.NewTag(typ, timeMS+p.tl.offset, data)
 	}
 	at, ok := p.tl.place(t)
+	if !ok && t.IsKeyframe() && !s.holdsKeyframe(t) {
+		// A keyframe the stream does not hold, within the span its GOP cache covers:
+		// the source is on a new timeline (a new master's, whose first keyframe was
+		// placed after its replica's last tag, a little before the edge's). Dropping it
+		// by time, as the catch-up did, left the players inter frames without their
+		// keyframe; it goes out, and the catch-up ends.
+		p.tl.catching = false
+		at, ok = t.Time, true
+	}
 	if !ok {
 		return
 	}

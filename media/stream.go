@@ -27,22 +27,25 @@ type Stream struct {
 	// a write. Held for a whole Publisher.WriteAt; taken before mu, never inside it.
 	wmu sync.Mutex
 
-	mu          sync.Mutex
-	dead        bool // dropped from the hub (idle, shutdown): Publish and Play retry on a fresh stream
-	pub         *Publisher
-	meta        *flv.Tag
-	videoSeq    *flv.Tag
-	audioSeq    *flv.Tag
-	gop         gopCache
-	hasVideo    bool     // video was seen: the GOP cache and skipping players wait for keyframes
-	hasAudio    bool     // audio was seen (the FLV header's flags)
-	firstTime   int64    // media time of the first tag stored
-	lastControl *flv.Tag // the latest in-band control tag (a packager's segment in progress)
-	control     *flv.Tag // a control tag to send with the next tag (under wmu)
-	players     map[*Player]struct{}
-	lastTime    int64
-	hasTime     bool
-	lastRound   int64 // media time of the last fan-out that woke players (MergeWrite)
+	mu        sync.Mutex
+	dead      bool // dropped from the hub (idle, shutdown): Publish and Play retry on a fresh stream
+	pub       *Publisher
+	meta      *flv.Tag
+	videoSeq  *flv.Tag
+	audioSeq  *flv.Tag
+	gop       gopCache
+	hasVideo  bool  // video was seen: the GOP cache and skipping players wait for keyframes
+	hasAudio  bool  // audio was seen (the FLV header's flags)
+	firstTime int64 // media time of the first tag stored
+	// The latest two keyframes' times and how many were cached (holdsKeyframe).
+	lastKey, prevKey int64
+	keys             int
+	lastControl      *flv.Tag // the latest in-band control tag (a packager's segment in progress)
+	control          *flv.Tag // a control tag to send with the next tag (under wmu)
+	players          map[*Player]struct{}
+	lastTime         int64
+	hasTime          bool
+	lastRound        int64 // media time of the last fan-out that woke players (MergeWrite)
 	// vacantSince is when the publisher left (or the stream appeared without one); a
 	// stream vacant for the hub's IdleTimeout is dropped with its waiting players. Until
 	// then its packagers' state (an HLS window and numbering) survives a publisher restart.

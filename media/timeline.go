@@ -12,6 +12,8 @@ import (
 // an origin's relay re-pointed here) replays a little of what the stream already has,
 // from its GOP cache: those tags are dropped and it resumes with the first tag after the
 // stream's last one, which the players can decode since they have everything before it.
+// A keyframe in the replay that the stream does not hold ends the catch-up: the source
+// is on a new timeline (see Publisher.WriteAt).
 type timeline struct {
 	prevLast  int64 // the stream's last time when the publisher attached
 	prevHas   bool
@@ -82,4 +84,28 @@ func (s *Stream) timeOf(typ uint8, data []byte) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// holdsKeyframe reports whether the stream holds keyframe t, or cannot tell: t is in its
+// GOP cache (same body); or it is in the GOP before, which the cache no longer has (a
+// source a little behind the stream), and at that GOP's keyframe time (a source on the
+// stream's clock); or it is older still, or the cache is empty.
+func (s *Stream) holdsKeyframe(t *flv.Tag) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gop := s.gop.tags()
+	switch {
+	case len(gop) == 0:
+		return true
+	case t.Time < gop[0].Time && s.keys >= 2 && t.Time >= s.prevKey:
+		return t.Time == s.prevKey
+	case t.Time < gop[0].Time:
+		return true
+	}
+	for _, c := range gop {
+		if c.Type == t.Type && bytes.Equal(c.Data(), t.Data()) {
+			return true
+		}
+	}
+	return false
 }

@@ -45,9 +45,10 @@ func keyframeless(tb testing.TB, ms int64) []*flv.Tag {
 // TestSegmentCapWithoutKeyframes: a publisher that sends one keyframe and then only
 // inter frames cannot grow the open segment past its cap: the leader cuts there, says so
 // (once, rate-limited), and from then on packages the audio in segments of the usual
-// length until a keyframe comes.
+// length until a keyframe comes. (The cap is small here: the target cuts a segment
+// without keyframes after 2.4 s.)
 func TestSegmentCapWithoutKeyframes(t *testing.T) {
-	const capBytes = 256 << 10
+	const capBytes = 16 << 10
 	core, logs := observer.New(zap.WarnLevel)
 	m := New(Config{Fragment: time.Second, Window: 30, MaxSegmentBytes: capBytes}, zap.New(core))
 	defer m.Close()
@@ -77,15 +78,31 @@ func TestSegmentCapWithoutKeyframes(t *testing.T) {
 	}
 }
 
-// TestSegmentCapByTime: without a keyframe a segment still ends after MaxSegment, even
-// with no audio to cut at.
-func TestSegmentCapByTime(t *testing.T) {
+// TestSegmentCutAtTarget: without a keyframe (and without audio to cut at) a segment
+// still ends at its target, TARGETDURATION stays at twice the fragment (8 s here, not the
+// 40 s segments of the old duration cap), every EXTINF rounds to it, and the segments
+// after a forced cut continue the video instead of dropping it until a keyframe.
+func TestSegmentCutAtTarget(t *testing.T) {
 	m := New(Config{Fragment: 4 * time.Second, Window: 5}, nil)
 	defer m.Close()
 	feed(m, without(keyframeless(t, 60_000), flv.TypeAudio))
-	pl := decode(t, playlist(t, m))
-	if pl.Count() != 1 || pl.Segments[0].Duration != 40 {
-		t.Fatalf("want one segment of 40 s:\n%s", playlist(t, m))
+	p := playlist(t, m)
+	pl := decode(t, p)
+	if !bytes.Contains(p, []byte("#EXT-X-TARGETDURATION:8\n")) || pl.Count() != 5 {
+		t.Fatalf("want 5 segments and TARGETDURATION 8:\n%s", p)
+	}
+	for _, s := range pl.Segments[:pl.Count()] {
+		b, release, ok := m.Segment(s.URI)
+		if !ok {
+			t.Fatalf("%s listed but not served", s.URI)
+		}
+		if math.Round(s.Duration) > 8 || s.Duration < 8 {
+			t.Fatalf("%s lasts %v s, target 8:\n%s", s.URI, s.Duration, p)
+		}
+		if len(b) < 20<<10 {
+			t.Fatalf("%s is %d bytes: its video was dropped", s.URI, len(b))
+		}
+		release()
 	}
 }
 
@@ -109,7 +126,7 @@ func TestFollowerDropsSegmentOverCap(t *testing.T) {
 
 // TestTargetDurationBounded: timestamps that jump inside a publish (the media layer
 // rebases them, this is the packager's own bound) or a marker claiming a huge target
-// cannot push TARGETDURATION past the longest segment.
+// cannot push TARGETDURATION past twice the fragment.
 func TestTargetDurationBounded(t *testing.T) {
 	tags := makeFLV(t, "aac")
 	jumped := append(append([]*flv.Tag{}, tags[:len(tags)/2]...), shifted(tags[len(tags)/2:], 0x7fffffff)...)
@@ -117,8 +134,8 @@ func TestTargetDurationBounded(t *testing.T) {
 	defer m.Close()
 	feed(m, jumped)
 	p := playlist(t, m)
-	if pl := decode(t, p); pl.TargetDuration > 30 {
-		t.Fatalf("TARGETDURATION %v after a jump:\n%s", pl.TargetDuration, p)
+	if !bytes.Contains(p, []byte("#EXT-X-TARGETDURATION:1\n")) {
+		t.Fatalf("TARGETDURATION changed by a jump, want 1:\n%s", p)
 	}
 
 	f := New(Config{Fragment: time.Second, Follow: true}, nil)
@@ -132,8 +149,8 @@ func TestTargetDurationBounded(t *testing.T) {
 		f.WriteTag(tag)
 	}
 	p = playlist(t, f)
-	if !bytes.Contains(p, []byte("#EXT-X-TARGETDURATION:30\n")) {
-		t.Fatalf("follower's target not clamped to 30:\n%s", p)
+	if !bytes.Contains(p, []byte("#EXT-X-TARGETDURATION:2\n")) {
+		t.Fatalf("follower's target not clamped to 2:\n%s", p)
 	}
 }
 

@@ -360,7 +360,7 @@ func checkCC(tb testing.TB, segs [][]byte) {
 }
 
 func TestCutMarker(t *testing.T) {
-	c := Cut{Seq: 1<<40 + 7, Discontinuity: true, DiscSeq: 3, Target: 4, TS: mpegts.State{VideoCC: 5, AudioCC: 15, PATCC: 0, PMTCC: -1, PMTVersion: 31}}
+	c := Cut{Seq: 1<<40 + 7, Discontinuity: true, DiscSeq: 3, Target: 4, Cont: true, TS: mpegts.State{VideoCC: 5, AudioCC: 15, PATCC: 0, PMTCC: -1, PMTVersion: 31}}
 	mk := CutMarker(c, 4294968000)
 	if mk.Type != flv.TypeScript || mk.Time != 4294968000 || !IsCutMarker(mk) {
 		t.Fatalf("bad marker tag %+v", mk)

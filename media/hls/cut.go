@@ -17,7 +17,8 @@ type Cut struct {
 	Seq           uint64       // media sequence number of the segment starting here
 	Discontinuity bool         // the segment starts with EXT-X-DISCONTINUITY
 	DiscSeq       uint64       // discontinuities before this segment (EXT-X-DISCONTINUITY-SEQUENCE)
-	Target        int64        // TARGETDURATION so far, in seconds
+	Target        int64        // the playlist's TARGETDURATION, in seconds; 0 until the first segment closes
+	Cont          bool         // the segment starts mid-GOP and continues the previous one's video
 	TS            mpegts.State // MPEG-TS counters the segment continues from
 }
 
@@ -42,6 +43,7 @@ func CutMarker(c Cut, timeMS int64) *flv.Tag {
 	b = amfBool(b, "disc", c.Discontinuity)
 	b = amfNum(b, "dseq", float64(c.DiscSeq))
 	b = amfNum(b, "target", float64(c.Target))
+	b = amfBool(b, "cont", c.Cont)
 	b = amfNum(b, "vcc", float64(c.TS.VideoCC))
 	b = amfNum(b, "acc", float64(c.TS.AudioCC))
 	b = amfNum(b, "patcc", float64(c.TS.PATCC))
@@ -106,6 +108,8 @@ func ParseCutMarker(t *flv.Tag) (Cut, bool) {
 			c.DiscSeq = uint64(v)
 		case "target":
 			c.Target = int64(v)
+		case "cont":
+			c.Cont = v != 0
 		case "vcc":
 			c.TS.VideoCC = int8(v)
 		case "acc":

@@ -50,12 +50,18 @@ func makeFLV(tb testing.TB, audioCodec string) []*flv.Tag { return makeFLVFor(tb
 
 func makeFLVFor(tb testing.TB, audioCodec string, seconds int) []*flv.Tag {
 	tb.Helper()
+	return makeFLVGOP(tb, audioCodec, seconds, 25)
+}
+
+// makeFLVGOP is makeFLVFor with a keyframe every gop frames.
+func makeFLVGOP(tb testing.TB, audioCodec string, seconds, gop int) []*flv.Tag {
+	tb.Helper()
 	ffmpeg := tool(tb, "ffmpeg")
 	out := filepath.Join(tb.TempDir(), "out.flv")
 	cmd := command(tb, ffmpeg, "-hide_banner", "-loglevel", "error",
 		"-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", strconv.Itoa(gop), "-pix_fmt", "yuv420p",
 		"-c:a", audioCodec, "-b:a", "64k", "-t", strconv.Itoa(seconds), "-f", "flv", out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("ffmpeg: %v\n%s", err, b)

@@ -80,8 +80,7 @@ type Muxer struct {
 	cfg        Config
 	log        *zap.Logger
 	fragmentMS int64
-	maxMS      int64 // longest segment (MaxSegment)
-	maxBytes   int   // cap of the open segment
+	maxBytes   int // cap of the open segment
 	warn       *ratelog.Limiter
 
 	// Writer side: touched only by the goroutine calling WriteTag.
@@ -93,7 +92,7 @@ type Muxer struct {
 	nextSeq     uint64 // leader: number of the next segment
 	discPending bool   // leader: Discontinuity() called, cut at the next media tag
 	discCount   uint64 // leader: discontinuities so far
-	target      int64  // TARGETDURATION so far, seconds
+	target      int64  // the playlist's TARGETDURATION in seconds, fixed at its first segment (0: not yet)
 	lastSize    int    // size of the last segment, to preallocate the next
 	// Buffers of expired segments no reader held. A new segment takes one: memory that is
 	// already mapped and sized, where a fresh one costs page faults and zeroing right
@@ -143,7 +142,6 @@ func New(cfg Config, log *zap.Logger) *Muxer {
 	}
 	m := &Muxer{cfg: cfg, log: log, fragmentMS: cfg.Fragment.Milliseconds(), ts: mpegts.NewWriter(),
 		maxBytes: cfg.MaxSegmentBytes, warn: ratelog.New(log, 0)}
-	m.maxMS = MaxSegment(cfg.Fragment).Milliseconds()
 	m.skipped = [2]uint32{noCodec, noCodec}
 	return m
 }

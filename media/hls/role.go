@@ -31,7 +31,8 @@ func (m *Muxer) SetFollow(follow bool) {
 		// discontinuity.
 		m.wakeUp()
 		if c := m.lastCut; m.hasCut {
-			m.nextSeq, m.discCount, m.target = c.Seq+1, c.DiscSeq, max(m.target, c.Target)
+			m.nextSeq, m.discCount = c.Seq+1, c.DiscSeq
+			m.adoptTarget(c.Target)
 			if c.Discontinuity {
 				m.discCount++
 			}
@@ -65,6 +66,7 @@ func (m *Muxer) Sleep() {
 	m.ended = m.ended[:0]
 	m.audio, m.audioFrames = m.audio[:0], 0
 	m.ts.End()
+	m.target = 0 // the next playlist, when woken, takes the leader's target again
 	m.dropWindow()
 }
 

@@ -21,12 +21,30 @@ func SegmentCap(fragment time.Duration) int {
 	return int(span.Seconds() * 25e6 / 8)
 }
 
-// MaxSegment is the longest segment: 10 fragments, and at least 30 s, which x264's
-// default GOP (250 frames) reaches at 8.3 fps. A leader cuts a segment that long even
-// without a keyframe, and segment durations (EXTINF, TARGETDURATION) are clamped to it,
-// so timestamps that jump cannot inflate the playlist's target duration, which RFC 8216
-// forbids changing later.
-func MaxSegment(fragment time.Duration) time.Duration { return max(10*fragment, 30*time.Second) }
+// The playlist's TARGETDURATION (RFC 8216 4.3.3.1: the longest EXTINF, rounded to the
+// nearest second, and it must not change) is fixed when its first segment closes: that
+// segment's duration, which runs from a keyframe to the first keyframe a fragment later
+// and so measures the stream's GOP, rounded to the nearest second and held between the
+// fragment (rounded, at least 1 s) and twice that. Twice the fragment is what keeps a
+// long GOP from making latency absurd: hls.js and Safari start three target durations
+// from the end, so x264's default GOP of 10 s as the target would start players 30 s
+// behind. A segment that reaches its target without a keyframe is cut at the next frame
+// anyway (forceSlack) and the next one continues the video mid-GOP, as nginx-rtmp's
+// hls_max_fragment does; a follower learns the target and each such cut from the
+// leader's markers, and a promoted follower keeps it. EXTINF is clamped to the longest
+// duration that rounds to the target, so a hole in the timestamps (a failover) cannot
+// break the bound either.
+
+// targetBounds returns the shortest and longest target for a fragment, in seconds.
+func targetBounds(fragmentMS int64) (lo, hi int64) {
+	lo = max((fragmentMS+500)/1000, 1)
+	return lo, 2 * lo
+}
+
+// forceSlack is how far past its target a segment without a keyframe runs before it is
+// cut anyway: a keyframe a little late (encoder jitter) still starts the next segment, and
+// a frame interval under 100 ms keeps the segment's EXTINF rounding to the target.
+const forceSlack = 400
 
 // segment is a finished, immutable segment.
 type segment struct {
@@ -56,6 +74,7 @@ type openSegment struct {
 	buf      *bytes.Buffer
 	reserve  int  // capacity to give buf before the first write (Mux), not at the cut
 	needKey  bool // drop video until a keyframe
+	midGOP   bool // started without a keyframe (a forced cut), continuing the video
 	hasMedia bool // a frame went in (a segment without one has nothing to bound)
 	audioRAI bool // mark the first audio PES as random access (audio carries the PCR)
 }
@@ -63,27 +82,32 @@ type openSegment struct {
 // maybeCut is the leader's decision, made at each audio/video tag that would be muxed:
 // start the first segment at a keyframe (or at audio when there is no video), cut at a
 // keyframe once the segment is Fragment long (on time for audio-only streams) or when
-// video appears, and cut right away after a discontinuity.
+// video appears, cut right away after a discontinuity, and cut at any frame once the
+// segment would outlast the target.
 func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 	if m.cfg.Follow {
 		return
 	}
 	c := m.cur
-	var cut, over bool
+	var cut, over, forced bool
 	switch {
 	case c == nil:
 		cut = key || (t.Type == flv.TypeAudio && m.avc == nil)
 	case m.discPending:
 		cut = true
-	case c.hasMedia && (c.buf.Len() >= m.maxBytes || t.Time-c.startMS >= m.maxMS):
-		// No keyframe for too long: cut anyway; the next segment drops video until one.
+	case c.hasMedia && c.buf.Len() >= m.maxBytes:
+		// No keyframe for too much data: cut anyway; the next segment drops video until one.
 		cut, over = true, true
-		m.warn.Warn("hls-segment-cap", "hls: segment cut at its cap without a keyframe; video dropped until the next one",
+		m.warn.Warn("hls-segment-cap", "hls: segment cut at its byte cap without a keyframe; video dropped until the next one",
 			zap.Uint64("seq", c.seq), zap.Int("bytes", c.buf.Len()), zap.Int64("ms", t.Time-c.startMS),
-			zap.Int("cap_bytes", m.maxBytes), zap.Int64("cap_ms", m.maxMS))
+			zap.Int("cap_bytes", m.maxBytes))
 	case m.avc != nil && !c.needKey:
 		// Video that just appeared starts a segment at once: only then is it in the PMT.
-		cut = key && (t.Time-c.startMS >= m.fragmentMS || !m.ts.Video())
+		// A segment that started mid-GOP ends at its first keyframe after half a
+		// fragment, so that keyframes start segments again (a player starting at one
+		// drops the frames before its first keyframe).
+		d := t.Time - c.startMS
+		cut = key && (d >= m.fragmentMS || !m.ts.Video() || (c.midGOP && d >= m.fragmentMS/2))
 	case m.avc != nil:
 		// Waiting for a keyframe after a cut at the cap: cut on time once audio went in,
 		// so the audio keeps flowing in segments of the usual length.
@@ -91,9 +115,17 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 	default:
 		cut = t.Time-c.startMS >= m.fragmentMS
 	}
+	if !cut && c != nil && c.hasMedia && t.Time-c.startMS >= m.targetMS()+forceSlack {
+		// The target is reached without a keyframe (a longer GOP, a hole): cut at this
+		// frame; the next segment continues the video where this one stops.
+		cut, forced = true, true
+	}
 	if !cut {
 		return
 	}
+	// The next segment continues the video mid-GOP only after a forced cut of a segment
+	// whose video was flowing; otherwise it waits for a keyframe.
+	cont := forced && !c.needKey && m.ts.Video()
 	disc := m.discPending
 	m.discPending = false
 	m.closeSegment(t.Time, disc)
@@ -101,7 +133,7 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 		m.lastSize = 0 // the next segment's buffer is not sized after a capped one
 	}
 	m.ts.SetStreams(m.avc != nil, m.aac != nil)
-	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, TS: m.ts.State()}
+	next := Cut{Seq: m.nextSeq, Discontinuity: disc, DiscSeq: m.discCount, Target: m.target, Cont: cont, TS: m.ts.State()}
 	m.nextSeq++
 	if disc {
 		m.discCount++
@@ -119,8 +151,23 @@ func (m *Muxer) dropSegment() {
 	m.cur = nil
 }
 
-// maxTarget is the largest TARGETDURATION, in seconds: the longest segment.
-func (m *Muxer) maxTarget() int64 { return (m.maxMS + 999) / 1000 }
+// targetMS is the target in ms: the fixed one, or the longest allowed before it is fixed.
+func (m *Muxer) targetMS() int64 {
+	if m.target > 0 {
+		return m.target * 1000
+	}
+	_, hi := targetBounds(m.fragmentMS)
+	return hi * 1000
+}
+
+// adoptTarget takes a leader's target (a marker's, 0 when not yet fixed) while this
+// muxer's playlist has none, bounded as the leader's own: once fixed it never changes.
+func (m *Muxer) adoptTarget(target int64) {
+	if m.target == 0 && target > 0 {
+		lo, hi := targetBounds(m.fragmentMS)
+		m.target = min(max(target, lo), hi)
+	}
+}
 
 // followCut applies a leader's marker.
 func (m *Muxer) followCut(c Cut, timeMS int64) {
@@ -134,9 +181,8 @@ func (m *Muxer) followCut(c Cut, timeMS int64) {
 		m.log.Warn("hls: cut markers missing, segment dropped", zap.Uint64("seq", m.cur.seq), zap.Uint64("next", c.Seq))
 		m.dropSegment()
 	}
-	// Before closing, so our playlist says what the leader's does; bounded as the
-	// leader's own target is, whatever the marker says.
-	m.target = max(m.target, min(c.Target, m.maxTarget()))
+	// Before closing, so our playlist says what the leader's does.
+	m.adoptTarget(c.Target)
 	m.closeSegment(timeMS, c.Discontinuity)
 	m.ts.SetStreams(m.avc != nil, m.aac != nil)
 	if !m.ts.Sync(c.TS) {
@@ -160,7 +206,7 @@ func (m *Muxer) openSegment(c Cut, startMS int64) {
 	}
 	m.cur = &openSegment{
 		seq: c.Seq, startMS: startMS, lastMS: startMS, disc: c.Discontinuity, dseq: c.DiscSeq,
-		buf: buf, reserve: reserve, needKey: m.ts.Video(), audioRAI: !m.ts.Video(),
+		buf: buf, reserve: reserve, needKey: m.ts.Video() && !c.Cont, midGOP: c.Cont, audioRAI: !m.ts.Video(),
 	}
 	m.ts.Begin(buf)
 }
@@ -182,10 +228,17 @@ func (m *Muxer) closeSegment(endMS int64, disc bool) {
 	if disc {
 		endMS = c.lastMS
 	}
-	dur := min(max(endMS-c.startMS, 0), m.maxMS)
-	// RFC 8216 4.3.3.1 bounds each EXTINF rounded to the nearest integer: rounding up
-	// made a segment a frame over 2 s raise the target to 3 mid-stream.
-	m.target = max(m.target, (dur+500)/1000, 1)
+	dur := max(endMS-c.startMS, 0)
+	if m.target == 0 {
+		// The playlist's first segment fixes its target (see targetBounds). RFC 8216
+		// 4.3.3.1 bounds each EXTINF rounded to the nearest integer: rounded up, a
+		// segment a frame over 2 s made the target 3.
+		lo, hi := targetBounds(m.fragmentMS)
+		m.target = min(max((dur+500)/1000, lo), hi)
+	}
+	// The longest duration that rounds to the target: only a hole in the timestamps
+	// (a forced cut comes at the first frame after it) makes a segment longer.
+	dur = min(dur, m.target*1000+499)
 	m.lastSize = c.buf.Len()
 	m.ended = append(m.ended, &segment{seq: c.seq, name: strconv.FormatUint(c.seq, 10) + ".ts", data: c.buf.Bytes(), buf: c.buf, durMS: dur, disc: c.disc, dseq: c.dseq})
 }
