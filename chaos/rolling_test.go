@@ -1,0 +1,139 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"peer/chaos/avtest"
+	"peer/chaos/procs"
+	"peer/cmd/peerload/loadclient"
+)
+
+// playMany plays every url with one in-repo player for d while during runs, and returns
+// the players in the order of urls.
+func playMany(t *testing.T, urls []string, d time.Duration, during func()) []loadclient.Player {
+	t.Helper()
+	out := make([]loadclient.Player, len(urls))
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := loadclient.Run(context.Background(), loadclient.Config{URL: u, Players: 1, Duration: d})
+			if err != nil || len(res.Players) != 1 {
+				t.Errorf("player of %s: %v", u, err)
+				return
+			}
+			out[i] = res.Players[0]
+		}()
+	}
+	during()
+	wg.Wait()
+	return out
+}
+
+// leaveByAPI is `peer leave` against n; it returns when n answered.
+func leaveByAPI(t *testing.T, n *procs.Node) {
+	resp, err := http.Post("http://"+n.HTTP+"/api/v1/cluster/leave", "application/json", nil)
+	if err != nil {
+		t.Errorf("leave %s: %v", n.Name, err)
+		return
+	}
+	resp.Body.Close()
+}
+
+// stalls are the players' longest waits between two tags.
+func stalls(ps []loadclient.Player) []time.Duration {
+	var out []time.Duration
+	for _, p := range ps {
+		out = append(out, p.MaxGap)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func fmtStalls(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("p50 %v max %v (n=%d)", pct(ds, 0.5).Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), len(ds))
+}
+
+// TestDrainedLeave stops the master of two streams gracefully (SIGTERM, which drains by
+// default) while players on the two other nodes play them: live/relayed, published at
+// the ingress n3 and relayed to the master, and live/direct, published at the master
+// itself. The relayed publisher never notices (its ingress re-points to the promoted
+// replica); the direct one is disconnected, as it must be, and reconnects through
+// another node as OBS would. No player on a surviving node is disconnected, skipped or
+// sent backwards; their longest stalls are the FIGURE.
+func TestDrainedLeave(t *testing.T) {
+	avtest.RequireTools(t)
+	c, ingress := relayingCluster(t)
+	pubR := publish(t, rtmpURL(ingress, "live/relayed"))
+	a := relayedAssignment(t, ingress, "live/relayed")
+	leaver := c.ByName(a.Master)
+	other := c.Others(leaver.Name, ingress.Name)[0]
+	pubD := publish(t, rtmpURL(leaver, "live/direct"))
+	eventually(t, 15*time.Second, "live/direct at the leaver with a replica on the other node", func() bool {
+		a, ok := assignment(other, "live/direct")
+		return ok && a.Master == leaver.Name && contains(a.Replicas, other.Name)
+	})
+	relayedURLs := []string{flvURL(other, "live/relayed"), flvURL(ingress, "live/relayed"), rtmpURL(other, "live/relayed")}
+	directURLs := []string{flvURL(other, "live/direct"), flvURL(ingress, "live/direct")}
+	var left, reconnected time.Duration
+	players := playMany(t, append(append([]string{}, relayedURLs...), directURLs...), 20*time.Second, func() {
+		time.Sleep(6 * time.Second) // players at full rate
+		start := time.Now()
+		stopDrained(t, leaver)
+		left = time.Since(start)
+		// The direct publisher lost its TCP connection: like OBS, it reconnects through
+		// another node.
+		<-pubD.Done()
+		for time.Since(start) < 10*time.Second {
+			p, err := avtest.Publish(rtmpURL(other, "live/direct"), avtest.PublishOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			t.Cleanup(p.Stop)
+			select {
+			case <-p.Done():
+				time.Sleep(100 * time.Millisecond)
+				continue
+			case <-time.After(2 * time.Second):
+			}
+			reconnected = time.Since(start)
+			return
+		}
+		t.Error("the direct publisher could not publish again through a surviving node")
+	})
+	relayed, direct := players[:len(relayedURLs)], players[len(relayedURLs):]
+	t.Logf("FIGURE drained leave (SIGTERM) of the master of 2 streams, 3 nodes: stopped in %v; players of the relayed stream on surviving nodes: stall %s",
+		left.Round(time.Millisecond), fmtStalls(stalls(relayed)))
+	t.Logf("FIGURE drained leave, publisher connected to the leaving node (reconnects through another node %v after the stop began): player stall %s",
+		reconnected.Round(time.Millisecond), fmtStalls(stalls(direct)))
+	for i, p := range players {
+		if !p.Connected || p.Disconnected || p.Backwards || p.Skips > 0 || p.VideoFrames < 100 {
+			t.Errorf("player %d did not ride through the drained leave: %+v", i, p)
+		}
+	}
+	select {
+	case <-pubR.Done():
+		t.Fatalf("the relayed publisher noticed the leave: %v %s", pubR.Err(), pubR.Stderr)
+	default:
+	}
+	for _, s := range []string{"live/relayed", "live/direct"} {
+		eventually(t, 15*time.Second, s+" mastered by a surviving node", func() bool {
+			a, ok := assignment(other, s)
+			return ok && a.Master != leaver.Name && a.Master != ""
+		})
+	}
+}
+
+// stopDrained stops n as systemd does (SIGTERM) and waits for it to exit.
+func stopDrained(t *testing.T, n *procs.Node) { n.Stop() }
