@@ -18,6 +18,14 @@ func (c *Cluster) observeLoop() {
 		case <-c.ctx.Done():
 			return
 		case o := <-c.obsCh:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				c.heartbeatFailed(d)
+				continue
+			case raft.ResumedHeartbeatObservation:
+				c.heartbeatResumed(d)
+				continue
+			}
 			lo, ok := o.Data.(raft.LeaderObservation)
 			if !ok {
 				continue
@@ -30,6 +38,8 @@ func (c *Cluster) observeLoop() {
 				c.lmu.Lock()
 				c.leaderSince = time.Now()
 				c.nonvoterSince = map[raft.ServerID]time.Time{}
+				c.failingSince = map[raft.ServerID]time.Time{}
+				c.resumed = map[raft.ServerID]time.Duration{}
 				c.lmu.Unlock()
 				c.lastVerified.Store(time.Now().UnixNano())
 			}
@@ -62,6 +72,7 @@ func (c *Cluster) reconcileLoop() {
 		if c.raft.State() != raft.Leader {
 			continue
 		}
+		c.resetReplication()
 		if err := c.reconcileStreams(); err != nil && !errors.Is(err, errNotLeader) {
 			c.log.Warn("stream reconcile", zap.Error(err))
 		}

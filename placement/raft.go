@@ -145,8 +145,11 @@ func (c *Cluster) startRaft(logs raft.LogStore, stable raft.StableStore, snaps r
 	}
 	c.obsCh = make(chan raft.Observation, 16)
 	c.obs = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
 	})
 	c.raft.RegisterObserver(c.obs)
 	return bootstrap, nil
