@@ -137,3 +137,125 @@ func TestDrainedLeave(t *testing.T) {
 
 // stopDrained stops n as systemd does (SIGTERM) and waits for it to exit.
 func stopDrained(t *testing.T, n *procs.Node) { n.Stop() }
+
+// rejoiningPublisher publishes stream at the nodes in turn: whenever its ffmpeg ends
+// (its node stopped), it publishes again through the next running node, as an OBS
+// behind a list of ingest addresses would.
+type rejoiningPublisher struct {
+	stream     string
+	reconnects int
+	mu         sync.Mutex
+}
+
+func (p *rejoiningPublisher) run(ctx context.Context, t *testing.T, nodes []*procs.Node, first int) {
+	for i := first; ctx.Err() == nil; i++ {
+		n := nodes[i%len(nodes)]
+		if !n.Running() {
+			continue
+		}
+		pub, err := avtest.Publish(rtmpURL(n, p.stream), avtest.PublishOptions{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			pub.Stop()
+			return
+		case <-pub.Done():
+		}
+		p.mu.Lock()
+		p.reconnects++
+		p.mu.Unlock()
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// TestRollingRestart restarts every node of a 5-node cluster one at a time, as an
+// upgrade does: SIGTERM (which drains), restart on its data dir, wait until it is back
+// in every node's view. Five ffmpeg publishers run all along, two of them at an ingress
+// (n5, --max-streams 1) that relays them to masters elsewhere; a publisher whose node
+// stops publishes again through the next node. After every step and at the end every
+// stream has a master; at the end each plays. Streams lost is the FIGURE (goal 0).
+func TestRollingRestart(t *testing.T) {
+	avtest.RequireTools(t)
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	c, _ := startCluster(t, 5, func(i int) []string {
+		if i == 4 {
+			return []string{"--max-streams", "1"}
+		}
+		return nil
+	})
+	ingress := c.Nodes[4]
+	publish(t, rtmpURL(ingress, "live/filler"))
+	eventually(t, 15*time.Second, "filler placed at the ingress", func() bool {
+		a, ok := assignment(ingress, "live/filler")
+		return ok && a.Master == ingress.Name
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var pubs []*rejoiningPublisher
+	for i, first := range []int{0, 1, 2, 4, 4} {
+		p := &rejoiningPublisher{stream: fmt.Sprintf("live/roll%d", i)}
+		pubs = append(pubs, p)
+		wg.Add(1)
+		go func() { defer wg.Done(); p.run(ctx, t, c.Nodes, first) }()
+	}
+	placed := func(view *procs.Node, gone string) (missing []string) {
+		v, err := view.View(context.Background())
+		if err != nil {
+			return []string{"(no view: " + err.Error() + ")"}
+		}
+		for _, p := range pubs {
+			if a, ok := v.Stream(p.stream); !ok || a.Master == "" || a.Master == gone || len(a.Replicas) == 0 {
+				missing = append(missing, p.stream)
+			}
+		}
+		return missing
+	}
+	eventually(t, 20*time.Second, "every stream placed with a replica", func() bool { return len(placed(c.Nodes[0], "")) == 0 })
+	lost := map[string]bool{}
+	for _, n := range c.Nodes {
+		other := c.Others(n.Name)[0]
+		start := time.Now()
+		n.Stop()
+		stopped := time.Since(start)
+		// Every stream keeps (or, for a publisher that was connected to n, gets again)
+		// a master on a running node.
+		deadline := time.Now().Add(20 * time.Second)
+		for missing := placed(other, n.Name); len(missing) > 0; missing = placed(other, n.Name) {
+			if time.Now().After(deadline) {
+				for _, s := range missing {
+					lost[s] = true
+				}
+				t.Errorf("after the stop of %s: %v without a master on a running node", n.Name, missing)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := n.Start(other.Gossip); err != nil {
+			t.Fatal(err)
+		}
+		back := waitAgreed(t, c.Nodes, 30*time.Second)
+		t.Logf("%s: drained and stopped in %v, back in the view after %v (leader %s)", n.Name, stopped.Round(time.Millisecond),
+			time.Since(start).Round(time.Millisecond), back)
+	}
+	eventually(t, 20*time.Second, "every stream placed at the end", func() bool { return len(placed(c.Nodes[0], "")) == 0 })
+	v, err := c.Nodes[0].View(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconnects := 0
+	for _, p := range pubs {
+		a, _ := v.Stream(p.stream)
+		avtest.CheckPlayable(t, flvURL(c.ByName(a.Master), p.stream), 0)
+		p.mu.Lock()
+		reconnects += p.reconnects
+		p.mu.Unlock()
+	}
+	t.Logf("FIGURE rolling restart of 5 nodes (SIGTERM with drain, restart on the data dir, one at a time) under %d ffmpeg publishers (2 relayed): streams lost %d; publisher reconnects %d (a publisher connected to the stopping node must reconnect)",
+		len(pubs), len(lost), reconnects)
+}

@@ -37,8 +37,8 @@ func TestRestartedNodeCatchesUpAtOnce(t *testing.T) {
 	contact := waitFor(t, 10*time.Second, "the restarted node in contact with the leader", func() bool { return c.Leader() != "" })
 	caught := waitFor(t, 15*time.Second, "the restarted node's FSM has the stream", func() bool { _, ok := c.Lookup("live/r"); return ok })
 	t.Logf("restarted node after a 3 s outage: leader known %v after the start, the stream in its FSM %v later", contact, caught)
-	if leader.replicationResets.Load() == 0 {
-		t.Fatal("the leader did not start its replication to the restarted node afresh")
-	}
+	waitFor(t, 10*time.Second, "the leader's replication to the restarted node started afresh", func() bool {
+		return leader.replicationResets.Load() > 0
+	})
 	waitFor(t, 15*time.Second, "agreement after the restart", h.agreed)
 }
