@@ -240,6 +240,9 @@ func TestRollingRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		back := waitAgreed(t, c.Nodes, 30*time.Second)
+		// Restarted on its data dir, it serves the placement as soon as it caught up
+		// (issue 15: it said streams: [] for up to 10 s).
+		eventually(t, 10*time.Second, n.Name+"'s own view of every stream", func() bool { return len(placed(n, "")) == 0 })
 		t.Logf("%s: drained and stopped in %v, back in the view after %v (leader %s)", n.Name, stopped.Round(time.Millisecond),
 			time.Since(start).Round(time.Millisecond), back)
 	}
