@@ -29,12 +29,13 @@ const (
 	fKillEdge   = "kill-edge"
 	fFreeze     = "freeze"
 	fPartition  = "partition"
+	fRolling    = "rolling-restart"
 	eRestart    = "restart"
 	eThaw       = "thaw"
 	eHeal       = "heal"
 )
 
-var allFaults = []string{fKillRandom, fKillLeader, fKillMaster, fKillEdge, fFreeze, fPartition}
+var allFaults = []string{fKillRandom, fKillLeader, fKillMaster, fKillEdge, fFreeze, fPartition, fRolling}
 
 type chaosConfig struct {
 	Nodes      int
@@ -833,6 +834,19 @@ func (h *harness) inject(ctx context.Context, kind string) {
 		h.awaitRecovery(ctx, kind, t0, t0.Add(h.cfg.MaxRecover))
 		sleepCtx(ctx, time.Duration(1000+h.rng.Intn(2000))*time.Millisecond)
 		h.restart(ctx, n)
+	case fRolling:
+		// An upgrade: every node in turn gets SIGTERM (which drains it: its streams move
+		// to their replicas first) and starts again on its data dir.
+		h.logf("FAULT %s: every node in turn: SIGTERM (drain), restart on its data dir", kind)
+		for _, name := range h.upNames() {
+			n := h.node(name)
+			h.logf("      SIGTERM %s", name)
+			t0 := time.Now()
+			h.openFault(name, "draining")
+			n.proc.Stop()
+			h.awaitRecovery(ctx, kind, t0, t0.Add(h.cfg.MaxRecover))
+			h.restart(ctx, n)
+		}
 	case fFreeze:
 		h.logf("FAULT %s: SIGSTOP %s (%s) for %v", kind, target, why, h.cfg.Hold)
 		t0 := time.Now()

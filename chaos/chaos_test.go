@@ -13,7 +13,8 @@ import (
 // relayed through a --max-streams 1 ingress), RTMP / HTTP-FLV / HLS players that check
 // continuity live, and faults on a seeded schedule (SIGKILL of a random node, the raft
 // leader, a stream's master, an edge with players, then restart with the same data dir;
-// SIGSTOP for 10 s then SIGCONT; a network partition of one node). Invariants are
+// SIGSTOP for 10 s then SIGCONT; a network partition of one node; a rolling restart of
+// every node, SIGTERM with drain then restart on its data dir). Invariants are
 // checked all the time; see chaos_harness_test.go.
 //
 //	go test ./chaos -run TestChaosShort          # ~1 minute, part of the normal suite
@@ -21,7 +22,8 @@ import (
 //
 // Environment: CHAOS_DURATION (fault window, default 60s), CHAOS_SEED (default: time),
 // CHAOS_NODES (5), CHAOS_PUBLISHERS (3), CHAOS_PLAYERS (30), CHAOS_FAULTS (comma list of
-// kill-random,kill-leader,kill-master,kill-edge,freeze,partition), CHAOS_KEEP=1 keeps
+// kill-random,kill-leader,kill-master,kill-edge,freeze,partition,rolling-restart),
+// CHAOS_KEEP=1 keeps
 // the data dirs and logs.
 
 var chaosLong = flag.Bool("chaos.long", false, "run the long chaos test (TestChaos); CHAOS_DURATION set does the same")

@@ -32,6 +32,7 @@ type Node struct {
 	Timing        string        `help:"Failure detection and Raft timing profile: lan (a node's death is acted on in about a second) or wan (about 5 s; tolerates slow, lossy links)." default:"lan" enum:"lan,wan" env:"PEER_TIMING"`
 	FenceTimeout  time.Duration `help:"A master that hears no Raft leader this long kicks its publishers (0: the profile's, lan 1s, wan 3s). Must stay below failure detection + failover grace: checked at start." env:"PEER_FENCE_TIMEOUT"`
 	FailoverGrace time.Duration `help:"How long a node must be reported dead before its streams move (0: derived from the profile and the fence timeout)." env:"PEER_FAILOVER_GRACE"`
+	DrainOnStop   bool          `help:"On SIGTERM/SIGINT, do what peer leave does before stopping: hand the streams this node masters to their replicas (relayed publishers re-point, players elsewhere keep playing), then leave the cluster. --no-drain-on-stop stops at once, which the others see as a crash. A second signal stops at once." default:"true" negatable:"" env:"PEER_DRAIN_ON_STOP"`
 	Replicas      int           `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
 	MaxStreams    int           `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
 

@@ -76,6 +76,56 @@ type Meta struct {
 	// Key is the fingerprint of the node's identity key (placement's raft-port
 	// certificate), which stays with its data dir across restarts.
 	Key string `json:"k,omitempty"`
+	// ProtoMin and ProtoMax are the placement protocol versions the node works with
+	// (Protocol; 0: it predates the announcement, LegacyProtocol).
+	ProtoMin int `json:"pn,omitempty"`
+	ProtoMax int `json:"px,omitempty"`
+}
+
+// Protocol is the range of placement protocol versions (the replicated state's command
+// versions) a node works with: it reads every version up to Max, and writes any from Min
+// to Max, the highest every member reads. Two nodes work together when their ranges
+// overlap: a release that adds version n+1 announces n..n+1, so that it mixes with the
+// release before it (a rolling upgrade, one version at a time).
+type Protocol struct{ Min, Max int }
+
+// LegacyProtocol is what a node that announces no protocol speaks: it predates the
+// announcement, and wrote and read command version 2.
+var LegacyProtocol = Protocol{Min: 2, Max: 2}
+
+func (p Protocol) String() string {
+	if p.Min == p.Max {
+		return strconv.Itoa(p.Max)
+	}
+	return strconv.Itoa(p.Min) + "-" + strconv.Itoa(p.Max)
+}
+
+// Protocol is the range the node announces.
+func (m Meta) Protocol() Protocol {
+	if m.ProtoMax == 0 {
+		return LegacyProtocol
+	}
+	return Protocol{Min: m.ProtoMin, Max: m.ProtoMax}
+}
+
+// ErrIncompatible: a node speaks no placement protocol version in common with this one.
+// It is refused at join (either side) and in gossip; retrying does not help.
+var ErrIncompatible = errors.New("membership: no placement protocol version in common")
+
+// Compatible says whether the node announcing other may be a member beside the node
+// announcing self; the error names both nodes, their software and protocol versions,
+// and which side is too new.
+func Compatible(self, other Meta) error {
+	a, b := self.Protocol(), other.Protocol()
+	if b.Min <= a.Max && a.Min <= b.Max {
+		return nil
+	}
+	newer, older := other, self
+	if b.Max < a.Min {
+		newer, older = self, other
+	}
+	return fmt.Errorf("%w: %s (peer %s) speaks placement protocol %s, %s (peer %s) speaks %s: %s is too new for %s; upgrade one version at a time",
+		ErrIncompatible, self.Name, self.Version, a, other.Name, other.Version, b, newer.Name, older.Name)
 }
 
 // Member is one stable node as seen by this node.
@@ -92,6 +142,7 @@ type Member struct {
 	Key         string    `json:"key,omitempty"` // identity key fingerprint (Meta.Key)
 	Leaving     bool      `json:"leaving"`
 	Witness     bool      `json:"witness,omitempty"` // carries no media (Meta.Witness)
+	Protocol    Protocol  `json:"protocol"`          // placement protocol versions (Meta.Protocol)
 	Load        Load      `json:"load"`
 	Since       time.Time `json:"since"` // local time of the last state change
 }
@@ -202,6 +253,10 @@ type Membership struct {
 	trans memberlist.NodeAwareTransport
 	self  string           // this start's memberlist name
 	dups  *ratelog.Limiter // refused claims of a member's name
+	// incompat is the last refusal of a node without a protocol version in common
+	// (Join reports it); refusals are logged at a bounded rate.
+	incompat    error
+	incompatLog *ratelog.Limiter
 
 	mu      sync.Mutex
 	meta    Meta
@@ -257,6 +312,7 @@ func New(cfg Config, logger *zap.Logger) (*Membership, error) {
 		stopCh:  make(chan struct{}),
 	}
 	m.dups = ratelog.New(m.log, 0)
+	m.incompatLog = ratelog.New(m.log, 0)
 
 	mlLog := log.New(&logWriter{log: m.log, refused: ratelog.New(m.log, 0)}, "", 0)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
@@ -300,6 +356,8 @@ func (m *Membership) memberlistConfig(name string, mlLog *log.Logger, host strin
 	mc.Transport = m.trans
 	mc.Logger = mlLog
 	mc.Delegate = &delegate{m: m}
+	mc.Alive = &delegate{m: m}
+	mc.Merge = &delegate{m: m}
 	mc.Events = &events{m: m}
 	mc.ProbeInterval = cfg.Timing.ProbeInterval
 	mc.ProbeTimeout = cfg.Timing.ProbeTimeout
@@ -356,6 +414,12 @@ func (m *Membership) Join(seeds []string) error {
 	if n > 0 {
 		m.log.Info("joined cluster", zap.Strings("seeds", seeds), zap.Int("contacted", n))
 		return nil
+	}
+	m.mu.Lock()
+	incompat := m.incompat
+	m.mu.Unlock()
+	if incompat != nil {
+		return fmt.Errorf("refused to join through %v: %w", seeds, incompat)
 	}
 	if err == nil {
 		err = errors.New("no seed answered")
@@ -477,6 +541,7 @@ func (e *entry) member() Member {
 		Name: e.meta.Name, GossipName: e.gossipName, State: e.state, Gossip: e.addr,
 		RTMP: e.meta.RTMP, HTTP: e.meta.HTTP, Raft: e.meta.Raft, Version: e.meta.Version,
 		Incarnation: e.meta.Incarnation, Key: e.meta.Key, Leaving: e.meta.Leaving, Witness: e.meta.Witness, Load: e.meta.Load, Since: e.since,
+		Protocol: e.meta.Protocol(),
 	}
 }
 
@@ -615,8 +680,42 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 }
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// NotifyAlive (memberlist.AliveDelegate) keeps a node without a placement protocol
+// version in common out of this node's member list, however it is gossiped.
+func (d *delegate) NotifyAlive(n *memberlist.Node) error { return d.m.checkProtocol(n) }
+
+// NotifyMerge (memberlist.MergeDelegate) refuses a join, on either side, when a node of
+// the other side has no protocol version in common with this one: the joining node's
+// Join fails with the reason.
+func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if err := d.m.checkProtocol(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkProtocol applies Compatible to a gossiped node (one without peer metadata is left
+// to onNode, which ignores it).
+func (m *Membership) checkProtocol(n *memberlist.Node) error {
+	var meta Meta
+	if n.Name == m.self || json.Unmarshal(n.Meta, &meta) != nil || meta.Name == "" {
+		return nil
+	}
+	err := Compatible(m.Meta(), meta)
+	if err != nil {
+		m.mu.Lock()
+		m.incompat = err
+		m.mu.Unlock()
+		m.incompatLog.Warn("incompatible "+meta.Name, "refused a node: no placement protocol version in common",
+			zap.String("member", meta.Name), zap.String("addr", net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))), zap.Error(err))
+	}
+	return err
+}
+func (d *delegate) LocalState(join bool) []byte            { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
 
 type events struct{ m *Membership }
 

@@ -346,6 +346,11 @@ func (n *Node) joinAndReport(ctx context.Context) error {
 			n.log.Info("joined the cluster", zap.Strings("seeds", n.seeds))
 			break
 		}
+		if errors.Is(err, membership.ErrIncompatible) {
+			// A node too new or too old for the cluster's replicated commands: joining
+			// would make its state diverge (see placement's protocol).
+			return fmt.Errorf("this node (peer %s) cannot join the cluster at %s: %w", Version, strings.Join(n.seeds, ", "), err)
+		}
 		if errors.Is(err, membership.ErrKeyMismatch) {
 			seeds := strings.Join(n.seeds, ", ")
 			if n.keySrc == keyNone {

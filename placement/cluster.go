@@ -66,6 +66,10 @@ type Cluster struct {
 	lmu           sync.Mutex
 	leaderSince   time.Time
 	nonvoterSince map[raft.ServerID]time.Time
+	failingSince  map[raft.ServerID]time.Time     // servers whose heartbeats fail: last contact
+	resumed       map[raft.ServerID]time.Duration // back from an outage: resetReplication
+	// replicationResets counts resetReplication's restarts (tests).
+	replicationResets atomic.Uint64
 }
 
 // New validates cfg; Start brings the node up.
@@ -87,7 +91,7 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1),
-		nonvoterSince: map[raft.ServerID]time.Time{}}
+		nonvoterSince: map[raft.ServerID]time.Time{}, failingSince: map[raft.ServerID]time.Time{}, resumed: map[raft.ServerID]time.Duration{}}
 	return c, nil
 }
 

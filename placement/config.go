@@ -87,6 +87,9 @@ type Config struct {
 	// Network, when set, stands between this node and the network (tests inject faults
 	// through it); nil in production.
 	Network Network
+	// Protocol, when set, is the placement protocol range this node announces instead
+	// of its own (tests play a newer or older release with it); zero in production.
+	Protocol membership.Protocol
 }
 
 // Network wraps a node's sockets: the raft port's listener and outgoing connections,
@@ -127,5 +130,8 @@ func (c *Config) setDefaults() {
 	def(&c.RPCTimeout, 3*time.Second)
 	if c.RaftLogLevel == "" {
 		c.RaftLogLevel = "warn"
+	}
+	if c.Protocol == (membership.Protocol{}) {
+		c.Protocol = builtinProtocol
 	}
 }

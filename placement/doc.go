@@ -16,6 +16,7 @@
 //	reconcile_streams.go  moving streams off gone nodes
 //	reconcile_servers.go  the raft configuration: voters, nonvoters, removals
 //	reconcile_members.go  the replicated member table
+//	replication.go        a follower back from an outage: its replication started afresh
 //	liveness.go           who may hold streams, load scores, replica choice
 //	ops.go, rpc.go        the leader's operations and the RPC that forwards them
 //	rpc_pool.go           the RPC client's idle connections

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"peer/conf/ratelog"
+	"peer/membership"
 )
 
 // Assignment is the placement of one live stream.
@@ -81,6 +82,14 @@ const (
 	commandVersion = commandV2
 )
 
+// The placement protocol this node speaks (gossiped, checked at every join, see
+// membership.Protocol): it reads every command version up to commandVersion and
+// writes, as the leader, the highest version every member reads, down to protocolMin.
+// This release cannot write version 1 (its CAS compared epochs and so could erase a
+// concurrent edge join): its range is 2-2, and it mixes with a release that announces
+// 2-3 (which writes 2 while a member of this release is in the cluster).
+var builtinProtocol = membership.Protocol{Min: commandV2, Max: commandVersion}
+
 type command struct {
 	Op      string         `json:"op"`
 	V       int            `json:"v,omitempty"`
@@ -91,9 +100,9 @@ type command struct {
 	Members []MemberRecord `json:"m,omitempty"`
 }
 
-// encodeCommand stamps cmd with this node's command version and encodes it for the log.
-func encodeCommand(cmd command) ([]byte, error) {
-	cmd.V = commandVersion
+// encodeCommand stamps cmd with command version v and encodes it for the log.
+func encodeCommand(cmd command, v int) ([]byte, error) {
+	cmd.V = v
 	return json.Marshal(cmd)
 }
 

@@ -86,7 +86,7 @@ func (m *fsmModel) cas(t *rapid.T) {
 		u.Edges = rapid.SliceOfNDistinct(rapid.SampledFrom(modelNodes), 0, 2, rapid.ID[string]).Draw(t, "edges")
 		sort.Strings(u.Edges)
 	}
-	b, err := encodeCommand(command{Op: opCAS, Updates: []update{u}})
+	b, err := encodeCommand(command{Op: opCAS, Updates: []update{u}}, commandVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func (m *fsmModel) edge(t *rapid.T) {
 	stream := rapid.SampledFrom(modelStreams).Draw(t, "stream")
 	node := rapid.SampledFrom(modelNodes).Draw(t, "node")
 	join := rapid.Bool().Draw(t, "join")
-	b, _ := encodeCommand(command{Op: opEdge, Stream: stream, Node: node, Join: join})
+	b, _ := encodeCommand(command{Op: opEdge, Stream: stream, Node: node, Join: join}, commandVersion)
 	idx := uint64(len(m.log) + 1)
 	res := m.apply(t, b)
 	cur := m.model[stream]

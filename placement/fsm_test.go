@@ -25,7 +25,7 @@ func applyV1(t *testing.T, f *FSM, idx uint64, cmd command) applyResult {
 // applyCmd applies cmd as this version's leader writes it.
 func applyCmd(t *testing.T, f *FSM, idx uint64, cmd command) applyResult {
 	t.Helper()
-	b, err := encodeCommand(cmd)
+	b, err := encodeCommand(cmd, commandVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,14 @@ func (c *Cluster) observeLoop() {
 		case <-c.ctx.Done():
 			return
 		case o := <-c.obsCh:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				c.heartbeatFailed(d)
+				continue
+			case raft.ResumedHeartbeatObservation:
+				c.heartbeatResumed(d)
+				continue
+			}
 			lo, ok := o.Data.(raft.LeaderObservation)
 			if !ok {
 				continue
@@ -29,6 +38,8 @@ func (c *Cluster) observeLoop() {
 				c.lmu.Lock()
 				c.leaderSince = time.Now()
 				c.nonvoterSince = map[raft.ServerID]time.Time{}
+				c.failingSince = map[raft.ServerID]time.Time{}
+				c.resumed = map[raft.ServerID]time.Duration{}
 				c.lmu.Unlock()
 				c.lastVerified.Store(time.Now().UnixNano())
 			}
@@ -61,6 +72,7 @@ func (c *Cluster) reconcileLoop() {
 		if c.raft.State() != raft.Leader {
 			continue
 		}
+		c.resetReplication()
 		if err := c.reconcileStreams(); err != nil && !errors.Is(err, errNotLeader) {
 			c.log.Warn("stream reconcile", zap.Error(err))
 		}
@@ -82,9 +94,31 @@ func (c *Cluster) reconcileLoop() {
 
 var errNotLeader = errors.New("not leader")
 
+// writeVersion is the command version the leader writes: the highest every live member
+// reads (the lowest Protocol.Max among them), no higher than this node's code knows
+// (known). It refuses when that is below what this node can write (own.Min): a member
+// would not understand the command, and the FSMs would diverge.
+func writeVersion(self string, own membership.Protocol, known int, members []membership.Member) (int, error) {
+	v, by := min(own.Max, known), ""
+	for _, m := range members {
+		if m.State == membership.StateAlive && m.Protocol.Max < v {
+			v, by = m.Protocol.Max, m.Name
+		}
+	}
+	if v < own.Min {
+		return 0, fmt.Errorf("placement: member %s reads placement protocol up to %d, this leader (%s) writes %s: refusing the command; upgrade %s",
+			by, v, self, own, by)
+	}
+	return v, nil
+}
+
 // apply a command through raft (leader only) and return the FSM's result.
 func (c *Cluster) apply(cmd command) (applyResult, error) {
-	b, err := encodeCommand(cmd)
+	v, err := writeVersion(c.name, c.cfg.Protocol, commandVersion, c.mem.Members())
+	if err != nil {
+		return applyResult{}, err
+	}
+	b, err := encodeCommand(cmd, v)
 	if err != nil {
 		return applyResult{}, err
 	}

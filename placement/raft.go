@@ -145,8 +145,11 @@ func (c *Cluster) startRaft(logs raft.LogStore, stable raft.StableStore, snaps r
 	}
 	c.obsCh = make(chan raft.Observation, 16)
 	c.obs = raft.NewObserver(c.obsCh, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
 	})
 	c.raft.RegisterObserver(c.obs)
 	return bootstrap, nil
@@ -169,7 +172,8 @@ func (c *Cluster) startGossip() error {
 		Name: c.name, BindAddr: c.cfg.GossipAddr, AdvertiseAddr: c.cfg.GossipAdvertise,
 		ClusterKey: c.cfg.ClusterKey, Timing: c.cfg.Gossip, Trust: c.trusted, Transport: gossipTransport(c.cfg.Network),
 		Meta: membership.Meta{RTMP: c.cfg.RTMPAddr, HTTP: c.cfg.HTTPAddr, Raft: c.advRaf, Version: c.cfg.Version,
-			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}, Incarnation: incarnation, Witness: c.cfg.Witness},
+			Key: c.keyID, Load: membership.Load{MaxStreams: c.cfg.MaxStreams}, Incarnation: incarnation, Witness: c.cfg.Witness,
+			ProtoMin: c.cfg.Protocol.Min, ProtoMax: c.cfg.Protocol.Max},
 	}, c.log)
 	if err != nil {
 		return err

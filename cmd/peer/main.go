@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"go.uber.org/zap"
 
 	"peer/conf"
 	"peer/node"
@@ -47,7 +48,13 @@ type joinCmd struct {
 
 func (c *joinCmd) Run() error { return serve(c.Node, c.Seeds) }
 
-// serve runs a node until SIGINT/SIGTERM, then gives it 5 s to stop cleanly.
+// drainTimeout bounds the hand-off on a signal, as the API's leave does; systemd's
+// TimeoutStopSec (90 s by default) is well above it plus the 5 s of the stop.
+const drainTimeout = 20 * time.Second
+
+// serve runs a node until SIGINT/SIGTERM, drains it (--drain-on-stop, the default: a
+// systemd stop must not cut the viewers of its streams on other nodes), then gives it
+// 5 s to stop cleanly.
 func serve(cfg conf.Node, seeds []string) error {
 	if cfg.Procs < 0 {
 		return fmt.Errorf("--procs %d: want 0 (every core) or a number of cores", cfg.Procs)
@@ -70,14 +77,16 @@ func serve(cfg conf.Node, seeds []string) error {
 		// copy, as kubeadm and k3s print their join tokens.
 		fmt.Printf("This node's cluster key is kept in its data dir. Add nodes to the cluster with:\n\n    %s\n\n", j)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reopen := make(chan os.Signal, 1)
 	signal.Notify(reopen, syscall.SIGHUP, syscall.SIGUSR1) // logrotate, as SRS
 	defer signal.Stop(reopen)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	for ctx.Err() == nil {
+	for sig.Err() == nil {
 		select {
 		case err := <-done:
 			return err
@@ -87,9 +96,19 @@ func serve(cfg conf.Node, seeds []string) error {
 			} else {
 				log.Info("log file reopened")
 			}
-		case <-ctx.Done():
+		case <-sig.Done():
 		}
 	}
+	stop() // a second signal kills the process at once (Go's default)
+	if cfg.DrainOnStop {
+		log.Info("stopping: handing streams off and leaving the cluster (--drain-on-stop; signal again to stop at once)")
+		dctx, dcancel := context.WithTimeout(ctx, drainTimeout)
+		if err := n.Leave(dctx); err != nil {
+			log.Warn("drain before stop", zap.Error(err))
+		}
+		dcancel()
+	}
+	cancel()
 	select {
 	case err := <-done:
 		return err
