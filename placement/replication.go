@@ -62,9 +62,16 @@ func (c *Cluster) resetReplication() {
 	if f.Error() != nil {
 		return
 	}
-	for _, s := range f.Configuration().Servers {
+	servers := f.Configuration().Servers
+	for _, s := range servers {
 		out, ok := resumed[s.ID]
 		if !ok || s.ID == raft.ServerID(c.name) {
+			continue
+		}
+		if s.Suffrage == raft.Voter && !c.quorumWithout(servers, s.ID) {
+			// Removing it would leave a configuration whose quorum is not reachable now:
+			// the removal could never commit and the group would stop. The backoff
+			// costs at most 10 s of staleness; that is the lesser harm.
 			continue
 		}
 		if err := c.raft.RemoveServer(s.ID, 0, c.cfg.RPCTimeout).Error(); err != nil {
@@ -84,4 +91,23 @@ func (c *Cluster) resetReplication() {
 		c.log.Info("raft: replication to a server back from an outage started afresh", zap.String("server", string(s.ID)),
 			zap.Duration("outage", out), zap.String("suffrage", s.Suffrage.String()))
 	}
+}
+
+// quorumWithout reports whether the voters of servers other than id, less those whose
+// heartbeats are failing now, are a majority of the voters other than id: the quorum a
+// configuration without id needs to commit.
+func (c *Cluster) quorumWithout(servers []raft.Server, id raft.ServerID) bool {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	voters, healthy := 0, 0
+	for _, s := range servers {
+		if s.ID == id || s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if _, failing := c.failingSince[s.ID]; !failing {
+			healthy++
+		}
+	}
+	return healthy > voters/2
 }
