@@ -94,6 +94,7 @@ type Muxer struct {
 	discCount   uint64 // leader: discontinuities so far
 	target      int64  // the playlist's TARGETDURATION in seconds, fixed at its first segment (0: not yet)
 	lastSize    int    // size of the last segment, to preallocate the next
+	keyless     int    // video bytes written since the last keyframe, across segments
 	// Buffers of expired segments no reader held. A new segment takes one: memory that is
 	// already mapped and sized, where a fresh one costs page faults and zeroing right
 	// after the cut's keyframe went to the players, and garbage for the collector.
@@ -294,6 +295,11 @@ func (m *Muxer) writeVideo(t *flv.Tag) {
 	if err := m.ts.WritePES(mpegts.PIDVideo, pts, mpegts.Clock90(t.Time), key, m.annexB); err != nil {
 		m.log.Warn("hls: mpeg-ts write failed", zap.Error(err))
 		return
+	}
+	if key {
+		m.keyless = 0
+	} else {
+		m.keyless += len(m.annexB)
 	}
 	c.lastMS = max(c.lastMS, t.Time)
 	c.hasMedia = true

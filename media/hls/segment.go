@@ -124,8 +124,11 @@ func (m *Muxer) maybeCut(t *flv.Tag, key bool) {
 		return
 	}
 	// The next segment continues the video mid-GOP only after a forced cut of a segment
-	// whose video was flowing; otherwise it waits for a keyframe.
-	cont := forced && !c.needKey && m.ts.Video()
+	// whose video was flowing, and while the video since the last keyframe stays under
+	// the byte cap; otherwise it waits for a keyframe. Without that bound a stream that
+	// never sends another keyframe filled the whole window with segments nobody can
+	// start from: 6 x 11 MB, where the cap alone held 31 MB (TestKeyframelessInterFrames).
+	cont := forced && !c.needKey && m.ts.Video() && m.keyless < m.maxBytes
 	disc := m.discPending
 	m.discPending = false
 	m.closeSegment(t.Time, disc)
