@@ -379,20 +379,18 @@ func (h *harness) startCluster() {
 			h.part.ok, h.part.reason = false, "conntrack marks unavailable: "+err.Error()
 		}
 	}
-	media := h.cfg.Nodes
-	if h.cfg.Witness {
-		media--
-	}
 	for i := range h.cfg.Nodes {
 		n := &nodeState{name: fmt.Sprintf("n%d", i+1), idx: i, status: "up"}
 		if h.part.ok {
 			n.uid = h.part.uid(i)
 		}
 		switch {
-		case i == media-1:
+		case i == h.cfg.Nodes-1:
 			// A node that masters one stream at most: further publishes there are relayed.
 			n.extra = []string{"--max-streams", "1"}
-		case i == media:
+		case i == 1 && h.cfg.Witness:
+			// Started second, the witness is among the first three voters (a cluster
+			// under 7 servers has 3).
 			n.witness, n.extra = true, []string{"--witness"}
 		}
 		n.proc = h.newProc(n)
@@ -1125,6 +1123,9 @@ func (h *harness) witnessFault(ctx context.Context) {
 	h.faultCount++
 	h.mu.Unlock()
 	h.logf("FAULT %s: SIGKILL the witness %s (voters %v)", fWitness, w, voters)
+	if !contains(voters, w) {
+		h.logf("      the witness is not a voter now (it lost its seat while down before)")
+	}
 	t0 := time.Now()
 	h.openFault(w, "killed")
 	h.node(w).proc.Kill()

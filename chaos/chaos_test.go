@@ -17,8 +17,8 @@ import (
 // every node, SIGTERM with drain then restart on its data dir; SIGKILL of a majority of
 // the voters at once, the survivors serving degraded for 15 s, then restart of the dead;
 // SIGKILL of the witness, and of a stream's master while it is down when the cluster can
-// survive that). When the witness fault may be drawn, the last of the nodes is a
-// `--witness` (a voter without media; no publisher, player or probe uses it). Invariants
+// survive that). When the witness fault may be drawn, the second node is a `--witness`
+// (a voter without media; no publisher, player or probe uses it). Invariants
 // are checked all the time; see chaos_harness_test.go.
 //
 //	go test ./chaos -run TestChaosShort          # ~1 minute, part of the normal suite
