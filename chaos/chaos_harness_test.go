@@ -1105,8 +1105,9 @@ func (h *harness) majorityLoss(ctx context.Context) {
 	h.mu.Unlock()
 }
 
-// witnessFault SIGKILLs the witness; while it is down it also SIGKILLs a stream's master
-// when the remaining voters still hold a quorum, then restarts both.
+// witnessFault SIGKILLs the witness; while it is down it also SIGKILLs a media node
+// (a stream's master when one will do) whose loss leaves the voters a quorum, then
+// restarts both.
 func (h *harness) witnessFault(ctx context.Context) {
 	w := ""
 	for _, name := range h.upNames() {
@@ -1130,15 +1131,35 @@ func (h *harness) witnessFault(ctx context.Context) {
 	h.openFault(w, "killed")
 	h.node(w).proc.Kill()
 	h.awaitRecovery(ctx, fWitness, t0, t0.Add(h.cfg.MaxRecover))
-	target, why := h.pickTarget(fKillMaster)
-	left := 0
-	for _, v := range voters {
-		if v != w && v != target {
-			left++
+	// A stream's master whose loss leaves a quorum (a non-voter when the witness's
+	// death already took the margin), else any media node whose loss does.
+	left := func(target string) int {
+		k := 0
+		for _, v := range voters {
+			if v != w && v != target {
+				k++
+			}
+		}
+		return k
+	}
+	target, why := "", ""
+	if v, ok := h.leaderView(); ok {
+		for _, a := range v.Streams {
+			if h.isUp(a.Master) && 2*left(a.Master) > len(voters) && (target == "" || a.Master < target) {
+				target, why = a.Master, "master of "+a.Stream
+			}
 		}
 	}
-	if target != "" && 2*left > len(voters) {
-		h.logf("      SIGKILL %s (%s) while the witness is down: %d of %d voters left", target, why, left, len(voters))
+	if target == "" {
+		for _, name := range h.mediaUp() {
+			if 2*left(name) > len(voters) {
+				target, why = name, "media node"
+				break
+			}
+		}
+	}
+	if target != "" {
+		h.logf("      SIGKILL %s (%s) while the witness is down: %d of %d voters left", target, why, left(target), len(voters))
 		t1 := time.Now()
 		n := h.node(target)
 		h.openFault(target, "killed")
@@ -1147,7 +1168,7 @@ func (h *harness) witnessFault(ctx context.Context) {
 		sleepCtx(ctx, time.Duration(1000+h.rng.Intn(2000))*time.Millisecond)
 		h.restart(ctx, n)
 	} else {
-		h.logf("      no media node killed while the witness is down: %d of %d voters would be left", left, len(voters))
+		h.logf("      no media node killed while the witness is down: none leaves a quorum of voters %v", voters)
 	}
 	sleepCtx(ctx, time.Duration(1000+h.rng.Intn(2000))*time.Millisecond)
 	h.restart(ctx, h.node(w))
