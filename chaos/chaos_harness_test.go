@@ -30,12 +30,14 @@ const (
 	fFreeze     = "freeze"
 	fPartition  = "partition"
 	fRolling    = "rolling-restart"
+	fMajority   = "majority-loss"
+	fWitness    = "witness"
 	eRestart    = "restart"
 	eThaw       = "thaw"
 	eHeal       = "heal"
 )
 
-var allFaults = []string{fKillRandom, fKillLeader, fKillMaster, fKillEdge, fFreeze, fPartition, fRolling}
+var allFaults = []string{fKillRandom, fKillLeader, fKillMaster, fKillEdge, fFreeze, fPartition, fRolling, fMajority, fWitness}
 
 type chaosConfig struct {
 	Nodes      int
@@ -48,6 +50,8 @@ type chaosConfig struct {
 	PlayBound  time.Duration
 	MaxRecover time.Duration
 	Hold       time.Duration // SIGSTOP / partition length
+	Outage     time.Duration // how long the survivors of a majority loss serve alone
+	Witness    bool          // the last node is a --witness (a voter without media)
 	GapBound   time.Duration // longest silence a player on a healthy node may see
 	Grace      time.Duration // after thaw/heal/restart a node may hold stale state this long
 	Settle     time.Duration // after the run, before goroutines/fds are compared
@@ -55,14 +59,23 @@ type chaosConfig struct {
 
 type window struct{ from, to time.Time } // to zero: ongoing
 
+// aloneWindow: a survivor of a majority loss, degraded, is judged only on the streams it
+// served alone when the others died (mastered there, published there).
+type aloneWindow struct {
+	window
+	streams []string
+}
+
 type nodeState struct {
 	name        string
 	idx         int
 	proc        *procs.Node
 	uid         int
 	extra       []string
+	witness     bool
 	status      string // up, killed, frozen, partitioned
 	faults      []window
+	alone       []aloneWindow // survivor of a majority loss
 	graceUntil  time.Time
 	restored    time.Time // the harness ended its last fault (thaw, heal, restart)
 	inContact   time.Time // since when its polls show it in contact with a leader (zero: degraded)
@@ -152,6 +165,24 @@ func (h *harness) nodeAddrs(name string) (nodeAddr, bool) {
 	return nodeAddr{rtmp: n.proc.RTMP, http: n.proc.HTTP, gossip: n.proc.Gossip}, true
 }
 
+// mediaUp is upNames without the witness: the nodes publishers and players may use.
+func (h *harness) mediaUp(exclude ...string) []string {
+	var out []string
+	for _, name := range h.upNames(exclude...) {
+		if !h.isWitness(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (h *harness) isWitness(name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.node(name)
+	return n != nil && n.witness
+}
+
 func (h *harness) isUp(name string) bool {
 	_, ok := h.nodeAddrs(name)
 	return ok
@@ -167,6 +198,23 @@ func (h *harness) excusedNode(name string, since time.Time) bool {
 	}
 	for _, w := range n.faults {
 		if w.to.IsZero() || w.to.After(since) {
+			return true
+		}
+	}
+	return false
+}
+
+// excused: may a player or publisher of stream on name have been cut off since since?
+// Yes when name was faulted, or when it survived a majority loss and did not serve
+// stream alone (its source was on a dead node; nothing could take it over).
+func (h *harness) excused(name, stream string, since time.Time) bool {
+	if h.excusedNode(name, since) {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, w := range h.node(name).alone {
+		if (w.to.IsZero() || w.to.After(since)) && !contains(w.streams, stream) {
 			return true
 		}
 	}
@@ -336,9 +384,14 @@ func (h *harness) startCluster() {
 		if h.part.ok {
 			n.uid = h.part.uid(i)
 		}
-		if i == h.cfg.Nodes-1 {
+		switch {
+		case i == h.cfg.Nodes-1:
 			// A node that masters one stream at most: further publishes there are relayed.
 			n.extra = []string{"--max-streams", "1"}
+		case i == 1 && h.cfg.Witness:
+			// Started second, the witness is among the first three voters (a cluster
+			// under 7 servers has 3).
+			n.witness, n.extra = true, []string{"--witness"}
 		}
 		n.proc = h.newProc(n)
 		var seeds []string
@@ -406,7 +459,7 @@ func (p *publisher) run(ctx context.Context, first string) {
 	target := first
 	for ctx.Err() == nil {
 		if target == "" || !p.h.isUp(target) {
-			up := p.h.upNames()
+			up := p.h.mediaUp()
 			if len(up) == 0 {
 				sleepCtx(ctx, 500*time.Millisecond)
 				continue
@@ -451,7 +504,7 @@ func (p *publisher) run(ctx context.Context, first string) {
 				proc.Stop()
 				return
 			case <-proc.Done():
-				if !p.h.excusedNode(target, acceptedAt) {
+				if !p.h.excused(target, p.stream, acceptedAt) {
 					p.h.mu.Lock()
 					p.h.kicked++
 					p.h.mu.Unlock()
@@ -677,7 +730,7 @@ func (h *harness) checker(ctx context.Context) {
 		// 4. Players on healthy nodes never stall longer than the bound.
 		now := time.Now()
 		for _, p := range players {
-			if d, start, ok := p.stalled(now); ok && d > h.cfg.GapBound && !h.excusedNode(p.node, start) {
+			if d, start, ok := p.stalled(now); ok && d > h.cfg.GapBound && !h.excused(p.node, p.stream, start) {
 				p.markStall()
 				h.violate("player-stalled", p.label(), fmt.Sprintf("%s received nothing for %v on a healthy node", p.label(), d.Round(time.Millisecond)))
 			}
@@ -707,6 +760,9 @@ func (h *harness) recovered(ctx context.Context, live []string) (bool, time.Time
 	var mu sync.Mutex
 	ok, since := true, time.Time{}
 	for _, p := range ps {
+		if h.isWitness(p.Name) { // carries no media
+			continue
+		}
 		for _, s := range h.streams {
 			wg.Add(1)
 			go func() {
@@ -817,6 +873,14 @@ func (h *harness) pickTarget(kind string) (string, string) {
 }
 
 func (h *harness) inject(ctx context.Context, kind string) {
+	switch kind {
+	case fMajority:
+		h.majorityLoss(ctx)
+		return
+	case fWitness:
+		h.witnessFault(ctx)
+		return
+	}
 	target, why := h.pickTarget(kind)
 	if target == "" {
 		return
@@ -880,6 +944,236 @@ func (h *harness) inject(ctx context.Context, kind string) {
 	}
 }
 
+// voters lists the up nodes the leader's view shows as Raft voters.
+func (h *harness) voters() []string {
+	v, ok := h.leaderView()
+	if !ok {
+		return nil
+	}
+	up := h.upNames()
+	var out []string
+	for _, m := range v.Members {
+		if (m.Raft == "leader" || m.Raft == "voter") && contains(up, m.Name) {
+			out = append(out, m.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// servedAlone maps each up media node to the streams it masters with the user's
+// publisher connected there: what it can go on serving with every other node gone.
+func (h *harness) servedAlone(ctx context.Context) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range h.pollAll(ctx) {
+		if !p.ok || h.isWitness(p.name) {
+			continue
+		}
+		for _, c := range p.clients.Clients {
+			if a, ok := p.view.Stream(c.Stream); ok && c.Publish && !strings.HasPrefix(c.IP, "node:") && a.Master == p.name {
+				out[p.name] = append(out[p.name], c.Stream)
+			}
+		}
+	}
+	return out
+}
+
+// majorityLoss SIGKILLs a majority of the voters at once (sparing, when there is one, a
+// node serving a stream alone), lets the survivors run degraded for cfg.Outage, judges
+// them on what they serve alone (their publishers stay connected, their players keep
+// playing; everything else on them is excused), then restarts the killed nodes on their
+// data dirs and measures the recovery from the restart. The checker judges the heal:
+// two publishers of one stream among nodes in contact with a leader only within
+// healWindow.
+func (h *harness) majorityLoss(ctx context.Context) {
+	voters := h.voters()
+	alone := h.servedAlone(ctx)
+	var cands []string
+	for name := range alone {
+		cands = append(cands, name)
+	}
+	sort.Strings(cands)
+	spared := ""
+	if len(cands) > 0 {
+		spared = cands[h.rng.Intn(len(cands))]
+	}
+	var pool []string
+	for _, v := range voters {
+		if v != spared {
+			pool = append(pool, v)
+		}
+	}
+	need := len(voters)/2 + 1
+	if len(voters) < 3 || len(pool) < need {
+		h.logf("FAULT %s skipped: voters %v", fMajority, voters)
+		return
+	}
+	h.rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+	killed := pool[:need]
+	sort.Strings(killed)
+	survivors := h.upNames(killed...)
+	h.mu.Lock()
+	h.faultCount++
+	h.mu.Unlock()
+	h.logf("FAULT %s: SIGKILL %v of voters %v at once; survivors %v serve alone %v for %v", fMajority, killed, voters, survivors, alone, h.cfg.Outage)
+	// What the survivors serve alone, and by which publisher process.
+	type held struct {
+		node, stream string
+		proc         *avtest.Proc
+	}
+	var kept []held
+	// ...and their players connected now, by session start.
+	judged := map[*chaosPlayer]time.Time{}
+	t0 := time.Now()
+	h.mu.Lock()
+	for _, p := range h.players {
+		p.mu.Lock()
+		if contains(survivors, p.node) && contains(alone[p.node], p.stream) && p.connected {
+			judged[p] = p.sessStart
+		}
+		p.mu.Unlock()
+	}
+	for _, name := range survivors {
+		n := h.node(name)
+		n.alone = append(n.alone, aloneWindow{window: window{from: t0}, streams: alone[name]})
+		for _, s := range alone[name] {
+			for _, p := range h.pubs {
+				p.mu.Lock()
+				if p.stream == s && p.ingress == name && p.proc != nil {
+					kept = append(kept, held{name, s, p.proc})
+				}
+				p.mu.Unlock()
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, name := range killed {
+		h.openFault(name, "killed")
+		h.node(name).proc.Kill()
+	}
+	degraded := map[string]bool{}
+	for end := t0.Add(h.cfg.Outage); ctx.Err() == nil && time.Now().Before(end); sleepCtx(ctx, 500*time.Millisecond) {
+		for _, p := range h.pollAll(ctx) {
+			if p.ok && p.view.Degraded {
+				degraded[p.name] = true
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	for _, name := range survivors {
+		if !degraded[name] {
+			h.violate("not-degraded", name, fmt.Sprintf("%s never reported degraded while a majority %v was dead", name, killed))
+		}
+	}
+	dropped := 0
+	for _, k := range kept {
+		select {
+		case <-k.proc.Done():
+			dropped++
+			h.violate("degraded-dropped", k.stream+"@"+k.node, fmt.Sprintf("the publisher of %s on %s, which it served alone, was dropped during the majority loss", k.stream, k.node))
+		default:
+		}
+	}
+	playing := 0
+	for p, start := range judged {
+		p.mu.Lock()
+		if p.connected && p.sessStart.Equal(start) && time.Since(p.lastData) < h.cfg.GapBound {
+			playing++
+		} else {
+			h.violate("degraded-player", p.label(), fmt.Sprintf("%s, of a stream its node served alone, stopped playing during the majority loss", p.label()))
+		}
+		p.mu.Unlock()
+	}
+	h.logf("      survivors degraded %v; publishers served alone kept %d of %d; their players playing on one session %d of %d",
+		degraded, len(kept)-dropped, len(kept), playing, len(judged))
+	t1 := time.Now()
+	for _, name := range killed {
+		h.relaunch(h.node(name))
+	}
+	h.awaitRecovery(ctx, fMajority, t1, t1.Add(h.cfg.MaxRecover))
+	to := time.Now().Add(3 * time.Second)
+	for _, name := range killed {
+		h.closeFault(name, to)
+	}
+	h.mu.Lock()
+	for _, name := range survivors {
+		n := h.node(name)
+		n.alone[len(n.alone)-1].to = to
+	}
+	h.mu.Unlock()
+}
+
+// witnessFault SIGKILLs the witness; while it is down it also SIGKILLs a media node
+// (a stream's master when one will do) whose loss leaves the voters a quorum, then
+// restarts both.
+func (h *harness) witnessFault(ctx context.Context) {
+	w := ""
+	for _, name := range h.upNames() {
+		if h.isWitness(name) {
+			w = name
+		}
+	}
+	if w == "" {
+		h.logf("FAULT %s skipped: no witness up", fWitness)
+		return
+	}
+	voters := h.voters()
+	h.mu.Lock()
+	h.faultCount++
+	h.mu.Unlock()
+	h.logf("FAULT %s: SIGKILL the witness %s (voters %v)", fWitness, w, voters)
+	if !contains(voters, w) {
+		h.logf("      the witness is not a voter now (it lost its seat while down before)")
+	}
+	t0 := time.Now()
+	h.openFault(w, "killed")
+	h.node(w).proc.Kill()
+	h.awaitRecovery(ctx, fWitness, t0, t0.Add(h.cfg.MaxRecover))
+	// A stream's master whose loss leaves a quorum (a non-voter when the witness's
+	// death already took the margin), else any media node whose loss does.
+	left := func(target string) int {
+		k := 0
+		for _, v := range voters {
+			if v != w && v != target {
+				k++
+			}
+		}
+		return k
+	}
+	target, why := "", ""
+	if v, ok := h.leaderView(); ok {
+		for _, a := range v.Streams {
+			if h.isUp(a.Master) && 2*left(a.Master) > len(voters) && (target == "" || a.Master < target) {
+				target, why = a.Master, "master of "+a.Stream
+			}
+		}
+	}
+	if target == "" {
+		for _, name := range h.mediaUp() {
+			if 2*left(name) > len(voters) {
+				target, why = name, "media node"
+				break
+			}
+		}
+	}
+	if target != "" {
+		h.logf("      SIGKILL %s (%s) while the witness is down: %d of %d voters left", target, why, left(target), len(voters))
+		t1 := time.Now()
+		n := h.node(target)
+		h.openFault(target, "killed")
+		n.proc.Kill()
+		h.awaitRecovery(ctx, fWitness, t1, t1.Add(h.cfg.MaxRecover))
+		sleepCtx(ctx, time.Duration(1000+h.rng.Intn(2000))*time.Millisecond)
+		h.restart(ctx, n)
+	} else {
+		h.logf("      no media node killed while the witness is down: none leaves a quorum of voters %v", voters)
+	}
+	sleepCtx(ctx, time.Duration(1000+h.rng.Intn(2000))*time.Millisecond)
+	h.restart(ctx, h.node(w))
+}
+
 func (h *harness) endpointOf(name string) endpoint {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -897,13 +1191,24 @@ func (h *harness) endpointsExcept(name string) []endpoint {
 	return out
 }
 
-// restart brings a killed node back with its data dir: `peer join <live gossip>`, on
-// the same ports or new ones (seeded choice).
+// restart brings a killed node back with its data dir (relaunch) and measures the
+// recovery.
 func (h *harness) restart(ctx context.Context, n *nodeState) {
+	t1 := time.Now()
+	if !h.relaunch(n) {
+		return
+	}
+	h.awaitRecovery(ctx, eRestart, t1, t1.Add(h.cfg.MaxRecover))
+	h.closeFault(n.name, time.Now().Add(3*time.Second))
+}
+
+// relaunch starts a killed node again with its data dir: `peer join <live gossip>`, on
+// the same ports or new ones (seeded choice).
+func (h *harness) relaunch(n *nodeState) bool {
 	live := h.upNames()
 	if len(live) == 0 {
 		h.violate("harness", "restart", "no live node to join through")
-		return
+		return false
 	}
 	seed, _ := h.nodeAddrs(live[h.rng.Intn(len(live))])
 	same := h.rng.Intn(2) == 0
@@ -912,17 +1217,15 @@ func (h *harness) restart(ctx context.Context, n *nodeState) {
 		proc = h.newProc(n)
 	}
 	h.logf("      restart %s (%s ports) joining %s", n.name, map[bool]string{true: "same", false: "new"}[same], seed.gossip)
-	t1 := time.Now()
 	if err := proc.Start(seed.gossip); err != nil {
 		h.violate("harness", "restart", err.Error())
-		return
+		return false
 	}
 	h.mu.Lock()
 	n.proc = proc
 	h.mu.Unlock()
 	h.setStatus(n.name, "up", h.cfg.Grace)
-	h.awaitRecovery(ctx, eRestart, t1, t1.Add(h.cfg.MaxRecover))
-	h.closeFault(n.name, time.Now().Add(3*time.Second))
+	return true
 }
 
 // ---- metrics ----
@@ -967,6 +1270,7 @@ func fetchMetrics(httpAddr string) nodeMetrics {
 
 func runChaos(t *testing.T, cfg chaosConfig) {
 	avtest.RequireTools(t)
+	cfg.Witness = contains(cfg.Kinds, fWitness) || contains(cfg.Script, fWitness)
 	h := newHarness(t, cfg)
 	kinds := cfg.Kinds
 	if !h.part.ok {
@@ -984,7 +1288,7 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 	} else {
 		h.logf("partitions: iptables owner match, nodes run as uids %d..%d (chain %s)", h.part.uid(0), h.part.uid(cfg.Nodes-1), h.part.chain)
 	}
-	h.logf("seed %d, %d nodes, %d publishers, %d players, faults for %v", cfg.Seed, cfg.Nodes, cfg.Publishers, cfg.Players, cfg.Duration)
+	h.logf("seed %d, %d nodes (witness: %v), %d publishers, %d players, faults for %v", cfg.Seed, cfg.Nodes, cfg.Witness, cfg.Publishers, cfg.Players, cfg.Duration)
 	h.startCluster()
 	h.logf("cluster of %d agreed", cfg.Nodes)
 	// Baseline before any load.
@@ -1009,13 +1313,14 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 
 	// Publishers: the first at the --max-streams 1 node (it masters it), the second at the
 	// same node (relayed elsewhere), the rest at random nodes.
-	last := h.nodes[len(h.nodes)-1].name
+	media := h.mediaUp()
+	last := media[len(media)-1]
 	prng := rand.New(rand.NewSource(cfg.Seed + 1))
 	for i := range cfg.Publishers {
 		s := fmt.Sprintf("live/s%d", i+1)
 		first := last
 		if i >= 2 {
-			first = h.nodes[prng.Intn(len(h.nodes)-1)].name
+			first = media[prng.Intn(len(media)-1)]
 		}
 		p := &publisher{h: h, stream: s, rng: rand.New(rand.NewSource(cfg.Seed + 10 + int64(i))), done: make(chan struct{})}
 		h.streams = append(h.streams, s)
@@ -1036,7 +1341,7 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 	// Players: spread over nodes, streams and protocols.
 	protos := []string{"flv", "rtmp", "hls"}
 	for i := range cfg.Players {
-		p := &chaosPlayer{h: h, id: i + 1, node: h.nodes[i%len(h.nodes)].name, stream: h.streams[(i/len(h.nodes))%len(h.streams)],
+		p := &chaosPlayer{h: h, id: i + 1, node: media[i%len(media)], stream: h.streams[(i/len(media))%len(h.streams)],
 			proto: protos[i%len(protos)], lastSeq: -1}
 		h.players = append(h.players, p)
 		wg.Add(1)

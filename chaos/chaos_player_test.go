@@ -85,7 +85,7 @@ func (p *chaosPlayer) run(ctx context.Context) {
 			p.mu.Lock()
 			p.sessions++
 			p.mu.Unlock()
-			if p.h.excusedNode(p.node, start) {
+			if p.h.excused(p.node, p.stream, start) {
 				p.mu.Lock()
 				p.excused++
 				p.mu.Unlock()
@@ -308,7 +308,7 @@ var hlsClient = &http.Client{Timeout: 4 * time.Second, Transport: &http.Transpor
 // go back and never skip segments, and downloads every new segment.
 func (p *chaosPlayer) playHLS(ctx context.Context, playlist, base string) error {
 	for ctx.Err() == nil {
-		if p.h.excusedNode(p.node, p.sessStartTime()) {
+		if p.h.excused(p.node, p.stream, p.sessStartTime()) {
 			return errors.New("node faulted")
 		}
 		body, err := httpGet(ctx, playlist)

@@ -14,15 +14,20 @@ import (
 // continuity live, and faults on a seeded schedule (SIGKILL of a random node, the raft
 // leader, a stream's master, an edge with players, then restart with the same data dir;
 // SIGSTOP for 10 s then SIGCONT; a network partition of one node; a rolling restart of
-// every node, SIGTERM with drain then restart on its data dir). Invariants are
-// checked all the time; see chaos_harness_test.go.
+// every node, SIGTERM with drain then restart on its data dir; SIGKILL of a majority of
+// the voters at once, the survivors serving degraded for 15 s, then restart of the dead;
+// SIGKILL of the witness, and of a stream's master while it is down when the cluster can
+// survive that). When the witness fault may be drawn, the second node is a `--witness`
+// (a voter without media; no publisher, player or probe uses it). Invariants
+// are checked all the time; see chaos_harness_test.go.
 //
 //	go test ./chaos -run TestChaosShort          # ~1 minute, part of the normal suite
 //	CHAOS_DURATION=60s CHAOS_SEED=42 go test -v -count=1 -run '^TestChaos$' ./chaos -chaos.long
 //
 // Environment: CHAOS_DURATION (fault window, default 60s), CHAOS_SEED (default: time),
 // CHAOS_NODES (5), CHAOS_PUBLISHERS (3), CHAOS_PLAYERS (30), CHAOS_FAULTS (comma list of
-// kill-random,kill-leader,kill-master,kill-edge,freeze,partition,rolling-restart),
+// kill-random,kill-leader,kill-master,kill-edge,freeze,partition,rolling-restart,
+// majority-loss,witness),
 // CHAOS_KEEP=1 keeps
 // the data dirs and logs.
 
@@ -42,6 +47,7 @@ func baseConfig() chaosConfig {
 		PlayBound:  10 * time.Second,
 		MaxRecover: 30 * time.Second,
 		Hold:       10 * time.Second,
+		Outage:     15 * time.Second,
 		GapBound:   10 * time.Second,
 		Grace:      8 * time.Second,
 		Settle:     20 * time.Second,
