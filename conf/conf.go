@@ -1,6 +1,9 @@
 // Package conf is a node's configuration: the flags of `peer run`/`peer join`, each also
 // settable as PEER_<FLAG> and in a YAML config file (file.go). Every field has an embedded default,
 // so a node needs no file to start.
+//
+// It maps settings onto the layers' configurations, so it may import the media core
+// (per-app settings); nothing below it imports conf but node and cmd.
 package conf
 
 import (

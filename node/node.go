@@ -1,5 +1,8 @@
 // Package node composes one peer node from the media hub, the RTMP and HTTP ingress
 // and (when clustered) membership and placement.
+//
+// It is the composition root: the only package that imports all the others
+// (TestLayout checks the layers below it).
 package node
 
 import (

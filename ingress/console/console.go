@@ -3,6 +3,8 @@
 // plain HTML, CSS and JavaScript embedded in the binary; the two players it uses
 // (mpegts.js for HTTP-FLV, hls.js for HLS) are vendored under assets/vendor/ by
 // `make console-assets`, so a node serves the console with no network access.
+//
+// It is a leaf: the standard library only; ingress/web mounts it.
 package console
 
 import (

@@ -3,6 +3,8 @@
 // HTTP connections that wait without a request. Every refusal is logged rate-limited
 // (conf/ratelog), so a flood costs a log line per interval with a count, not one per
 // attempt.
+//
+// It imports conf/ratelog only; the RTMP and HTTP servers share it.
 package limit
 
 import (

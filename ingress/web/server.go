@@ -7,6 +7,10 @@
 // requests have a small budget of their own; connections that send no request (idle,
 // keep-alive, slowloris) share a bounded pool that closes the longest-idle one to make
 // room. The API can also get its own listener (--api, SRS's http_api).
+//
+// A protocol server: it may import the data plane (placement/dataplane), the control
+// plane's views (placement, membership), the media core and its packagers (media/hls),
+// and the servers' shared parts (ingress/admit, ingress/limit, ingress/console).
 package web
 
 import (

@@ -8,6 +8,8 @@
 // AMF3 (the avmplus-object marker and everything after it) and the legacy reference,
 // movieclip, recordset, XML and typed-object markers are refused: no RTMP client peer
 // serves sends them in AMF0 messages.
+//
+// It is a leaf: the standard library only.
 package amf0
 
 import (

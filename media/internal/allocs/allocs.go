@@ -1,6 +1,8 @@
 // Package allocs measures what a parser allocates, for the media fuzz targets: each
 // checks that an input of n bytes costs at most Bound(n), so no length field read from
 // the network buys memory that the peer did not send.
+//
+// It is a leaf: the standard library only.
 package allocs
 
 import "runtime"
