@@ -601,3 +601,39 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("adopt of a stream with a live master: %+v %v; want n2's placement at epoch %d", r, err, a.Epoch)
 	}
 }
+
+// TestPromotionSkipsDeadNonvoter: with a voter down (fewer healthy voters than
+// MinQuorum), the leader promotes a nonvoter, counting it towards the new quorum. A
+// nonvoter killed just after the voter still looks alive to gossip for a while; promoted,
+// it left two live voters of four (quorum 3): no leader ever again (chaos witness fault:
+// the witness, then a non-voter master SIGKILLed 0.4 s apart). The leader's own
+// heartbeats to it already fail: the survivors must keep a leader and end with a
+// working configuration.
+func TestPromotionSkipsDeadNonvoter(t *testing.T) {
+	h := newHarness(t, "k")
+	h.cluster(5)
+	waitFor(t, 15*time.Second, "5-node agreement (3 voters, 2 nonvoters)", h.agreed)
+	leader := h.leaderNode()
+	voters, nonvoters := raftConfig(leader)
+	var voter *Cluster
+	for _, c := range h.live() {
+		if c != leader && slices.Contains(voters, c.Self()) {
+			voter = c
+			break
+		}
+	}
+	// promote takes the nonvoters in name order: kill the one it would pick.
+	nonvoter := h.nodes[nonvoters[0]]
+	h.kill(voter)
+	time.Sleep(300 * time.Millisecond)
+	h.kill(nonvoter)
+	waitFor(t, 30*time.Second, "the survivors agree on a leader and a configuration of themselves", func() bool {
+		l := h.leaderNode()
+		if l == nil {
+			return false
+		}
+		v, nv := raftConfig(l)
+		return h.agreed() && len(v) == 3 && len(nv) == 0 &&
+			!slices.Contains(v, nonvoter.Self()) && !slices.Contains(v, voter.Self())
+	})
+}

@@ -171,13 +171,29 @@ func (c *Cluster) addNewcomers(v *servers) (bool, error) {
 }
 
 // promote (step 3): a healthy nonvoter that has been one for PromoteAfter becomes a
-// voter, while voters are fewer than desired and promotionSafe allows it.
+// voter, while voters are fewer than desired and promotionSafe allows it. Healthy here
+// is also what raft sees: a server whose heartbeats from this leader fail now is
+// neither a candidate nor counted as a healthy voter. Gossip takes 0.5-0.7 s to call a
+// killed node dead, raft's heartbeats fail at once: with the witness killed, then 0.4 s
+// later a nonvoter, the leader promoted the dead nonvoter (gossip still had it alive,
+// and with one voter down promotionSafe counts the candidate), leaving two live voters
+// of four and no leader for as long as the two stayed down (chaos witness fault,
+// TestPromotionSkipsDeadNonvoter).
 func (c *Cluster) promote(v *servers) (bool, error) {
-	if len(v.hv) >= v.desired || !promotionSafe(v.voters, len(v.hv), v.desired, c.cfg.MinQuorum) {
+	healthy := 0
+	for _, s := range v.hv {
+		if !c.heartbeatsFailing(s.ID) {
+			healthy++
+		}
+	}
+	if healthy >= v.desired || !promotionSafe(v.voters, healthy, v.desired, c.cfg.MinQuorum) {
 		return false, nil
 	}
 	sort.Slice(v.hnv, func(i, j int) bool { return v.hnv[i].ID < v.hnv[j].ID })
 	for _, s := range v.hnv {
+		if c.heartbeatsFailing(s.ID) {
+			continue
+		}
 		c.lmu.Lock()
 		since, ok := c.nonvoterSince[s.ID]
 		if !ok {

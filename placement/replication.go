@@ -93,6 +93,14 @@ func (c *Cluster) resetReplication() {
 	}
 }
 
+// heartbeatsFailing reports whether this leader's heartbeats to server id fail now.
+func (c *Cluster) heartbeatsFailing(id raft.ServerID) bool {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	_, failing := c.failingSince[id]
+	return failing
+}
+
 // quorumWithout reports whether the voters of servers other than id, less those whose
 // heartbeats are failing now, are a majority of the voters other than id: the quorum a
 // configuration without id needs to commit.
