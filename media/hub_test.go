@@ -428,7 +428,9 @@ func TestRepointedRelayAlignsByContent(t *testing.T) {
 // the stream holds: that keyframe is not in its GOP cache, so it and what follows go out.
 // Before, the keyframe and the frames up to the edge's last time were dropped and the
 // players got inter frames of the new timeline without its keyframe (a corrupt picture
-// until the next one). A replay of what the stream holds is still dropped.
+// until the next one). A replay of what the stream holds is still dropped. The new
+// timeline goes on after the edge's last time: at the source's time, the players that
+// stayed saw time go back.
 func TestCopySwitchKeepsNewTimelinesKeyframe(t *testing.T) {
 	h := testHub(t, 64)
 	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
@@ -454,8 +456,8 @@ func TestCopySwitchKeepsNewTimelinesKeyframe(t *testing.T) {
 	for _, tg := range got {
 		bodies = append(bodies, tg.Data()[len(tg.Data())-1])
 	}
-	if string(bodies) != "\x07\x08\x09" || !got[0].IsKeyframe() {
-		t.Fatalf("after the switch: got %v, want the new keyframe at 1041 and its frames", describe(got))
+	if string(bodies) != "\x07\x08\x09" || !got[0].IsKeyframe() || got[0].Time <= 1080 {
+		t.Fatalf("after the switch: got %v, want the new keyframe (at 1041 on its clock) and its frames after 1080", describe(got))
 	}
 	next.Close()
 
@@ -472,8 +474,47 @@ func TestCopySwitchKeepsNewTimelinesKeyframe(t *testing.T) {
 	next.Write(flv.TypeVideo, 1202, frame(true, 13)) // new timeline
 	next.Write(flv.TypeVideo, 1242, frame(false, 14))
 	got, _, _ = nextWithin(pl, time.Second)
-	if len(got) != 2 || got[0].Time != 1202 || !got[0].IsKeyframe() {
-		t.Fatalf("after the second switch: got %v, want the new keyframe at 1202 and its frame", describe(got))
+	if len(got) != 2 || got[0].Time <= 1241 || got[1].Time-got[0].Time != 40 || !got[0].IsKeyframe() {
+		t.Fatalf("after the second switch: got %v, want the new keyframe (at 1202 on its clock) after 1241, and its frame", describe(got))
+	}
+	next.Close()
+}
+
+// TestCopyNewTimelineNeverGoesBack: after a majority loss a stream re-published on a
+// degraded survivor is adopted by placement, and an edge's copy switches to it: its
+// timeline started 1.6 s behind what the edge's players already had. The player that
+// stayed sees every tag at or after the last one it got, with the frames' spacing kept
+// (chaos majority-loss: video time went back 1.6 s at two edges).
+func TestCopyNewTimelineNeverGoesBack(t *testing.T) {
+	h := testHub(t, 64)
+	pl, _ := h.Play("live", "a", PlayOptions{Kind: "test", Remote: "p"})
+	defer pl.Close()
+	old, _ := h.Publish("live", "a", "node:n1", Copy)
+	old.Write(flv.TypeVideo, 0, avcSeq)
+	for i := 0; i < 50; i++ {
+		old.Write(flv.TypeVideo, uint32(10_000+40*i), frame(i == 0 || i == 25, byte(i)))
+	}
+	old.Close()
+	got, _, _ := nextWithin(pl, time.Second)
+	last := got[len(got)-1].Time // 11960
+	next, _ := h.Publish("live", "a", "node:n2", Copy)
+	next.Write(flv.TypeVideo, 10_000, avcSeq)
+	for i := 0; i < 10; i++ {
+		next.Write(flv.TypeVideo, uint32(10_360+40*i), frame(i == 0, byte(100+i))) // 1.6 s behind
+		next.Write(flv.TypeAudio, uint32(10_370+40*i), []byte{0xaf, 0x01, byte(i)})
+	}
+	got, _, _ = nextWithin(pl, time.Second)
+	var video []*flv.Tag
+	for _, tg := range got {
+		if tg.Time < last {
+			t.Fatalf("time went back from %d: %v", last, describe(got))
+		}
+		if tg.Type == flv.TypeVideo && !isConfig(tg) {
+			video = append(video, tg)
+		}
+	}
+	if len(video) != 10 || !video[0].IsKeyframe() || video[9].Time-video[0].Time != 360 {
+		t.Fatalf("after the switch: got %v, want the new timeline's 10 frames from its keyframe, 40 ms apart", describe(got))
 	}
 	next.Close()
 }

@@ -123,11 +123,15 @@ func (p *Publisher) WriteAt(typ uint8, timeMS int64, data []byte) {
 	if !ok && t.IsKeyframe() && !s.holdsKeyframe(t) {
 		// A keyframe the stream does not hold, within the span its GOP cache covers:
 		// the source is on a new timeline (a new master's, whose first keyframe was
-		// placed after its replica's last tag, a little before the edge's). Dropping it
-		// by time, as the catch-up did, left the players inter frames without their
-		// keyframe; it goes out, and the catch-up ends.
-		p.tl.catching = false
-		at, ok = t.Time, true
+		// placed after its replica's last tag, a little before the edge's; a stream
+		// re-published on a degraded survivor and adopted after the heal, 1.6 s behind).
+		// Dropping it by time, as the catch-up did, left the players inter frames
+		// without their keyframe; it goes out, the catch-up ends, and the new timeline
+		// is shifted to start just after the stream's last tag: at the source's time it
+		// went back for the players that stayed (chaos majority-loss: video time back
+		// 1.6 s at two edges).
+		p.tl.newTimeline(t.Time)
+		at, ok = timeMS+p.tl.offset, true
 	}
 	if !ok {
 		return

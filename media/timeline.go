@@ -73,6 +73,17 @@ func (tl *timeline) place(t *flv.Tag) (int64, bool) {
 	return at, true
 }
 
+// newTimeline ends the catch-up at a tag of stream time at that starts a new timeline
+// (a keyframe the stream does not hold): at or before the stream's last tag, the
+// source's clock is shifted to go on just after it, so that time never goes back for
+// the players that stayed.
+func (tl *timeline) newTimeline(at int64) {
+	tl.catching = false
+	if at <= tl.catchUp {
+		tl.offset += tl.catchUp + 1 - at
+	}
+}
+
 // timeOf returns the stream time of a cached tag (GOP cache) with this type and body.
 func (s *Stream) timeOf(typ uint8, data []byte) (int64, bool) {
 	s.mu.Lock()
