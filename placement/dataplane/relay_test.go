@@ -99,18 +99,30 @@ func TestPumpWritesLinksInline(t *testing.T) {
 	go func() { done <- pump(ctx, player, link) }()
 	defer func() { cancel(); <-done }()
 
-	// The first frame shows the link is running (it took either path).
+	// The start burst goes through the link's goroutine, which then hands the link to
+	// the fan-out; on a loaded machine that takes a while, so frames are written until
+	// one goes out inline (polled, bounded), and from then on every one must.
 	pub.WriteAt(flv.TypeVideo, 0, []byte{0x17, 1, 0, 0, 0})
-	deadline := time.Now().Add(5 * time.Second)
-	for in, q := link.counts(); in+q == 0; in, q = link.counts() {
+	at := int64(0)
+	frame := func() {
+		at += 40
+		pub.WriteAt(flv.TypeVideo, at, []byte{0x27, 1, 0, 0, 0})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in0, _ := link.counts()
+		frame()
+		if in, _ := link.counts(); in > in0 {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("the link got nothing")
+			t.Fatal("no frame was written inline")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	in0, q0 := link.counts()
 	for i := 1; i <= 10; i++ {
-		pub.WriteAt(flv.TypeVideo, int64(i)*40, []byte{0x27, 1, 0, 0, 0})
+		frame()
 		if in, q := link.counts(); in != in0+i || q != q0 {
 			t.Fatalf("after frame %d: %d tags written inline, %d by the link's goroutine; want every frame inline", i, in-in0, q-q0)
 		}
