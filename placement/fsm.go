@@ -30,6 +30,11 @@ type Assignment struct {
 	// made on an older view fails instead of erasing a change made since (an edge
 	// join, say). The epoch stays the fencing token of the master.
 	ModifyIndex uint64 `json:"mi,omitempty"`
+	// MasterInc is the master's membership incarnation when it took the stream (0:
+	// unknown, written before it was recorded). A master seen since with another
+	// incarnation restarted and lost the publisher it had: it holds none until a
+	// publish there acquires the stream again (liveness.holds).
+	MasterInc int64 `json:"minc,omitempty"`
 }
 
 func (a *Assignment) clone() *Assignment {
@@ -47,7 +52,7 @@ func (a *Assignment) equal(b *Assignment) bool {
 		return a == b
 	}
 	return a.Stream == b.Stream && a.Master == b.Master && a.Epoch == b.Epoch && a.ModifyIndex == b.ModifyIndex &&
-		slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.Edges, b.Edges)
+		a.MasterInc == b.MasterInc && slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.Edges, b.Edges)
 }
 
 // MemberRecord is the replicated view of a node (written by the leader).
@@ -139,6 +144,8 @@ type update struct {
 	Replicas    []string `json:"r,omitempty"`
 	Edges       []string `json:"e,omitempty"`
 	NewEpoch    bool     `json:"ne,omitempty"`
+	// MasterInc: Assignment.MasterInc; 0 keeps the current one when Master stays.
+	MasterInc int64 `json:"minc,omitempty"`
 }
 
 type applyResult struct {
@@ -223,6 +230,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 						Replicas: nonNil(u.Replicas), Edges: nonNil(u.Edges), Epoch: curEpoch, ModifyIndex: l.Index}
 					if u.NewEpoch || cur == nil {
 						n.Epoch = l.Index
+					}
+					n.MasterInc = u.MasterInc
+					if n.MasterInc == 0 && cur != nil && cur.Master == u.Master {
+						n.MasterInc = cur.MasterInc
 					}
 					f.streams[u.Stream] = n
 					changes = append(changes, Change{Kind: ChangeUpdate, Stream: u.Stream, Old: cur.clone(), New: n.clone()})

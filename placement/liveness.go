@@ -64,6 +64,20 @@ func (l *liveness) gone(name string, grace time.Duration) bool {
 	return l.leaving(name)
 }
 
+// restarted: a's master has started again since it took the stream (its incarnation
+// differs from the one recorded then): it lost the publisher it had, and holds the
+// stream no more until a publish there acquires it again.
+func (l *liveness) restarted(a *Assignment) bool {
+	m, ok := l.members[a.Master]
+	return ok && a.MasterInc != 0 && m.Incarnation != a.MasterInc
+}
+
+// holds: a's master is alive and has not restarted since it took the stream (or the
+// assignment predates MasterInc): a rival of a publish elsewhere.
+func (l *liveness) holds(a *Assignment) bool {
+	return !l.gone(a.Master, 0) && l.members[a.Master].State == membership.StateAlive && !l.restarted(a)
+}
+
 func (l *liveness) overloaded(name string) bool {
 	m := l.members[name]
 	if l.cfg.Overloaded != nil {

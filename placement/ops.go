@@ -7,8 +7,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
-
-	"peer/membership"
 )
 
 func respErr(err error) rpcResp {
@@ -68,7 +66,9 @@ func (c *Cluster) doAcquire(stream, node string, adopt bool) rpcResp {
 	for attempt := 0; attempt < 8; attempt++ {
 		l := c.snapshotLiveness()
 		cur := c.fsm.get(stream)
-		if cur != nil && (cur.Master == node || !l.gone(cur.Master, 0) && l.members[cur.Master].State == membership.StateAlive) {
+		// A live master keeps its stream; one restarted since it took it has lost its
+		// publisher: a publish there re-acquires it (new epoch), one elsewhere may take it.
+		if cur != nil && (cur.Master == node && !l.restarted(cur) || l.holds(cur)) {
 			return rpcResp{Assignment: cur}
 		}
 		master := node
@@ -84,7 +84,7 @@ func (c *Cluster) doAcquire(stream, node string, adopt bool) rpcResp {
 				master = alt
 			}
 		}
-		u := update{Stream: stream, Master: master, NewEpoch: true}
+		u := update{Stream: stream, Master: master, NewEpoch: true, MasterInc: l.members[master].Incarnation}
 		if cur != nil {
 			u.Expect = cur.ModifyIndex
 			u.Edges = cur.Edges

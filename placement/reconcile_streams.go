@@ -82,5 +82,9 @@ func (c *Cluster) reconcileStream(l *liveness, a Assignment) (update, bool) {
 		c.log.Info("placement: master moved", zap.String("stream", a.Stream), zap.String("from", a.Master),
 			zap.String("to", master), zap.Strings("replicas", keep))
 	}
-	return update{Stream: a.Stream, Expect: a.ModifyIndex, Master: master, Replicas: keep, Edges: edges, NewEpoch: newEpoch}, true
+	u := update{Stream: a.Stream, Expect: a.ModifyIndex, Master: master, Replicas: keep, Edges: edges, NewEpoch: newEpoch}
+	if newEpoch {
+		u.MasterInc = l.members[master].Incarnation
+	}
+	return u, true
 }

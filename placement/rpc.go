@@ -23,9 +23,10 @@ type rpcReq struct {
 	Join   bool   `json:"join,omitempty"`
 	// Adopt (acquire): the caller already serves a publisher of Stream, taken while it
 	// was degraded. It becomes the master if the stream is free (not placed, or its
-	// master gone) and the caller may hold streams, even when overloaded: moving the
-	// publisher would interrupt it. A stream with a live master is returned as it is
-	// (the caller then kicks its publisher). A leader that does not know the field
+	// master gone, or restarted since it took the stream: liveness.restarted) and the
+	// caller may hold streams, even when overloaded: moving the publisher would
+	// interrupt it. A stream with a live master is returned as it is (the caller then
+	// kicks its publisher). A leader that does not know the field
 	// treats it as an acquire.
 	Adopt bool `json:"adopt,omitempty"`
 }

@@ -16,9 +16,9 @@ import (
 // FenceTimeout). The node keeps its publishers, players and links. A new publish goes to
 // the stream's last known master if that node is a live member, else it is taken here
 // with no epoch, as a lone SRS would. When a leader is back, Raft's placement wins:
-// reconcileMastered kicks a local publisher whose stream placement gives to another node
-// and claims the others through the leader (placement.Cluster.Adopt), without
-// interrupting them.
+// reconcileMastered claims, through the leader (placement.Cluster.Adopt), every stream
+// it took meanwhile that placement does not give to this node: the publisher stays,
+// uninterrupted, unless the leader answers that the stream has another live master.
 
 // errDegraded: the node turned degraded while it waited for the leader.
 var errDegraded = errors.New("no contact with a raft leader")
@@ -117,9 +117,11 @@ func (r *Router) reconcileMastered(only string) {
 			m.mu.Lock()
 			m.epoch = a.Epoch
 			m.mu.Unlock()
-		case placed:
-			r.kickMastered(m, "placement gives the stream to "+a.Master)
 		default:
+			// Placed elsewhere or not at all: the leader decides. Its master may have
+			// restarted since without the publisher it had (the claim goes through),
+			// or it may publish the stream (the claim returns it: the publisher here
+			// gives way).
 			r.claim(m)
 		}
 	}
