@@ -637,3 +637,55 @@ func TestPromotionSkipsDeadNonvoter(t *testing.T) {
 			!slices.Contains(v, nonvoter.Self()) && !slices.Contains(v, voter.Self())
 	})
 }
+
+// TestAdoptRestartedMaster: a master that restarted on its data dir since it took a
+// stream lost the publisher it had. It is no rival: a degraded survivor's adopt takes
+// the stream (chaos majority-loss: n4's publisher of live/s3 was kicked for a restarted
+// n3 that published nothing). A publish at the restarted master re-acquires the stream
+// (new epoch), and a live master that did not restart stays a rival.
+func TestAdoptRestartedMaster(t *testing.T) {
+	h := newHarness(t, "k")
+	h.tweak = func(c *Config) { c.FailoverGrace = time.Minute } // no promotion while n3 is down
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	ctx := ctxT(t, 30*time.Second)
+	a, err := nodes[2].Acquire(ctx, "live/s3", "n3")
+	if err != nil || a.Master != "n3" || a.MasterInc == 0 {
+		t.Fatalf("acquire: %+v %v; want n3 with its incarnation", a, err)
+	}
+	b, err := nodes[2].Acquire(ctx, "live/b", "n3")
+	if err != nil || b.Master != "n3" {
+		t.Fatalf("acquire: %+v %v", b, err)
+	}
+	if r, err := nodes[1].Adopt(ctx, "live/s3", "n2"); err != nil || r.Master != "n3" || r.Epoch != a.Epoch {
+		t.Fatalf("adopt with a live master: %+v %v; want n3's placement at epoch %d", r, err, a.Epoch)
+	}
+	h.kill(nodes[2])
+	n3 := h.start(h.config("n3", false), nodes[0].GossipAddr())
+	waitFor(t, 15*time.Second, "the leader sees n3 alive with its new incarnation", func() bool {
+		l := h.leaderNode()
+		if l == nil {
+			return false
+		}
+		m, ok := l.mem.Member("n3")
+		return ok && m.State == membership.StateAlive && m.Incarnation != a.MasterInc
+	})
+	if cur, ok := nodes[0].Lookup("live/s3"); !ok || cur.Master != "n3" {
+		t.Fatalf("live/s3 placed at %+v (%v); want still n3", cur, ok)
+	}
+	var r Assignment
+	waitFor(t, 10*time.Second, "n2's adopt of live/s3 goes through", func() bool {
+		r, err = nodes[1].Adopt(ctx, "live/s3", "n2")
+		return err == nil && r.Master == "n2"
+	})
+	if r.Epoch <= a.Epoch {
+		t.Fatalf("adopted at epoch %d, want a new one past %d", r.Epoch, a.Epoch)
+	}
+	rb, err := n3.Acquire(ctx, "live/b", "n3")
+	if err != nil || rb.Master != "n3" || rb.Epoch <= b.Epoch || rb.MasterInc == b.MasterInc {
+		t.Fatalf("publish at the restarted master: %+v %v; want n3 at a new epoch past %d, new incarnation", rb, err, b.Epoch)
+	}
+	if r, err := nodes[1].Adopt(ctx, "live/b", "n2"); err != nil || r.Master != "n3" || r.Epoch != rb.Epoch {
+		t.Fatalf("adopt of a stream re-acquired by its restarted master: %+v %v; want n3 at epoch %d", r, err, rb.Epoch)
+	}
+}
