@@ -158,6 +158,76 @@ func TestMajorityLoss(t *testing.T) {
 	}
 }
 
+// TestMajorityLossRestartedMaster: 3 nodes, live/rm published at and mastered by n1; n1
+// and n2 are SIGKILLed and the user publishes live/rm again at the degraded survivor n3
+// (its last known master is dead). n1 restarts on its data dir without the publisher it
+// had: placement still names it, but it is no rival. After the heal n3's publisher is
+// adopted without an interruption (chaos majority-loss: it was kicked for the restarted
+// master and the stream waited for a new publish elsewhere).
+func TestMajorityLossRestartedMaster(t *testing.T) {
+	avtest.RequireTools(t)
+	c, _ := startCluster(t, 3, nil)
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	first := publish(t, rtmpURL(n1, "live/rm"))
+	eventually(t, 20*time.Second, "live/rm mastered at n1, known to n3", func() bool {
+		a, ok := assignment(n3, "live/rm")
+		return ok && a.Master == n1.Name
+	})
+	n1.Kill()
+	n2.Kill()
+	first.Stop()
+	eventually(t, 20*time.Second, "n3 degraded, n1 dead to its gossip", func() bool {
+		v, ok := view(n3)
+		if !ok || !v.Degraded {
+			return false
+		}
+		for _, m := range v.Members {
+			if m.Name == n1.Name {
+				return m.State != "alive"
+			}
+		}
+		return true
+	})
+	pub := publish(t, rtmpURL(n3, "live/rm"))
+	eventually(t, 20*time.Second, "n3 masters live/rm unplaced", func() bool {
+		v, ok := view(n3)
+		return ok && contains(v.Unplaced, "live/rm")
+	})
+	player := countFrames(t, flvURL(n3, "live/rm"))
+	player.playing(t, time.Second, "player on degraded n3")
+
+	for _, n := range []*procs.Node{n1, n2} {
+		if err := n.Start(n3.Gossip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAgreed(t, c.Nodes, 60*time.Second)
+	eventually(t, 30*time.Second, "the three agree: live/rm mastered by n3 in one epoch", func() bool {
+		var epoch uint64
+		for _, n := range c.Nodes {
+			v, ok := view(n)
+			a, placed := v.Stream("live/rm")
+			if !ok || v.Degraded || !placed || a.Master != n3.Name || epoch != 0 && a.Epoch != epoch {
+				return false
+			}
+			epoch = a.Epoch
+		}
+		return true
+	})
+	player.playing(t, time.Second, "player on n3 still playing after the heal")
+	select {
+	case <-pub.Done():
+		t.Fatalf("n3's publisher was dropped at the heal: %v", pub.Err())
+	default:
+	}
+	if logged(n3, "publisher fenced off") {
+		t.Errorf("n3 fenced off a publisher:\n%s", n3.Logs())
+	}
+	if got := userPublishers(c.Nodes, "live/rm"); len(got) != 1 || got[0] != n3.Name {
+		t.Errorf("user publishers of live/rm: %v, want only n3", got)
+	}
+}
+
 // partitionedCluster starts n nodes under their own uids so that iptables can cut one
 // off (chaos_partition_test.go); it skips where partitions are unavailable.
 func partitionedCluster(t *testing.T, n int) (*procs.Cluster, *partitioner, func(i int) endpoint) {
