@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"peer/media/flv"
@@ -51,8 +52,9 @@ const (
 
 // Player is one subscriber's bounded queue of shared tags. The publisher pushes without
 // ever blocking. A player that keeps up is written straight from the fan-out, without a
-// goroutine switch (Sink); otherwise, and always for a player without a Sink, the
-// player's own writer goroutine drains the queue (Next).
+// goroutine switch (Sink); otherwise, and always for a player without a Sink, a writer
+// goroutine drains the queue: one started for the occasion and gone once the queue is
+// empty (Serve), or the caller's own (Next).
 type Player struct {
 	ID     uint64
 	Kind   string // "rtmp-play", "flv-play", "link-..."
@@ -74,6 +76,13 @@ type Player struct {
 	sink      Sink
 	writer    writer
 	handoff   bool // the fan-out left its write to the goroutine: Next returns at once
+
+	// Serve's: the blocking write, the end callback, and the state of its goroutine.
+	write    func([]*flv.Tag) (int, error)
+	done     func(error)
+	stopCtx  func() bool
+	draining bool // a drain goroutine runs (or is about to)
+	ended    bool // done was called (or is being called)
 }
 
 // initialQueue is a player's ring before it needs more: a player that keeps up holds a
@@ -202,6 +211,7 @@ func (p *Player) flushInline(buf []*flv.Tag) ([]*flv.Tag, int) {
 	}
 	if p.err != nil {
 		p.writer = writerNone
+		p.signal() // closed while claimed: its writer ends it
 		p.mu.Unlock()
 		return buf, 0
 	}
@@ -232,6 +242,9 @@ func (p *Player) flushInline(buf []*flv.Tag) ([]*flv.Tag, int) {
 		p.signal()
 	default:
 		p.writer = writerNone
+		if p.err != nil {
+			p.signal() // closed while claimed: its writer ends it
+		}
 	}
 	clear(buf)
 	return buf, n
@@ -271,11 +284,28 @@ func (p *Player) clearLocked() {
 	p.head, p.size = 0, 0
 }
 
+// signal wakes the player's writer: a Serve player's drain goroutine is started unless
+// it runs already (it looks at the queue again before it ends) or there is nothing for
+// it to do. p.mu is held.
 func (p *Player) signal() {
+	if p.write != nil {
+		if !p.draining && !p.ended && p.writer != writerFanOut && (p.size > 0 || p.handoff || p.err != nil) {
+			p.draining = true
+			go p.drain()
+		}
+		return
+	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// kick is signal for callers without p.mu.
+func (p *Player) kick() {
+	p.mu.Lock()
+	p.signal()
+	p.mu.Unlock()
 }
 
 // close ends the player with err; queued tags are discarded.
@@ -285,8 +315,80 @@ func (p *Player) close(err error) {
 		p.err = err
 		p.clearLocked()
 	}
-	p.mu.Unlock()
 	p.signal()
+	p.mu.Unlock()
+}
+
+// Serve hands the player's writes to the fan-out through sink and, whenever the fan-out
+// cannot write (the socket did not take a write whole, the connection is busy, the
+// start burst, a merged write let out), to a goroutine started for it, which writes the
+// queue with write (blocking, returning the bytes sent) until it is empty and ends. A
+// player that keeps up thus holds no goroutine and no batch scratch. done is called
+// once, from that goroutine, with the reason the player ended (a write failed, the
+// stream closed it, ctx ended), after the player is unsubscribed. Serve replaces
+// SetSink and Next; it returns at once.
+func (p *Player) Serve(ctx context.Context, sink Sink, write func([]*flv.Tag) (int, error), done func(error)) {
+	p.mu.Lock()
+	p.sink, p.write, p.done = sink, write, done
+	p.stopCtx = context.AfterFunc(ctx, func() { p.close(ctx.Err()) })
+	p.signal() // the start burst waits
+	p.mu.Unlock()
+}
+
+// batches are the drain goroutines' scratch: a player that keeps up needs none of its own.
+var batches = sync.Pool{New: func() any { return new([]*flv.Tag) }}
+
+// drain is a Serve player's writer goroutine: it writes the queue until it is empty, or
+// hands the player back to the fan-out, or ends the player.
+func (p *Player) drain() {
+	defer func() {
+		if r := recover(); r != nil {
+			p.close(fmt.Errorf("panic writing to a player: %v", r))
+			p.drain() // the player is closed: this ends it
+		}
+	}()
+	bp := batches.Get().(*[]*flv.Tag)
+	defer func() {
+		if cap(*bp) > 64 { // a start burst: let its scratch go
+			*bp = nil
+		}
+		batches.Put(bp)
+	}()
+	for {
+		p.mu.Lock()
+		switch {
+		case p.ended:
+			p.mu.Unlock()
+			return
+		case p.err != nil:
+			err := p.err
+			p.ended, p.draining = true, false
+			p.mu.Unlock()
+			p.stopCtx()
+			p.Close()
+			p.done(err)
+			return
+		case p.writer == writerFanOut:
+			p.draining = false // the fan-out writes, and hands back what it cannot
+			p.mu.Unlock()
+			return
+		}
+		batch := p.takeLocked((*bp)[:0])
+		*bp = batch
+		if len(batch) == 0 && !p.handoff {
+			p.writer, p.draining = writerNone, false
+			p.mu.Unlock()
+			return
+		}
+		p.writer, p.handoff = writerGoroutine, false
+		p.mu.Unlock()
+		n, err := p.write(batch)
+		clear(batch)
+		p.Sent(n)
+		if err != nil {
+			p.close(err)
+		}
+	}
 }
 
 // Next appends every queued tag to buf and returns it, waiting while the queue is empty

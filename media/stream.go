@@ -291,7 +291,7 @@ func (s *Stream) release(p *Publisher) {
 		s.vacantSince = time.Now()
 	}
 	for pl := range s.players {
-		pl.signal() // what a merged write still holds goes out now
+		pl.kick() // what a merged write still holds goes out now
 	}
 }
 

@@ -389,42 +389,21 @@ func (ss *session) play(ctx context.Context, cmd *rtmp.Command) error {
 	ss.stopPlay = cancel
 	ss.playDone = make(chan error, 1)
 	ss.srv.wg.Add(1)
-	go func() {
+	player.Serve(pctx, ss, ss.writeTags, func(err error) {
 		defer ss.srv.wg.Done()
-		defer player.Close()
-		err := ss.deliver(pctx, player)
 		ss.playDone <- err
 		ss.conn.Close() // wakes the reader
-	}()
+	})
 	return nil
 }
 
-// deliver is the player's writer: the fan-out writes to the connection directly while
-// the player keeps up (TryWrite); this goroutine takes over when it does not, draining
-// the queue in batches, each with one blocking writev.
-func (ss *session) deliver(ctx context.Context, p *media.Player) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic delivering to an RTMP player: %v", r)
-		}
-	}()
-	p.SetSink(ss)
-	var batch []*flv.Tag
-	for {
-		batch, err = p.Next(ctx, batch[:0])
-		if err != nil {
-			return err
-		}
-		var n int64
-		ss.wmu.Lock()
-		n, err = ss.WriteTags(batch)
-		ss.wmu.Unlock()
-		clear(batch)
-		p.Sent(int(n))
-		if err != nil {
-			return err
-		}
-	}
+// writeTags is the player's blocking write, for what the fan-out (TryWrite) could not
+// write: a rest left pending, the start burst, a write while a reply went out.
+func (ss *session) writeTags(tags []*flv.Tag) (int, error) {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	n, err := ss.WriteTags(tags)
+	return int(n), err
 }
 
 // TryWrite is the session's media.Sink: the fan-out's nonblocking write.

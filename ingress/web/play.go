@@ -95,9 +95,8 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 		defer s.wg.Done()
 		defer s.Limit.Release()
 		defer conn.Close()
-		defer player.Close()
 		start := time.Now()
-		err := s.deliverFLV(s.ctx, conn, player)
+		err := s.deliverFLV(conn, player)
 		log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
 		if client != nil {
 			s.Admit.Stop(*client)
@@ -160,44 +159,30 @@ func playError(w http.ResponseWriter, err error) {
 	}
 }
 
-func (s *Server) deliverFLV(ctx context.Context, conn net.Conn, p *media.Player) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic delivering to an HTTP-FLV player: %v", r)
-		}
-	}()
-	// The client sends nothing after its request; a read returns only when it hangs up.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		var b [1]byte
-		conn.Read(b[:])
-		cancel()
-	}()
+// deliverFLV sends the response head and hands the player to the fan-out (Serve), then
+// waits in a read: the client sends nothing after its request, so the read returns only
+// when it hangs up, or when the player ended and closed the connection. This goroutine
+// is the only one a player that keeps up holds.
+func (s *Server) deliverFLV(conn net.Conn, p *media.Player) error {
 	out := &flvSink{w: netio.New(mediaWriter(conn), s.WriteTimeout)}
 	head := [][]byte{flv.AppendFileHeader([]byte(flvResponseHead), p.Stream().FLVFlags())}
 	n, err := out.w.Write(head)
 	p.Sent(int(n))
 	if err != nil {
+		p.Close()
 		return err
 	}
-	p.SetSink(out)
-	var batch []*flv.Tag
-	for {
-		batch, err = p.Next(ctx, batch[:0])
-		if err != nil {
-			return err
-		}
-		n, err := out.w.Write(out.vectors(batch))
-		clear(batch)
-		if cap(batch) > 64 { // a start burst: let its scratch go
-			batch, out.bufs = nil, nil
-		}
-		p.Sent(int(n))
-		if err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-	}
+	ctx, hangup := context.WithCancel(s.ctx)
+	defer hangup()
+	ended := make(chan error, 1)
+	p.Serve(ctx, out, out.write, func(err error) {
+		ended <- err
+		conn.Close() // ends the read below
+	})
+	var b [1]byte
+	conn.Read(b[:])
+	hangup()
+	return <-ended
 }
 
 // flvSink writes FLV tags, whose bytes are the shared tag buffers themselves. The
@@ -215,6 +200,18 @@ func (f *flvSink) vectors(tags []*flv.Tag) [][]byte {
 		f.bufs = append(f.bufs, t.Raw)
 	}
 	return f.bufs
+}
+
+// write is the player's blocking write (media.Player.Serve).
+func (f *flvSink) write(tags []*flv.Tag) (int, error) {
+	n, err := f.w.Write(f.vectors(tags))
+	if cap(f.bufs) > 64 { // a start burst: let its scratch go
+		f.bufs = nil
+	}
+	if err != nil {
+		err = fmt.Errorf("write: %w", err)
+	}
+	return int(n), err
 }
 
 // TryWrite is the media.Sink of an HTTP-FLV player.
