@@ -152,7 +152,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type session struct {
 	srv    *Server
 	conn   net.Conn
-	log    *zap.Logger
 	remote string
 	cid    string // the session's id in hooks (SRS's client_id)
 	start  time.Time
@@ -170,10 +169,24 @@ type session struct {
 	stopPlay    context.CancelFunc
 }
 
+// log is the session's logger: its peer, app and stream as they are known. It is made
+// for each line (they are few): a logger kept for the session would hold an encoder and
+// its buffer, about 1 KiB per player.
+func (ss *session) log() *zap.Logger {
+	fields := make([]zap.Field, 1, 3)
+	fields[0] = zap.String("peer", ss.remote)
+	if ss.app != "" {
+		fields = append(fields, zap.String("app", ss.app))
+	}
+	if ss.name != "" {
+		fields = append(fields, zap.String("stream", ss.app+"/"+ss.name))
+	}
+	return ss.srv.Log.With(fields...)
+}
+
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	ss := &session{srv: s, conn: c, remote: c.RemoteAddr().String(), start: time.Now(),
 		cid: "rtmp-" + strconv.FormatUint(s.sessions.Add(1), 10)}
-	ss.log = s.Log.With(zap.String("peer", ss.remote))
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
@@ -268,7 +281,7 @@ func (ss *session) command(ctx context.Context, cmd *rtmp.Command) (bool, error)
 	case "deleteStream", "closeStream":
 		return true, nil
 	}
-	ss.log.Debug("ignoring RTMP command", zap.String("command", cmd.Name))
+	ss.log().Debug("ignoring RTMP command", zap.String("command", cmd.Name))
 	return false, nil
 }
 
@@ -284,7 +297,6 @@ func (ss *session) connect(cmd *rtmp.Command) error {
 		return fmt.Errorf("connect: bad app %q: %w", app, err)
 	}
 	ss.app = app
-	ss.log = ss.log.With(zap.String("app", app))
 	if err := ss.send(rtmp.WindowAckSize(rtmp.DefaultWindowAck), rtmp.PeerBandwidth(rtmp.DefaultWindowAck), rtmp.SetChunkSize(rtmp.OutChunkSize)); err != nil {
 		return err
 	}
@@ -313,7 +325,6 @@ func (ss *session) streamName(cmd *rtmp.Command) error {
 		return fmt.Errorf("%s: bad stream name: %w", cmd.Name, err)
 	}
 	ss.name, ss.query = name, query
-	ss.log = ss.log.With(zap.String("stream", ss.app+"/"+name))
 	return nil
 }
 
@@ -338,7 +349,7 @@ func (ss *session) publish(ctx context.Context, cmd *rtmp.Command) error {
 	ss.ChunkReader().SetLimits(mediaLimits)
 	// Fencing: a node that loses the stream closes the publisher's connection.
 	pub.OnKick(func(error) { ss.conn.Close() })
-	ss.log.Info("publish start")
+	ss.log().Info("publish start")
 	if err := ss.send(rtmp.UserControl(rtmp.UserStreamBegin, rtmp.MediaStreamID)); err != nil {
 		return err
 	}
@@ -384,7 +395,8 @@ func (ss *session) play(ctx context.Context, cmd *rtmp.Command) error {
 		player.Close()
 		return err
 	}
-	ss.log.Info("play start")
+	ss.log().Info("play start")
+	ss.ChunkReader().SetReadBuffer(playerReadBuffer)
 	pctx, cancel := context.WithCancel(ctx)
 	ss.stopPlay = cancel
 	ss.playDone = make(chan error, 1)
@@ -396,6 +408,10 @@ func (ss *session) play(ctx context.Context, cmd *rtmp.Command) error {
 	})
 	return nil
 }
+
+// playerReadBuffer is the read buffer of a player's connection: it sends acks, pings and
+// perhaps a pause or closeStream.
+const playerReadBuffer = 128
 
 // writeTags is the player's blocking write, for what the fan-out (TryWrite) could not
 // write: a rest left pending, the start burst, a write while a reply went out.
@@ -556,7 +572,7 @@ func (ss *session) finish(err error) {
 	} else {
 		fields = append(fields, zap.String("reason", closeReason(err)))
 	}
-	ss.log.Info(kind+" stop", fields...)
+	ss.log().Info(kind+" stop", fields...)
 }
 
 // closeReason names how a session without an error ended, for its access line.

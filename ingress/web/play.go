@@ -88,8 +88,10 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 	}
 	owned = true
 	conn.SetReadDeadline(time.Time{})
-	log := s.Log.With(zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play"))
-	log.Info("play start")
+	// The fields rather than a logger With them: that would hold an encoder and its
+	// buffer, about 1 KiB, for the player's life.
+	who := []zap.Field{zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play")}
+	s.Log.Info("play start", who...)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -97,7 +99,7 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 		defer conn.Close()
 		start := time.Now()
 		err := s.deliverFLV(conn, player)
-		log.Info("play stop", zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))
+		s.Log.Info("play stop", append(who, zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))...)
 		if client != nil {
 			s.Admit.Stop(*client)
 		}

@@ -73,7 +73,9 @@ type stream struct {
 // Reader reassembles messages. One goroutine uses it; a Message's Body stays valid only
 // until the next Read.
 type Reader struct {
+	src       io.Reader
 	br        *bufio.Reader
+	shrinkTo  int // SetReadBuffer's size, applied at the next message boundary
 	limits    Limits
 	chunkSize uint32
 	streams   []*stream
@@ -88,8 +90,14 @@ type Reader struct {
 // NewReader reads chunks from r. ack, if not nil, is called with the bytes received so
 // far (mod 2^32) each time another acknowledgement window has arrived.
 func NewReader(r io.Reader, limits Limits, ack func(uint32) error) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 4096), limits: limits, chunkSize: DefaultChunkSize, ack: ack}
+	return &Reader{src: r, br: bufio.NewReaderSize(r, 4096), limits: limits, chunkSize: DefaultChunkSize, ack: ack}
 }
+
+// SetReadBuffer makes the reader read the connection through a buffer of n bytes (at
+// least 16) from the next Read that finds nothing buffered on: a player sends a few
+// small messages a minute, and the 4 KiB a publisher's reads want would be most of what
+// an idle player's connection holds.
+func (r *Reader) SetReadBuffer(n int) { r.shrinkTo = n }
 
 // SetLimits changes the limits for messages that start from now on.
 func (r *Reader) SetLimits(l Limits) { r.limits = l }
@@ -121,6 +129,9 @@ func (r *Reader) Buffered() int { return r.buffered }
 
 // Read returns the next complete message.
 func (r *Reader) Read() (Message, error) {
+	if r.shrinkTo > 0 && r.br.Buffered() == 0 {
+		r.br, r.shrinkTo = bufio.NewReaderSize(r.src, r.shrinkTo), 0
+	}
 	for {
 		s, err := r.header()
 		if err != nil {
