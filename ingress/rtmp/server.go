@@ -138,11 +138,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.Limit.Release()
-			s.handle(ctx, c)
-		}()
+		go s.handle(ctx, c) // releases the slot and s.wg
 	}
 }
 
@@ -184,30 +180,54 @@ func (ss *session) log() *zap.Logger {
 	return ss.srv.Log.With(fields...)
 }
 
+// handle serves one connection, then gives back its max_connections slot and s.wg.
+// Once a play starts, the session goes on reading in a new goroutine, and this one ends:
+// the handshake and the commands grow a goroutine's stack to 8 KiB, which the collector
+// does not shrink under a goroutine blocked in the chunk reader (it uses a little over a
+// quarter of it), while a goroutine that only reads a player's acks stays at 2-4 KiB.
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	ss := &session{srv: s, conn: c, remote: c.RemoteAddr().String(), start: time.Now(),
 		cid: "rtmp-" + strconv.FormatUint(s.sessions.Add(1), 10)}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-	err := ss.run(ctx)
-	ss.finish(err)
+	end := func(err error) {
+		ss.finish(err)
+		c.Close()
+		stop()
+		s.Limit.Release()
+		s.wg.Done()
+	}
+	err := ss.run(ctx, true)
+	if err == errPlaying {
+		go func() { end(ss.run(ctx, false)) }()
+		return
+	}
+	end(err)
 }
 
-func (ss *session) run(ctx context.Context) (err error) {
+// errPlaying is run's return when a play started: the caller goes on with run.
+var errPlaying = errors.New("playing")
+
+// run does the handshake (start) and then reads and handles messages until the session
+// ends, or, from start, until a play started (errPlaying).
+func (ss *session) run(ctx context.Context, start bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic in RTMP session: %v", r)
 		}
 	}()
-	ss.conn.SetDeadline(time.Now().Add(ss.srv.IOTimeout))
-	if err := handshake.Server(ss.conn); err != nil {
-		return fmt.Errorf("%w: %w", errHandshake, err)
+	if start {
+		ss.conn.SetDeadline(time.Now().Add(ss.srv.IOTimeout))
+		if err := handshake.Server(ss.conn); err != nil {
+			return fmt.Errorf("%w: %w", errHandshake, err)
+		}
+		ss.conn.SetDeadline(time.Time{})
+		ss.Init(ss.conn, ss.srv.WriteTimeout, commandLimits, func(n uint32) error { return ss.send(rtmp.Ack(n)) })
 	}
-	ss.conn.SetDeadline(time.Time{})
-	ss.Init(ss.conn, ss.srv.WriteTimeout, commandLimits, func(n uint32) error { return ss.send(rtmp.Ack(n)) })
 	r := ss.ChunkReader()
 	for {
+		if start && ss.playDone != nil {
+			return errPlaying
+		}
 		timeout := ss.srv.IOTimeout
 		if ss.playDone != nil {
 			timeout = ss.srv.IdlePlayer
