@@ -88,7 +88,7 @@ type Player struct {
 // initialQueue is a player's ring before it needs more: a player that keeps up holds a
 // few tags at a time, so most never grow (memory per player is what a node's fan-out
 // capacity is made of).
-const initialQueue = 64
+const initialQueue = 16
 
 func newPlayer(s *Stream, o PlayOptions, capacity int) *Player {
 	return &Player{Kind: o.Kind, Remote: o.Remote, link: o.Link || o.First, first: o.First, stream: s,

@@ -76,7 +76,7 @@ func (c *Wire) flushMedia() (int64, error) {
 	media := max(n-int64(len(c.out)), 0)
 	c.mediaOut += uint64(media)
 	c.otherOut += uint64(n - media)
-	c.out = c.out[:0]
+	c.out = nil // control and command messages are few: a player's connection keeps no buffer for them
 	return media, err
 }
 
