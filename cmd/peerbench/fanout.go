@@ -78,14 +78,21 @@ func runFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 	}
 	// peer: one node, HTTP-FLV then RTMP players; then, at the largest N only, a node
 	// with merged writes (the SRS mw_latency trade: fewer writes, more latency).
+	// Each protocol gets a fresh node: memory the runtime took for one protocol's players
+	// and has not given back yet would otherwise count as the next protocol's RSS per
+	// player (nginx serves RTMP only, on its own instance).
 	if c.has("peer") {
-		runSeries(ctx, c, ps, b, dir, clip, rep, "peer", c.Players, func() (*fanTarget, error) {
-			return startPeerTarget(ctx, ps, b, dir, clip, "peer", maxN)
-		})
-		if c.MergeWrite > 0 {
-			runSeries(ctx, c, ps, b, dir, clip, rep, mergeServer, []int{maxN}, func() (*fanTarget, error) {
-				return startPeerTarget(ctx, ps, b, dir, clip, mergeServer, maxN, "--merge-write", c.MergeWrite.String())
+		for _, proto := range []string{"http-flv", "rtmp"} {
+			runSeries(ctx, c, ps, b, dir, clip, rep, "peer", c.Players, func() (*fanTarget, error) {
+				return startPeerTarget(ctx, ps, b, dir, clip, "peer", maxN, proto)
 			})
+		}
+		for _, w := range c.mergeWindows() {
+			for _, proto := range []string{"http-flv", "rtmp"} {
+				runSeries(ctx, c, ps, b, dir, clip, rep, mergeServer(w), []int{maxN}, func() (*fanTarget, error) {
+					return startPeerTarget(ctx, ps, b, dir, clip, mergeServer(w), maxN, proto, "--merge-write", w.String())
+				})
+			}
 		}
 	}
 	// nginx-rtmp: one instance, RTMP players (it has no HTTP-FLV).
@@ -103,7 +110,7 @@ func runFanout(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 // fanTarget is a server ready for fan-out load: its processes, the clip publisher
 // feeding it, a player URL per protocol and its RSS before any player.
 type fanTarget struct {
-	name        string // series name: peer, peer-merge, nginx
+	name        string // series name: peer, peer-merge-100ms, nginx
 	srv         server
 	metricsBase string // peer's HTTP base for /metrics; "" for nginx
 	pub         *proc
@@ -113,8 +120,9 @@ type fanTarget struct {
 	stop        func()
 }
 
-// startPeerTarget runs one peer node (with extra flags) and the clip publisher.
-func startPeerTarget(ctx context.Context, ps *procs, b *bins, dir string, clip clipInfo, name string, maxN int, extra ...string) (*fanTarget, error) {
+// startPeerTarget runs one peer node (with extra flags) and the clip publisher; its
+// series measure proto ("": HTTP-FLV and RTMP).
+func startPeerTarget(ctx context.Context, ps *procs, b *bins, dir string, clip clipInfo, name string, maxN int, proto string, extra ...string) (*fanTarget, error) {
 	args := append([]string{"--replicas", "0", "--max-connections", fmt.Sprint(maxN + 200)}, extra...)
 	node, err := startPeer(ctx, ps, b.peer, dir, "fan-"+name, "", args...)
 	if err != nil {
@@ -122,6 +130,9 @@ func startPeerTarget(ctx context.Context, ps *procs, b *bins, dir string, clip c
 	}
 	t := &fanTarget{name: name, srv: node, metricsBase: node.base(), protos: []string{"http-flv", "rtmp"},
 		urls: map[string]string{"http-flv": "http://" + node.http + "/live/bench.flv", "rtmp": "rtmp://" + node.rtmp + "/live/bench"}}
+	if proto != "" {
+		t.protos = []string{proto}
+	}
 	t.stop = func() { node.p.stop(6 * time.Second) }
 	pub, err := startClipPublisher(ps, dir, "fan-"+name, clip.path, t.urls["rtmp"])
 	if err != nil {
@@ -335,5 +346,16 @@ func loadStep(ctx context.Context, c *cli, ps *procs, srv server, metricsBase st
 	return st, nil
 }
 
-// mergeServer names the fan-out series of a peer node run with --merge-write.
-const mergeServer = "peer-merge"
+// mergeServer names the fan-out series of a peer node run with --merge-write w.
+func mergeServer(w time.Duration) string { return "peer-merge-" + w.String() }
+
+// mergeWindows are the --merge-write windows measured besides peer's default (none).
+func (c *cli) mergeWindows() []time.Duration {
+	var ws []time.Duration
+	for _, w := range c.MergeWrite {
+		if w > 0 {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}

@@ -45,30 +45,30 @@ import (
 var allParts = []string{"tcp", "fanout", "latency", "ttff", "failover"}
 
 type cli struct {
-	Peer            string        `help:"peer binary; empty: go build ./cmd/peer into the temp dir."`
-	Peerload        string        `help:"peerload binary; empty: go build ./cmd/peerload into the temp dir."`
-	Only            []string      `help:"Parts to run: tcp,fanout,latency,ttff,failover (default all)."`
-	Servers         []string      `help:"Servers to measure: peer,nginx." default:"peer,nginx"`
-	Players         []int         `help:"Player counts, one load step each (same for every server and protocol)." default:"200,500,1000"`
-	Duration        time.Duration `help:"Length of each load step." default:"12s"`
-	Ramp            time.Duration `help:"Player start ramp within each step." default:"2s"`
-	Settle          time.Duration `help:"Pause before each step so the server drops the previous players." default:"2s"`
-	TTFFConnects    int           `name:"ttff-connects" help:"Sequential single-player connects per protocol for TTFF." default:"20"`
-	TTFFJitter      time.Duration `name:"ttff-jitter" help:"Random extra pause (0..this) between RTMP/HTTP-FLV TTFF connects, so they land at random points of the 2 s GOP." default:"2s"`
-	TCPTime         time.Duration `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
-	LatDuration     time.Duration `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player): p99 is the tenth worst frame at 40 s." default:"40s"`
-	LatRounds       int           `name:"lat-rounds" help:"Rounds of the hop comparison (RTMP players at the master and the edge), peer and nginx alternating; the hop goal is judged on the median of the rounds' p50s and p99s." default:"3"`
-	LatWarmup       time.Duration `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
-	FailoverRuns    int           `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
-	FailoverObserve time.Duration `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
-	NginxWorkers    int           `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push); peer nodes get as many cores (--procs)." default:"1"`
-	PeerLogLevel    string        `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
-	Clip            string        `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
-	Rounds          int           `help:"Alternating peer/nginx rounds at the largest N after the series (0: skip); the players per CPU second goal is judged on their median." default:"3"`
-	MergeWrite      time.Duration `name:"merge-write" help:"Also measure fan-out at the largest N on a peer node run with this --merge-write (0: skip)." default:"100ms"`
-	Keep            bool          `help:"Keep the temp dir (logs, clip, nginx.conf files) after the run."`
-	JSON            string        `name:"json" help:"Also write all results as JSON to this file."`
-	Markdown        string        `name:"markdown" help:"Write the table with the command line, date and machine to this file (empty: do not)."`
+	Peer            string          `help:"peer binary; empty: go build ./cmd/peer into the temp dir."`
+	Peerload        string          `help:"peerload binary; empty: go build ./cmd/peerload into the temp dir."`
+	Only            []string        `help:"Parts to run: tcp,fanout,latency,ttff,failover (default all)."`
+	Servers         []string        `help:"Servers to measure: peer,nginx." default:"peer,nginx"`
+	Players         []int           `help:"Player counts, one load step each (same for every server and protocol)." default:"200,500,1000"`
+	Duration        time.Duration   `help:"Length of each load step." default:"12s"`
+	Ramp            time.Duration   `help:"Player start ramp within each step." default:"2s"`
+	Settle          time.Duration   `help:"Pause before each step so the server drops the previous players." default:"2s"`
+	TTFFConnects    int             `name:"ttff-connects" help:"Sequential single-player connects per protocol for TTFF." default:"20"`
+	TTFFJitter      time.Duration   `name:"ttff-jitter" help:"Random extra pause (0..this) between RTMP/HTTP-FLV TTFF connects, so they land at random points of the 2 s GOP." default:"2s"`
+	TCPTime         time.Duration   `name:"tcp-time" help:"Length of the loopback TCP ceiling measurement." default:"3s"`
+	LatDuration     time.Duration   `name:"lat-duration" help:"Length of the latency measurement (25 frames/s per player): p99 is the tenth worst frame at 40 s." default:"40s"`
+	LatRounds       int             `name:"lat-rounds" help:"Rounds of the hop comparison (RTMP players at the master and the edge), peer and nginx alternating; the hop goal is judged on the median of the rounds' p50s and p99s." default:"3"`
+	LatWarmup       time.Duration   `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
+	FailoverRuns    int             `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
+	FailoverObserve time.Duration   `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
+	NginxWorkers    int             `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push); peer nodes get as many cores (--procs)." default:"1"`
+	PeerLogLevel    string          `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
+	Clip            string          `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
+	Rounds          int             `help:"Alternating peer/nginx rounds at the largest N after the series (0: skip); the players per CPU second goal is judged on their median." default:"3"`
+	MergeWrite      []time.Duration `name:"merge-write" help:"Also measure fan-out at the largest N on a peer node run with each of these --merge-write windows, in the series and in the alternating rounds (0 or empty: none)." default:"100ms,350ms"`
+	Keep            bool            `help:"Keep the temp dir (logs, clip, nginx.conf files) after the run."`
+	JSON            string          `name:"json" help:"Also write all results as JSON to this file."`
+	Markdown        string          `name:"markdown" help:"Write the table with the command line, date and machine to this file (empty: do not)."`
 }
 
 func (c *cli) part(p string) bool {

@@ -15,7 +15,15 @@ type round struct {
 	PeerRTMP stepResult `json:"peer_rtmp"`
 	PeerFLV  stepResult `json:"peer_http_flv"`
 	Nginx    stepResult `json:"nginx_rtmp"`
+	Merged   []merged   `json:"merged,omitempty"` // peer with each --merge-write window
 	Err      string     `json:"error,omitempty"`
+}
+
+// merged is one round's steps of a peer node run with a --merge-write window.
+type merged struct {
+	Window string     `json:"window"`
+	RTMP   stepResult `json:"rtmp"`
+	FLV    stepResult `json:"http_flv"`
 }
 
 // runRounds measures c.Rounds alternations at n players; a failure ends them with its
@@ -27,7 +35,7 @@ func runRounds(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 			logf("rounds failed: %v", err)
 		}
 	}
-	peer, err := startPeerTarget(ctx, ps, b, dir, clip, "peer", n)
+	peer, err := startPeerTarget(ctx, ps, b, dir, clip, "peer", n, "")
 	if err != nil {
 		fail(err)
 		return
@@ -39,13 +47,28 @@ func runRounds(ctx context.Context, c *cli, ps *procs, b *bins, dir string, clip
 		return
 	}
 	defer ng.stop()
+	var mts []*fanTarget
+	for _, w := range c.mergeWindows() {
+		t, err := startPeerTarget(ctx, ps, b, dir, clip, mergeServer(w), n, "", "--merge-write", w.String())
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer t.stop()
+		mts = append(mts, t)
+	}
 	for i := range c.Rounds {
-		r := round{Round: i + 1}
-		steps := []struct {
+		r := round{Round: i + 1, Merged: make([]merged, len(mts))}
+		type step struct {
 			t     *fanTarget
 			proto string
 			into  *stepResult
-		}{{peer, "rtmp", &r.PeerRTMP}, {ng, "rtmp", &r.Nginx}, {peer, "http-flv", &r.PeerFLV}}
+		}
+		steps := []step{{peer, "rtmp", &r.PeerRTMP}, {ng, "rtmp", &r.Nginx}, {peer, "http-flv", &r.PeerFLV}}
+		for j, t := range mts {
+			r.Merged[j].Window = c.mergeWindows()[j].String()
+			steps = append(steps, step{t, "rtmp", &r.Merged[j].RTMP}, step{t, "http-flv", &r.Merged[j].FLV})
+		}
 		if i%2 == 1 {
 			slices.Reverse(steps)
 		}
