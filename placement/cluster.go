@@ -37,6 +37,7 @@ type Cluster struct {
 	layer  *muxLayer
 	trans  *raft.NetworkTransport
 	bolt   *raftboltdb.BoltStore
+	stable *closingStable // raft's view of bolt as its stable store (stable.go)
 	obsCh  chan raft.Observation
 	obs    *raft.Observer
 	advRaf string
@@ -157,6 +158,7 @@ func (c *Cluster) teardown() {
 		c.layer.wait()
 	}
 	if c.bolt != nil {
+		c.stable.close() // after any heartbeat still saving a term (closingStable)
 		_ = c.bolt.Close()
 	}
 	if c.mem != nil {

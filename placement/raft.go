@@ -99,7 +99,8 @@ func (c *Cluster) stores(hl hclog.Logger) (raft.LogStore, raft.StableStore, raft
 	if c.bolt, snaps, err = openStores(c.cfg.DataDir, c.cfg.NoSync, hl); err != nil {
 		return nil, nil, nil, err
 	}
-	return c.bolt, c.bolt, snaps, nil
+	c.stable = &closingStable{StableStore: c.bolt}
+	return c.bolt, c.stable, snaps, nil
 }
 
 // raftConfig is raft's configuration from ours.
