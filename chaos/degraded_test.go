@@ -203,16 +203,7 @@ func TestMajorityLossRestartedMaster(t *testing.T) {
 	}
 	waitAgreed(t, c.Nodes, 60*time.Second)
 	eventually(t, 30*time.Second, "the three agree: live/rm mastered by n3 in one epoch", func() bool {
-		var epoch uint64
-		for _, n := range c.Nodes {
-			v, ok := view(n)
-			a, placed := v.Stream("live/rm")
-			if !ok || v.Degraded || !placed || a.Master != n3.Name || epoch != 0 && a.Epoch != epoch {
-				return false
-			}
-			epoch = a.Epoch
-		}
-		return true
+		return masteredEverywhere(c.Nodes, "live/rm", n3.Name)
 	})
 	player.playing(t, time.Second, "player on n3 still playing after the heal")
 	select {
@@ -368,16 +359,7 @@ func TestPartitionHeal(t *testing.T) {
 	default:
 	}
 	eventually(t, 30*time.Second, "live/alone adopted: mastered at n3 in every view", func() bool {
-		var epoch uint64
-		for _, n := range c.Nodes {
-			v, ok := view(n)
-			x, placed := v.Stream("live/alone")
-			if !ok || v.Degraded || !placed || x.Master != n3.Name || epoch != 0 && x.Epoch != epoch {
-				return false
-			}
-			epoch = x.Epoch
-		}
-		return true
+		return masteredEverywhere(c.Nodes, "live/alone", n3.Name)
 	})
 	select {
 	case <-alone.Done():
@@ -397,4 +379,19 @@ func TestPartitionHeal(t *testing.T) {
 			masters[k] = x.Master
 		}
 	}
+}
+
+// masteredEverywhere reports that every node, none degraded, places stream at master in
+// one and the same epoch.
+func masteredEverywhere(nodes []*procs.Node, stream, master string) bool {
+	var epoch uint64
+	for _, n := range nodes {
+		v, ok := view(n)
+		a, placed := v.Stream(stream)
+		if !ok || v.Degraded || !placed || a.Master != master || epoch != 0 && a.Epoch != epoch {
+			return false
+		}
+		epoch = a.Epoch
+	}
+	return true
 }

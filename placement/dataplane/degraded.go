@@ -3,6 +3,8 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,11 +73,7 @@ func (ms *masters) get(stream string) *mastered {
 func (ms *masters) list() []*mastered {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := make([]*mastered, 0, len(ms.m))
-	for _, m := range ms.m {
-		out = append(out, m)
-	}
-	return out
+	return slices.Collect(maps.Values(ms.m))
 }
 
 // degradedAssignment decides a publish while degraded: relay to the last known master
