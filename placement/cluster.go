@@ -46,13 +46,14 @@ type Cluster struct {
 	refused  *ratelog.Limiter // refused RPCs, logged at a bounded rate
 	rpcConns rpcPool          // idle connections to the leader
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	kick    chan struct{}
-	commits chan struct{} // apply → announceLoop: tell the followers now
-	started atomic.Bool
-	shut    sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	kick     chan struct{}
+	commits  chan struct{} // apply → announceLoop: tell the followers now
+	applying atomic.Int64  // commands in raft.Apply now; announceLoop leaves the announcing to the last
+	started  atomic.Bool
+	shut     sync.Once
 
 	changes bus.Bus[Change] // FSM and contact changes, to OnChange subscribers
 

@@ -49,6 +49,11 @@ type Config struct {
 	// 50 ms). Followers do not wait for it to learn a change (see announceLoop), and
 	// heartbeats, not these, tell them the leader lives.
 	CommitTimeout time.Duration
+	// AnnounceLinger: how long the leader waits after a commit for the next change
+	// before it announces the commit with a barrier entry of its own (default 2 ms).
+	// A change that starts within it carries the commit to the followers, so changes
+	// in a row cost one entry each and their run one barrier.
+	AnnounceLinger time.Duration
 
 	// FailoverGrace: how long memberlist must report a node dead before its
 	// streams are moved. Default: what keeps the fencing constraint with a margin
@@ -122,6 +127,7 @@ func (c *Config) setDefaults() {
 	def(&c.ElectionTimeout, 300*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
 	def(&c.CommitTimeout, 500*time.Millisecond)
+	def(&c.AnnounceLinger, 2*time.Millisecond)
 	def(&c.FenceTimeout, time.Second)
 	def(&c.FailoverGrace, max(500*time.Millisecond, c.FenceTimeout+fenceCheck+fenceMargin-c.Gossip.MinDetection()))
 	def(&c.DeadServerGrace, 2*time.Second)

@@ -123,8 +123,11 @@ func (c *Cluster) apply(cmd command) (applyResult, error) {
 		return applyResult{}, err
 	}
 	start := time.Now()
+	c.applying.Add(1)
 	f := c.raft.Apply(b, c.cfg.RPCTimeout)
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	c.applying.Add(-1)
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
 			errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return applyResult{}, errNotLeader
@@ -145,17 +148,47 @@ func (c *Cluster) apply(cmd command) (applyResult, error) {
 // CommitTimeout (0.5-1 s); a barrier entry is replicated right away and carries the
 // commit. This lets CommitTimeout stay long: an idle leader then wakes every follower
 // once or twice a second for it, besides heartbeats (background work every node pays).
-// Bursts of changes share one barrier.
+// A barrier is a log entry every voter writes and fsyncs, so it is spent only on the
+// last change of a run: a change applied within AnnounceLinger of a commit carries that
+// commit to the followers itself, and its own commit signals again.
 func (c *Cluster) announceLoop() {
 	defer c.wg.Done()
+	linger := time.NewTimer(0)
+	<-linger.C
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-c.commits:
 		}
+		if !c.lingerAfterCommit(linger) {
+			continue // a change in flight: its commit signals again
+		}
 		if c.raft.State() == raft.Leader {
 			_ = c.raft.Barrier(c.cfg.RPCTimeout).Error() // best effort: CommitTimeout is the fallback
+		}
+	}
+}
+
+// lingerAfterCommit waits until AnnounceLinger has passed without a commit and reports
+// whether the commits are still unannounced: false when a change is in flight (it will
+// carry them) or the cluster is stopping.
+func (c *Cluster) lingerAfterCommit(linger *time.Timer) bool {
+	for {
+		linger.Reset(c.cfg.AnnounceLinger)
+		select {
+		case <-c.ctx.Done():
+			linger.Stop()
+			return false
+		case <-linger.C:
+		}
+		if c.applying.Load() > 0 {
+			return false
+		}
+		select {
+		case <-c.commits: // committed during the linger: wait for the rest of the run
+		default:
+			return true
 		}
 	}
 }
