@@ -4,7 +4,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    := ./media/... ./ingress/... ./membership/... ./placement/...
 
-.PHONY: run build install test race lint fuzz bench chaos figures sim idle tools console-assets screenshots clean
+.PHONY: run build install test race lint fuzz bench chaos figures sim scale idle tools console-assets screenshots clean
 
 run:
 	$(GO) run ./cmd/peer run
@@ -56,6 +56,10 @@ figures: tools
 # The placement simulation: 50 nodes, 1000 streams in one process.
 sim:
 	$(GO) test -count=1 -v -run 'TestSimulation$$' ./placement -sim
+
+# Players at scale on one node: 10,000 HTTP-FLV, then 5,000 RTMP of a 500 kbit/s stream.
+scale:
+	bash scripts/scale.sh
 
 # What an idle 3-node cluster costs: context switches/s and CPU per node.
 idle:
