@@ -153,15 +153,13 @@ func (c *Cluster) apply(cmd command) (applyResult, error) {
 // commit to the followers itself, and its own commit signals again.
 func (c *Cluster) announceLoop() {
 	defer c.wg.Done()
-	linger := time.NewTimer(0)
-	<-linger.C
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-c.commits:
 		}
-		if !c.lingerAfterCommit(linger) {
+		if !c.lingerAfterCommit() {
 			continue // a change in flight: its commit signals again
 		}
 		if c.raft.State() == raft.Leader {
@@ -173,14 +171,12 @@ func (c *Cluster) announceLoop() {
 // lingerAfterCommit waits until AnnounceLinger has passed without a commit and reports
 // whether the commits are still unannounced: false when a change is in flight (it will
 // carry them) or the cluster is stopping.
-func (c *Cluster) lingerAfterCommit(linger *time.Timer) bool {
+func (c *Cluster) lingerAfterCommit() bool {
 	for {
-		linger.Reset(c.cfg.AnnounceLinger)
 		select {
 		case <-c.ctx.Done():
-			linger.Stop()
 			return false
-		case <-linger.C:
+		case <-time.After(c.cfg.AnnounceLinger):
 		}
 		if c.applying.Load() > 0 {
 			return false
