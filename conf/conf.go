@@ -39,7 +39,8 @@ type Node struct {
 	Replicas      int           `help:"Slave replicas per stream." default:"2" env:"PEER_REPLICAS"`
 	MaxStreams    int           `help:"Streams this node masters before it counts as overloaded and new streams go elsewhere (0: no limit)." default:"0" env:"PEER_MAX_STREAMS"`
 
-	Procs int `help:"CPU cores the node runs Go code on at once (GOMAXPROCS, like nginx worker_processes); 0: every core the process may use. Nodes sharing a host each get their share, which keeps the Go scheduler from waking idle cores for every frame." default:"0" env:"PEER_PROCS"`
+	Procs int    `help:"CPU cores the node runs Go code on at once (GOMAXPROCS, like nginx worker_processes); 0: every core the process may use. Nodes sharing a host each get their share, which keeps the Go scheduler from waking idle cores for every frame." default:"0" env:"PEER_PROCS"`
+	Pprof string `help:"Serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060, to see where a running node's CPU and memory go (empty: off; other addresses are refused)." env:"PEER_PPROF"`
 
 	LogLevel  string `help:"debug, info, warn or error." default:"info" env:"PEER_LOG_LEVEL"`
 	LogFormat string `help:"console or json." default:"console" enum:"console,json" env:"PEER_LOG_FORMAT"`

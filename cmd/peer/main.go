@@ -84,6 +84,11 @@ func serve(cfg conf.Node, seeds []string) error {
 	defer signal.Stop(reopen)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if cfg.Pprof != "" {
+		if err := servePprof(ctx, log, cfg.Pprof); err != nil {
+			return err
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	for sig.Err() == nil {
