@@ -188,7 +188,8 @@ func (p *Player) appendLocked(t *flv.Tag) {
 	p.size++
 }
 
-// takeLocked moves every queued tag to buf.
+// takeLocked moves every queued tag to buf. A ring the start burst (a whole GOP) grew
+// goes back to its first size: kept, it would be a player's largest allocation.
 func (p *Player) takeLocked(buf []*flv.Tag) []*flv.Tag {
 	for p.size > 0 {
 		buf = append(buf, p.queue[p.head])
@@ -196,8 +197,15 @@ func (p *Player) takeLocked(buf []*flv.Tag) []*flv.Tag {
 		p.head = (p.head + 1) % len(p.queue)
 		p.size--
 	}
+	if len(p.queue) > shrinkQueueOver {
+		p.queue, p.head = make([]*flv.Tag, min(initialQueue, p.limit)), 0
+	}
 	return buf
 }
+
+// shrinkQueueOver is the ring size past which an emptied ring shrinks: a player's
+// steady queue (a merged write's worth of tags) stays under it.
+const shrinkQueueOver = 4 * initialQueue
 
 // flushInline writes what a claimed player has queued through its Sink, on the
 // fan-out's goroutine, and returns the bytes written (the caller counts them for the

@@ -30,6 +30,7 @@ import (
 	"peer/media/amf0"
 	"peer/media/flv"
 	"peer/media/ingest"
+	"peer/media/netio"
 	"peer/media/rtmp"
 	"peer/media/rtmp/chunk"
 	"peer/media/rtmp/handshake"
@@ -148,6 +149,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type session struct {
 	srv    *Server
 	conn   net.Conn
+	raw    syscall.RawConn // conn's, for awaitPlayer; nil when conn is not a socket
 	remote string
 	cid    string // the session's id in hooks (SRS's client_id)
 	start  time.Time
@@ -181,12 +183,13 @@ func (ss *session) log() *zap.Logger {
 }
 
 // handle serves one connection, then gives back its max_connections slot and s.wg.
-// Once a play starts, the session goes on reading in a new goroutine, and this one ends:
-// the handshake and the commands grow a goroutine's stack to 8 KiB, which the collector
-// does not shrink under a goroutine blocked in the chunk reader (it uses a little over a
-// quarter of it), while a goroutine that only reads a player's acks stays at 2-4 KiB.
+// Once a play starts, the player's reads go on in goroutines of their own and this one
+// ends: the handshake and the commands grow a goroutine's stack, and the collector
+// shrinks a parked goroutine's stack only when it uses under a quarter of it less the
+// 800 bytes of guard, which no reader blocked in a protocol parser does (see
+// awaitPlayer).
 func (s *Server) handle(ctx context.Context, c net.Conn) {
-	ss := &session{srv: s, conn: c, remote: c.RemoteAddr().String(), start: time.Now(),
+	ss := &session{srv: s, conn: c, raw: netio.RawConn(c), remote: c.RemoteAddr().String(), start: time.Now(),
 		cid: "rtmp-" + strconv.FormatUint(s.sessions.Add(1), 10)}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	end := func(err error) {
@@ -196,20 +199,48 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		s.Limit.Release()
 		s.wg.Done()
 	}
-	err := ss.run(ctx, true)
+	err := ss.run(ctx, true, false)
 	if err == errPlaying {
-		go func() { end(ss.run(ctx, false)) }()
+		go ss.readPlayer(ctx, false, end)
 		return
 	}
 	end(err)
 }
 
-// errPlaying is run's return when a play started: the caller goes on with run.
+// awaitPlayer waits, reading nothing, until the player's connection has a message, has
+// hung up or its read deadline passed, and then reads what came. It is the whole of a
+// goroutine that blocks in a few small frames, so it runs on the smallest stack Go
+// gives (2 KiB; new goroutines start with the average stack the collector scanned):
+// a player sends a few acks a minute and waits here the rest of its life, while the
+// 4 KiB a reader parked in the chunk parser keeps would be a quarter of what a player
+// costs.
+func (ss *session) awaitPlayer(ctx context.Context, end func(error)) {
+	netio.WaitReadable(ss.raw) // what it reports, the reads that follow report too
+	ss.readPlayer(ctx, true, end)
+}
+
+// readPlayer reads and handles a player's messages until none is left unread, then
+// leaves the next wait to a fresh awaitPlayer goroutine: this one's stack grew.
+// Without woken it reads only what the command phase left buffered.
+func (ss *session) readPlayer(ctx context.Context, woken bool, end func(error)) {
+	if err := ss.run(ctx, false, woken); err != errAwait {
+		end(err)
+		return
+	}
+	go ss.awaitPlayer(ctx, end)
+}
+
+// errPlaying is run's return when a play started: the caller goes on with readPlayer.
 var errPlaying = errors.New("playing")
 
+// errAwait is run's return for a player with nothing left to read: the caller waits
+// for the connection with awaitPlayer.
+var errAwait = errors.New("await the player's next message")
+
 // run does the handshake (start) and then reads and handles messages until the session
-// ends, or, from start, until a play started (errPlaying).
-func (ss *session) run(ctx context.Context, start bool) (err error) {
+// ends, or, from start, until a play started (errPlaying). A player's run returns
+// errAwait once it read what was there, after at least one read when woken.
+func (ss *session) run(ctx context.Context, start, woken bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic in RTMP session: %v", r)
@@ -224,7 +255,7 @@ func (ss *session) run(ctx context.Context, start bool) (err error) {
 		ss.Init(ss.conn, ss.srv.WriteTimeout, commandLimits, func(n uint32) error { return ss.send(rtmp.Ack(n)) })
 	}
 	r := ss.ChunkReader()
-	for {
+	for mustRead := woken; ; mustRead = false {
 		if start && ss.playDone != nil {
 			return errPlaying
 		}
@@ -233,6 +264,9 @@ func (ss *session) run(ctx context.Context, start bool) (err error) {
 			timeout = ss.srv.IdlePlayer
 		}
 		ss.conn.SetReadDeadline(time.Now().Add(timeout))
+		if !start && !mustRead && ss.raw != nil && r.Unread() == 0 {
+			return errAwait
+		}
 		msg, err := r.Read()
 		if err != nil {
 			if ss.playDone != nil {

@@ -12,6 +12,7 @@ import (
 
 	"peer/media"
 	"peer/media/amf0"
+	"peer/media/flv"
 	"peer/media/rtmp"
 	"peer/media/rtmp/chunk"
 	"peer/media/rtmp/handshake"
@@ -179,3 +180,58 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+// TestPlayerCommandsAfterPlay: a playing client's messages are still read and answered,
+// one after another with pauses between (each pause parks its reader in awaitPlayer),
+// and its deleteStream ends the session: the connection closes and the player leaves.
+func TestPlayerCommandsAfterPlay(t *testing.T) {
+	addr, hub := startServer(t)
+	pub, err := rtmp.DialPublish(context.Background(), addr, "live", "x", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	if _, err := pub.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, 0, avcSeq), flv.NewTag(flv.TypeVideo, 0, keyframe)}); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, addr)
+	c.connect()
+	c.command(0, "createStream", 2.0, nil)
+	c.until("_result")
+	c.command(1, "play", 3.0, nil, "x")
+	c.until("onStatus")
+	for tx := 4.0; tx < 7; tx++ {
+		time.Sleep(20 * time.Millisecond)
+		c.command(0, "getStreamLength", tx, nil, "x")
+		if _, res := c.until("_result"); res.TxID != tx {
+			t.Fatalf("answer to transaction %v: %+v", tx, res)
+		}
+	}
+	c.command(1, "deleteStream", 7.0, nil, 1.0)
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("connection not closed after deleteStream: %v", err)
+	}
+	waitPlayers(t, hub, "live/x", 0)
+}
+
+// waitPlayers polls until stream has n players.
+func waitPlayers(t *testing.T, hub *media.Hub, stream string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		streams, _ := hub.Snapshot()
+		got := 0
+		for _, s := range streams {
+			if s.App+"/"+s.Name == stream {
+				got = s.Players
+			}
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d players, want %d", stream, got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

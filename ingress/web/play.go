@@ -88,22 +88,12 @@ func (s *Server) playFLV(w http.ResponseWriter, r *http.Request, app, name strin
 	}
 	owned = true
 	conn.SetReadDeadline(time.Time{})
-	// The fields rather than a logger With them: that would hold an encoder and its
-	// buffer, about 1 KiB, for the player's life.
 	who := []zap.Field{zap.String("stream", app+"/"+name), zap.String("peer", r.RemoteAddr), zap.String("kind", "flv-play")}
 	s.Log.Info("play start", who...)
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.Limit.Release()
-		defer conn.Close()
-		start := time.Now()
-		err := s.deliverFLV(conn, player)
-		s.Log.Info("play stop", append(who, zap.Uint64("bytes_out", player.BytesOut()), zap.Duration("duration", time.Since(start)), zap.NamedError("reason", err))...)
-		if client != nil {
-			s.Admit.Stop(*client)
-		}
-	}()
+	d := &flvPlay{srv: s, conn: conn, player: player, client: client, who: who, start: time.Now()}
+	d.deliver()
+	go d.await()
 }
 
 // subscribe readies the route of app/name, admits the player (tokens, on_play) and
@@ -161,30 +151,68 @@ func playError(w http.ResponseWriter, err error) {
 	}
 }
 
-// deliverFLV sends the response head and hands the player to the fan-out (Serve), then
-// waits in a read: the client sends nothing after its request, so the read returns only
-// when it hangs up, or when the player ended and closed the connection. This goroutine
-// is the only one a player that keeps up holds.
-func (s *Server) deliverFLV(conn net.Conn, p *media.Player) error {
-	out := &flvSink{w: netio.New(mediaWriter(conn), s.WriteTimeout)}
+// flvPlay is one HTTP-FLV player's delivery, from its response head to its stop line.
+type flvPlay struct {
+	srv    *Server
+	conn   net.Conn
+	player *media.Player
+	client *admit.Client // what on_stop reports; nil for a cluster link
+	who    []zap.Field   // the fields rather than a logger With them: that holds ~1 KiB
+	start  time.Time
+	hangup context.CancelFunc // ends Serve; nil when the head's write failed
+	ended  chan error         // the player's end
+}
+
+// deliver sends the response head and hands the player to the fan-out (Serve).
+func (d *flvPlay) deliver() {
+	p := d.player
+	d.ended = make(chan error, 1)
+	out := &flvSink{w: netio.New(mediaWriter(d.conn), d.srv.WriteTimeout)}
 	head := [][]byte{flv.AppendFileHeader([]byte(flvResponseHead), p.Stream().FLVFlags())}
 	n, err := out.w.Write(head)
 	p.Sent(int(n))
 	if err != nil {
 		p.Close()
-		return err
+		d.ended <- err
+		d.conn.Close()
+		return
 	}
-	ctx, hangup := context.WithCancel(s.ctx)
-	defer hangup()
-	ended := make(chan error, 1)
+	ctx, hangup := context.WithCancel(d.srv.ctx)
+	d.hangup = hangup
 	p.Serve(ctx, out, out.write, func(err error) {
-		ended <- err
-		conn.Close() // ends the read below
+		d.ended <- err
+		d.conn.Close() // ends await's wait
 	})
-	var b [1]byte
-	conn.Read(b[:])
-	hangup()
-	return <-ended
+}
+
+// await waits until the client hangs up, or the player ended and closed the connection
+// (the client sends nothing after its request), and then ends the delivery. It is the
+// whole of a goroutine parked in a few small frames, so it runs on the smallest stack
+// Go gives: the only goroutine a player that keeps up holds (netio.WaitReadable).
+func (d *flvPlay) await() {
+	if raw := netio.RawConn(mediaWriter(d.conn)); raw != nil {
+		netio.WaitReadable(raw)
+	} else {
+		var b [1]byte
+		d.conn.Read(b[:])
+	}
+	d.stop()
+}
+
+// stop ends the player, logs its stop line and gives back its slot.
+func (d *flvPlay) stop() {
+	s := d.srv
+	if d.hangup != nil {
+		d.hangup()
+	}
+	err := <-d.ended
+	d.conn.Close()
+	s.Log.Info("play stop", append(d.who, zap.Uint64("bytes_out", d.player.BytesOut()), zap.Duration("duration", time.Since(d.start)), zap.NamedError("reason", err))...)
+	if d.client != nil {
+		s.Admit.Stop(*d.client)
+	}
+	s.Limit.Release()
+	s.wg.Done()
 }
 
 // flvSink writes FLV tags, whose bytes are the shared tag buffers themselves. The

@@ -87,3 +87,33 @@ func TestNewReaderPassesThroughNonSockets(t *testing.T) {
 		t.Fatalf("NewReader(pipe) = %T, want the pipe itself", r)
 	}
 }
+
+// WaitReadable returns once bytes arrive, consumes none of them, and returns at a hangup
+// and at the read deadline too.
+func TestWaitReadable(t *testing.T) {
+	server, client := tcpPair(t)
+	raw := RawConn(server)
+	if raw == nil {
+		t.Fatal("no RawConn for a TCP connection")
+	}
+	go client.Write([]byte("ab"))
+	if err := WaitReadable(raw); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(server, b); err != nil || string(b) != "ab" {
+		t.Fatalf("after the wait read %q (%v), want the bytes whole", b, err)
+	}
+	server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if err := WaitReadable(raw); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("at the deadline: %v", err)
+	}
+	server.SetReadDeadline(time.Time{})
+	client.Close()
+	if err := WaitReadable(raw); err != nil {
+		t.Fatalf("at a hangup: %v (want nil: the read that follows sees EOF)", err)
+	}
+	if n, err := server.Read(b); n != 0 || err != io.EOF {
+		t.Fatalf("after the hangup: %d, %v", n, err)
+	}
+}

@@ -127,6 +127,10 @@ func (r *Reader) Count() uint64 { return r.count }
 // Buffered is the number of bytes the chunk streams' buffers hold.
 func (r *Reader) Buffered() int { return r.buffered }
 
+// Unread is the number of bytes read from the connection and not parsed yet: a Read
+// with none may block on the connection.
+func (r *Reader) Unread() int { return r.br.Buffered() }
+
 // Read returns the next complete message.
 func (r *Reader) Read() (Message, error) {
 	if r.shrinkTo > 0 && r.br.Buffered() == 0 {
