@@ -80,7 +80,6 @@ type Player struct {
 	// Serve's: the blocking write, the end callback, and the state of its goroutine.
 	write    func([]*flv.Tag) (int, error)
 	done     func(error)
-	stopCtx  func() bool
 	draining bool // a drain goroutine runs (or is about to)
 	ended    bool // done was called (or is being called)
 }
@@ -333,15 +332,19 @@ func (p *Player) close(err error) {
 // queue with write (blocking, returning the bytes sent) until it is empty and ends. A
 // player that keeps up thus holds no goroutine and no batch scratch. done is called
 // once, from that goroutine, with the reason the player ended (a write failed, the
-// stream closed it, ctx ended), after the player is unsubscribed. Serve replaces
+// stream closed it, End ended it), after the player is unsubscribed. Serve replaces
 // SetSink and Next; it returns at once.
-func (p *Player) Serve(ctx context.Context, sink Sink, write func([]*flv.Tag) (int, error), done func(error)) {
+func (p *Player) Serve(sink Sink, write func([]*flv.Tag) (int, error), done func(error)) {
 	p.mu.Lock()
 	p.sink, p.write, p.done = sink, write, done
-	p.stopCtx = context.AfterFunc(ctx, func() { p.close(ctx.Err()) })
 	p.signal() // the start burst waits
 	p.mu.Unlock()
 }
+
+// End ends a Serve player for reason (its connection's session ended): done gets
+// reason unless the player ended already. It needs no context per player: a context
+// and a context.AfterFunc on it were a kilobyte of every player's memory.
+func (p *Player) End(reason error) { p.close(reason) }
 
 // batches are the drain goroutines' scratch: a player that keeps up needs none of its own.
 var batches = sync.Pool{New: func() any { return new([]*flv.Tag) }}
@@ -372,7 +375,6 @@ func (p *Player) drain() {
 			err := p.err
 			p.ended, p.draining = true, false
 			p.mu.Unlock()
-			p.stopCtx()
 			p.Close()
 			p.done(err)
 			return

@@ -120,6 +120,9 @@ type fanTarget struct {
 	stop        func()
 }
 
+// peerHLSFull is how long a peer node's HLS window of the defaults takes to fill.
+const peerHLSFull = 24 * time.Second
+
 // startPeerTarget runs one peer node (with extra flags) and the clip publisher; its
 // series measure proto ("": HTTP-FLV and RTMP).
 func startPeerTarget(ctx context.Context, ps *procs, b *bins, dir string, clip clipInfo, name string, maxN int, proto string, extra ...string) (*fanTarget, error) {
@@ -177,10 +180,18 @@ func startNginxTarget(ctx context.Context, c *cli, ps *procs, dir string, clip c
 	return t, t.settle(ctx, fmt.Sprintf("pids %v", ng.pids()))
 }
 
-// settle waits for a full GOP in the server's cache and then takes the RSS baseline.
+// settle waits for a full GOP in the server's cache (nginx) or until peer's HLS window
+// is full, and then takes the RSS baseline: a stream's master packages HLS, and its
+// window (6 segments of 2 s, 3 more kept after they expire, a spare buffer or two, the
+// open one) takes about 20 s to fill; taken sooner, the baseline charged players with
+// the stream's HLS memory, megabytes that grew during the steps.
 func (t *fanTarget) settle(ctx context.Context, pids string) error {
-	logf("fan-out %s %s: publisher up; waiting 3 s", t.name, pids)
-	err := sleep(ctx, 3*time.Second)
+	wait := 3 * time.Second
+	if t.metricsBase != "" {
+		wait = peerHLSFull
+	}
+	logf("fan-out %s %s: publisher up; waiting %v", t.name, pids, wait)
+	err := sleep(ctx, wait)
 	if err == nil {
 		t.baseline, err = treeRSS(t.srv.pids())
 	}

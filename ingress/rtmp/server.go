@@ -164,7 +164,7 @@ type session struct {
 	pub         *media.Publisher
 	unpublish   func()
 	playDone    chan error
-	stopPlay    context.CancelFunc
+	stopPlay    func()
 }
 
 // log is the session's logger: its peer, app and stream as they are known. It is made
@@ -451,11 +451,10 @@ func (ss *session) play(ctx context.Context, cmd *rtmp.Command) error {
 	}
 	ss.log().Info("play start")
 	ss.ChunkReader().SetReadBuffer(playerReadBuffer)
-	pctx, cancel := context.WithCancel(ctx)
-	ss.stopPlay = cancel
+	ss.stopPlay = func() { player.End(context.Canceled) }
 	ss.playDone = make(chan error, 1)
 	ss.srv.wg.Add(1)
-	player.Serve(pctx, ss, ss.writeTags, func(err error) {
+	player.Serve(ss, ss.writeTags, func(err error) {
 		defer ss.srv.wg.Done()
 		ss.playDone <- err
 		ss.conn.Close() // wakes the reader

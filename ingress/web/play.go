@@ -153,14 +153,14 @@ func playError(w http.ResponseWriter, err error) {
 
 // flvPlay is one HTTP-FLV player's delivery, from its response head to its stop line.
 type flvPlay struct {
-	srv    *Server
-	conn   net.Conn
-	player *media.Player
-	client *admit.Client // what on_stop reports; nil for a cluster link
-	who    []zap.Field   // the fields rather than a logger With them: that holds ~1 KiB
-	start  time.Time
-	hangup context.CancelFunc // ends Serve; nil when the head's write failed
-	ended  chan error         // the player's end
+	srv     *Server
+	conn    net.Conn
+	player  *media.Player
+	client  *admit.Client // what on_stop reports; nil for a cluster link
+	who     []zap.Field   // the fields rather than a logger With them: that holds ~1 KiB
+	start   time.Time
+	unwatch func() bool // stops the server's context ending the player; nil when the head's write failed
+	ended   chan error  // the player's end
 }
 
 // deliver sends the response head and hands the player to the fan-out (Serve).
@@ -177,9 +177,9 @@ func (d *flvPlay) deliver() {
 		d.conn.Close()
 		return
 	}
-	ctx, hangup := context.WithCancel(d.srv.ctx)
-	d.hangup = hangup
-	p.Serve(ctx, out, out.write, func(err error) {
+	// The server's end ends the player; its connection is no longer the HTTP server's.
+	d.unwatch = context.AfterFunc(d.srv.ctx, func() { p.End(d.srv.ctx.Err()) })
+	p.Serve(out, out.write, func(err error) {
 		d.ended <- err
 		d.conn.Close() // ends await's wait
 	})
@@ -202,8 +202,9 @@ func (d *flvPlay) await() {
 // stop ends the player, logs its stop line and gives back its slot.
 func (d *flvPlay) stop() {
 	s := d.srv
-	if d.hangup != nil {
-		d.hangup()
+	if d.unwatch != nil {
+		d.unwatch()
+		d.player.End(context.Canceled) // the client hung up
 	}
 	err := <-d.ended
 	d.conn.Close()
