@@ -456,6 +456,9 @@ func (r *report) rows(c *cli) []row {
 			}
 		}
 	}
+
+	// 5. Many streams.
+	rows = append(rows, streamsRows(r.Streams)...)
 	return rows
 }
 
@@ -586,6 +589,7 @@ func writeMarkdown(w io.Writer, c *cli, r *report) {
 			}
 		}
 	}
+	writeStreams(w, r.Streams)
 	if len(r.Errors) > 0 {
 		fmt.Fprint(w, "\n## Errors\n\n")
 		for _, e := range r.Errors {
