@@ -211,7 +211,8 @@ func run(ctx context.Context, c *cli) (err error) {
 	defer ps.stopAll()
 
 	rep := &report{Command: commandLine(), Date: time.Now().Format("2006-01-02 15:04:05 MST"), Machine: machine()}
-	if c.has("nginx") {
+	// nginx runs in every part but tcp and streams (a peer cluster only).
+	if c.has("nginx") && (c.part("fanout") || c.part("latency") || c.part("ttff") || c.part("failover")) {
 		if bin, err := nginxBinary(); err == nil {
 			out, _ := exec.Command(bin, "-v").CombinedOutput()
 			rep.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
