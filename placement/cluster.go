@@ -45,6 +45,7 @@ type Cluster struct {
 
 	refused  *ratelog.Limiter // refused RPCs, logged at a bounded rate
 	rpcConns rpcPool          // idle connections to the leader
+	rpcSlots chan struct{}    // RPCs to the leader in flight (rpcCall)
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -93,6 +94,7 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, log: log, refused: ratelog.New(log, 0), kick: make(chan struct{}, 1), commits: make(chan struct{}, 1),
+		rpcSlots:      make(chan struct{}, maxRPCInFlight),
 		nonvoterSince: map[raft.ServerID]time.Time{}, failingSince: map[raft.ServerID]time.Time{}, resumed: map[raft.ServerID]time.Duration{}}
 	return c, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -687,5 +689,42 @@ func TestAdoptRestartedMaster(t *testing.T) {
 	}
 	if r, err := nodes[1].Adopt(ctx, "live/b", "n2"); err != nil || r.Master != "n3" || r.Epoch != rb.Epoch {
 		t.Fatalf("adopt of a stream re-acquired by its restarted master: %+v %v; want n3 at epoch %d", r, err, rb.Epoch)
+	}
+}
+
+// TestRPCBurstReusesConnections: a burst of placement calls from one node (its
+// publishers all leaving at once) waits for the pooled connections to the leader rather
+// than opening one, with its TLS handshake, per call.
+func TestRPCBurstReusesConnections(t *testing.T) {
+	h := newHarness(t, "secret")
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	leader := h.waitLeader(t)
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	dials := &follower.cfg.Network.(*partition).dials
+	before := dials.Load()
+	const calls = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := follower.Acquire(ctxT(t, 10*time.Second), fmt.Sprintf("live/burst%d", i), follower.Self())
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := dials.Load() - before; n > maxRPCInFlight {
+		t.Fatalf("%d calls at once opened %d connections, want at most %d", calls, n, maxRPCInFlight)
 	}
 }

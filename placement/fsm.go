@@ -181,6 +181,10 @@ type FSM struct {
 	streams map[string]*Assignment
 	members map[string]MemberRecord
 	notify  func([]Change)
+	// index is the log index of the last entry applied (0 after a Restore until the
+	// next one), under mu: the leader answers a change that can no longer apply
+	// without writing an entry for it (Cluster.handle).
+	index uint64
 
 	changes, failovers atomic.Uint64 // see Stats
 	refused            *ratelog.Limiter
@@ -207,6 +211,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	var changes []Change
 	res := applyResult{}
 	f.mu.Lock()
+	f.index = l.Index
 	switch cmd.Op {
 	case opCAS:
 		for i, u := range cmd.Updates {
@@ -288,6 +293,13 @@ func (f *FSM) get(stream string) *Assignment {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.streams[stream].clone()
+}
+
+// getAt is get with the index of the last entry applied to the state it read.
+func (f *FSM) getAt(stream string) (*Assignment, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.streams[stream].clone(), f.index
 }
 
 func (f *FSM) all() []Assignment {
@@ -395,6 +407,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.streams = d.Streams
 	f.members = d.Members
+	f.index = 0 // the snapshot's index is raft's: skip no shortcut until the next entry
 	f.mu.Unlock()
 	if len(changes) > 0 && f.notify != nil {
 		f.notify(changes)

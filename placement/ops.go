@@ -25,6 +25,14 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	case "acquire":
 		return c.doAcquire(req.Stream, req.Node, req.Adopt)
 	case "release":
+		// A release whose epoch is applied and gone (a retried RPC, a second releaser)
+		// can never apply: epochs are unique log indexes. It is answered without an entry.
+		if cur, at := c.fsm.getAt(req.Stream); req.Epoch <= at && (cur == nil || cur.Epoch != req.Epoch) {
+			if cur == nil {
+				return rpcResp{}
+			}
+			return rpcResp{Code: codeStale, Assignment: cur}
+		}
 		res, err := c.apply(command{Op: opCAS, Updates: []update{{Stream: req.Stream, Expect: req.Epoch, ExpectEpoch: true, Delete: true}}})
 		if err != nil {
 			return respErr(err)
@@ -38,6 +46,12 @@ func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 		c.log.Info("placement: stream released", zap.String("stream", req.Stream), zap.String("node", req.Node), zap.Uint64("epoch", req.Epoch))
 		return rpcResp{}
 	case "edge":
+		// Joining an edge set the node is in, or leaving one it is not in, changes
+		// nothing (a follower asking again before it applied its own join, a retried
+		// RPC): answered without an entry.
+		if cur := c.fsm.get(req.Stream); cur != nil && slices.Contains(cur.Edges, req.Node) == req.Join {
+			return rpcResp{Assignment: cur}
+		}
 		res, err := c.apply(command{Op: opEdge, Stream: req.Stream, Node: req.Node, Join: req.Join})
 		if err != nil {
 			return respErr(err)

@@ -17,6 +17,7 @@ var errPartitioned = errors.New("placement: partitioned (fault injection)")
 // out, raft and RPC both ways) and heals it.
 type partition struct {
 	blocked atomic.Bool
+	dials   atomic.Int64 // outgoing raft and RPC connections
 	mu      sync.Mutex
 	conns   map[*partConn]struct{}
 }
@@ -55,6 +56,7 @@ func (p *partition) track(c net.Conn) (net.Conn, error) {
 }
 
 func (p *partition) Dial(addr string, timeout time.Duration) (net.Conn, error) {
+	p.dials.Add(1)
 	if p.blocked.Load() {
 		return nil, errPartitioned
 	}

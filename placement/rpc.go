@@ -162,6 +162,12 @@ func (c *Cluster) serveRPC(conn net.Conn, who caller) {
 // end meanwhile (idle timeout, restart): the request is then sent once more on a fresh
 // one, which is safe because the closed end never read it.
 func (c *Cluster) rpcCall(ctx context.Context, addr string, req rpcReq) (rpcResp, error) {
+	select {
+	case c.rpcSlots <- struct{}{}:
+	case <-ctx.Done():
+		return rpcResp{}, ctx.Err()
+	}
+	defer func() { <-c.rpcSlots }()
 	dl := time.Now().Add(c.cfg.RPCTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d

@@ -41,8 +41,14 @@ type rpcPool struct {
 }
 
 const (
-	maxIdleRPC = 4           // per address
-	rpcIdleUse = rpcIdle / 3 // reuse only well before the server's idle timeout
+	// maxRPCInFlight bounds a node's RPCs to the leader at once. A burst (a thousand
+	// publishers leaving, players arriving on an edge) then queues for the pooled
+	// connections rather than opening a TLS handshake each: hundreds at once starved
+	// a 2-core host's raft heartbeats into elections, and the leader's handshake limit
+	// (maxHandshakes) refused them anyway.
+	maxRPCInFlight = 8
+	maxIdleRPC     = maxRPCInFlight // per address: every slot's connection is kept
+	rpcIdleUse     = rpcIdle / 3    // reuse only well before the server's idle timeout
 )
 
 func (p *rpcPool) get(addr string) (*rpcConn, bool) {

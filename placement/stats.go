@@ -34,6 +34,10 @@ type Stats struct {
 	Apply Histogram
 	// Members counts the cluster's members by membership state, this node included.
 	Members map[membership.State]int
+	// LastIndex is the index of this node's last Raft log entry (stored, maybe not yet
+	// committed) and AppliedIndex the last one its FSM applied. Every node reports
+	// them, leader or not: their growth counts the entries placement wrote.
+	LastIndex, AppliedIndex uint64
 }
 
 // Histogram is a cumulative latency histogram over ApplyBuckets.
@@ -76,7 +80,8 @@ func (c *Cluster) Stats() Stats {
 	changes, failovers := c.fsm.counts()
 	s := Stats{RaftState: strings.ToLower(c.raft.State().String()), LeaderKnown: c.Leader() != "", Degraded: c.Degraded(),
 		LeaderChanges: c.leaderChanges.Load(), PlacementChanges: changes, Failovers: failovers,
-		Apply: c.applyLatency.snapshot(), Members: map[membership.State]int{}}
+		Apply: c.applyLatency.snapshot(), Members: map[membership.State]int{},
+		LastIndex: c.raft.LastIndex(), AppliedIndex: c.raft.AppliedIndex()}
 	for _, m := range c.mem.Members() {
 		s.Members[m.State]++
 	}

@@ -36,3 +36,32 @@ func TestLatencyHistogram(t *testing.T) {
 		t.Fatalf("sum %v", h.Sum)
 	}
 }
+
+// TestStatsReportRaftLogPosition: every node's Stats carries its Raft log position, so
+// /metrics can count the entries a workload wrote without asking the leader.
+func TestStatsReportRaftLogPosition(t *testing.T) {
+	h := newHarness(t, "secret")
+	nodes := h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	leader := h.waitLeader(t)
+	before := leader.Stats()
+	if before.LastIndex == 0 || before.LastIndex != leader.raft.LastIndex() {
+		t.Fatalf("leader's Stats().LastIndex = %d, raft's = %d", before.LastIndex, leader.raft.LastIndex())
+	}
+	follower := nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	if _, err := follower.Acquire(ctxT(t, 5*time.Second), "live/idx", follower.Self()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "every node to apply the acquire", func() bool {
+		last := leader.Stats().LastIndex
+		for _, c := range nodes {
+			if s := c.Stats(); s.LastIndex <= before.LastIndex || s.AppliedIndex < last {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -4,7 +4,8 @@
 # missing, builds peer, peerload and peerbench into a temp dir, then runs peerbench with
 # any extra arguments, e.g.:
 #   scripts/bench.sh                                   # everything (~10 min), writes docs/benchmarks.md
-#   scripts/bench.sh --only fanout,latency             # parts: tcp,fanout,latency,ttff,failover
+#   scripts/bench.sh --only fanout,latency             # parts: tcp,fanout,latency,ttff,failover,streams
+#   scripts/bench.sh --only streams --servers peer     # 1,000 streams on a 5-node cluster (~80 s; no clip)
 #   scripts/bench.sh --servers peer --players 100,500 --duration 10s
 # A run with --only (or --servers) prints its table but leaves docs/benchmarks.md alone
 # unless --markdown FILE is given.

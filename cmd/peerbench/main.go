@@ -16,7 +16,12 @@
 //     (playlist request → first segment's bytes);
 //   - failover: SIGKILL the stream's master under a player on a surviving node (peer:
 //     fresh 3-node clusters, relayed publisher and publisher-node-is-master cases; nginx:
-//     the static origin/replica/edge topology, origin killed).
+//     the static origin/replica/edge topology, origin killed);
+//   - streams (peer only): --streams low-rate synthetic streams (an in-repo publisher,
+//     ramped) round-robin over a --streams-nodes cluster, a player of each on another
+//     node: placement convergence time, Raft entries per stream lifecycle (the leader's
+//     peer_raft_last_index), the leader's CPU, and the cluster's CPU and RSS per stream
+//     against a window with no streams. It needs no clip (no ffmpeg).
 //
 // nginx runs from the Debian packages nginx-light (or nginx) + libnginx-mod-rtmp with
 // generated nginx.conf files in the temp dir (`nginx -c FILE -p DIR`, daemon off).
@@ -42,12 +47,12 @@ import (
 	"peer/cmd/peerload/loadclient"
 )
 
-var allParts = []string{"tcp", "fanout", "latency", "ttff", "failover"}
+var allParts = []string{"tcp", "fanout", "latency", "ttff", "failover", "streams"}
 
 type cli struct {
 	Peer            string          `help:"peer binary; empty: go build ./cmd/peer into the temp dir."`
 	Peerload        string          `help:"peerload binary; empty: go build ./cmd/peerload into the temp dir."`
-	Only            []string        `help:"Parts to run: tcp,fanout,latency,ttff,failover (default all)."`
+	Only            []string        `help:"Parts to run: tcp,fanout,latency,ttff,failover,streams (default all)."`
 	Servers         []string        `help:"Servers to measure: peer,nginx." default:"peer,nginx"`
 	Players         []int           `help:"Player counts, one load step each (same for every server and protocol)." default:"200,500,1000"`
 	Duration        time.Duration   `help:"Length of each load step." default:"12s"`
@@ -61,6 +66,9 @@ type cli struct {
 	LatWarmup       time.Duration   `name:"lat-warmup" help:"Frames sent this soon after a player started are not counted (GOP burst)." default:"1500ms"`
 	FailoverRuns    int             `name:"failover-runs" help:"Fresh 3-node peer clusters per failover case." default:"3"`
 	FailoverObserve time.Duration   `name:"failover-observe" help:"How long after the SIGKILL the players are watched." default:"10s"`
+	Streams         int             `help:"Streams of the streams part." default:"1000"`
+	StreamsNodes    int             `name:"streams-nodes" help:"Cluster size of the streams part." default:"5"`
+	StreamsWindow   time.Duration   `name:"streams-window" help:"Length of each measured window of the streams part (no streams; streams, no players; streams and players)." default:"15s"`
 	NginxWorkers    int             `name:"nginx-workers" help:"nginx worker_processes (nginx-rtmp live needs 1 without rtmp_auto_push); peer nodes get as many cores (--procs)." default:"1"`
 	PeerLogLevel    string          `name:"peer-log-level" help:"--log-level of the peer nodes (logs are in the temp dir; see --keep)." default:"warn"`
 	Clip            string          `help:"Clip file to reuse (encoded there if missing); empty: encode into the temp dir."`
@@ -150,6 +158,7 @@ type report struct {
 	PeerLatTopology string          `json:"peer_latency_topology"`
 	TTFF            []ttffResult    `json:"ttff"`
 	PeerFailover    []failoverRun   `json:"peer_failover"`
+	Streams         *streamsResult  `json:"streams,omitempty"`
 	NginxFailover   *failoverRun    `json:"nginx_failover,omitempty"`
 	Errors          []string        `json:"errors,omitempty"`
 	TotalRunSeconds float64         `json:"total_run_seconds"`
@@ -184,6 +193,9 @@ func run(ctx context.Context, c *cli) (err error) {
 	c.LatDuration = min(max(c.LatDuration, 3*time.Second), 5*time.Minute)
 	c.LatRounds = max(1, min(c.LatRounds, 9))
 	c.FailoverObserve = min(max(c.FailoverObserve, 2*time.Second), time.Minute)
+	c.Streams = max(1, min(c.Streams, 5000))
+	c.StreamsNodes = max(2, min(c.StreamsNodes, 9))
+	c.StreamsWindow = min(max(c.StreamsWindow, 3*time.Second), time.Minute)
 	dir, err := os.MkdirTemp("", "peerbench-")
 	if err != nil {
 		return err
@@ -199,7 +211,8 @@ func run(ctx context.Context, c *cli) (err error) {
 	defer ps.stopAll()
 
 	rep := &report{Command: commandLine(), Date: time.Now().Format("2006-01-02 15:04:05 MST"), Machine: machine()}
-	if c.has("nginx") {
+	// nginx runs in every part but tcp and streams (a peer cluster only).
+	if c.has("nginx") && (c.part("fanout") || c.part("latency") || c.part("ttff") || c.part("failover")) {
 		if bin, err := nginxBinary(); err == nil {
 			out, _ := exec.Command(bin, "-v").CombinedOutput()
 			rep.NginxVersion = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nginx version: "))
@@ -233,21 +246,23 @@ func run(ctx context.Context, c *cli) (err error) {
 	}
 
 	// Clip (fan-out and TTFF publish it; its AVC sequence header heads the synthetic stream).
-	clipPath := c.Clip
-	if clipPath == "" {
-		clipPath = filepath.Join(dir, "clip.flv")
+	clip, avcc := clipInfo{}, defaultAVCC
+	if c.part("fanout") || c.part("latency") || c.part("ttff") || c.part("failover") {
+		clipPath := c.Clip
+		if clipPath == "" {
+			clipPath = filepath.Join(dir, "clip.flv")
+		}
+		logf("encoding/reading clip %s", clipPath)
+		if clip, err = encodeClip(ctx, clipPath); err != nil {
+			return err
+		}
+		if clip.encodeSec > 0 {
+			logf("clip encoded in %.1f s", clip.encodeSec)
+		}
+		logf("clip: %.1f s, %.2f Mbit/s, %.1f A/V tags/s", clip.seconds, clip.mbps, clip.tagsPerS)
+		rep.ClipMbps, rep.ClipTagsPerSec = clip.mbps, clip.tagsPerS
+		avcc = clipAVCC(clip.path)
 	}
-	logf("encoding/reading clip %s", clipPath)
-	clip, err := encodeClip(ctx, clipPath)
-	if err != nil {
-		return err
-	}
-	if clip.encodeSec > 0 {
-		logf("clip encoded in %.1f s", clip.encodeSec)
-	}
-	logf("clip: %.1f s, %.2f Mbit/s, %.1f A/V tags/s", clip.seconds, clip.mbps, clip.tagsPerS)
-	rep.ClipMbps, rep.ClipTagsPerSec = clip.mbps, clip.tagsPerS
-	avcc := clipAVCC(clip.path)
 
 	// Background load: other work on the machine competes with every figure.
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -324,6 +339,11 @@ func run(ctx context.Context, c *cli) (err error) {
 	}
 	if c.part("failover") && c.has("peer") {
 		if err := note("peer failover", runPeerFailover(ctx, c, ps, b, dir, avcc, rep)); err != nil {
+			return err
+		}
+	}
+	if c.part("streams") && c.has("peer") {
+		if err := note("peer streams", runStreams(ctx, c, ps, b, dir, rep)); err != nil {
 			return err
 		}
 	}

@@ -210,6 +210,12 @@ func freePorts(n int) ([]int, error) {
 
 // waitFor polls cond every 100 ms until it holds, ctx ends or timeout passes.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+	return waitForEvery(ctx, timeout, 100*time.Millisecond, what, cond)
+}
+
+// waitForEvery is waitFor polling every period (a cluster view of 1,000 streams is not
+// free to serve).
+func waitForEvery(ctx context.Context, timeout, period time.Duration, what string, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
@@ -218,7 +224,7 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := sleep(ctx, period); err != nil {
 			return err
 		}
 	}

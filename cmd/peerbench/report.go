@@ -456,6 +456,9 @@ func (r *report) rows(c *cli) []row {
 			}
 		}
 	}
+
+	// 5. Many streams.
+	rows = append(rows, streamsRows(r.Streams)...)
 	return rows
 }
 
@@ -465,8 +468,12 @@ func writeMarkdown(w io.Writer, c *cli, r *report) {
 		r.Command, r.Date, r.Machine, orNA(r.NginxVersion), c.NginxWorkers, c.NginxWorkers)
 	fmt.Fprintf(w, "- lal: %s\n", lalStatus())
 	fmt.Fprintf(w, "- SRS: not run by the bench; its figures (SRS 7.0.18, merged writes at its default 350 ms: %d RTMP / %d HTTP-FLV players per CPU second at 1000 players) were measured elsewhere on this machine class (not re-run) and are quoted for the ratios\n", srsRTMP, srsFLV)
-	fmt.Fprintf(w, "- stream: fan-out and TTFF use a pre-encoded %.2f Mbit/s H.264+AAC clip (%.0f tags/s), `ffmpeg -re -stream_loop -1 -c copy`; latency and failover use a synthetic 25 fps H.264-shaped stream (~1.9 Mbit/s) carrying its send time\n",
-		r.ClipMbps, r.ClipTagsPerSec)
+	if r.ClipMbps > 0 {
+		fmt.Fprintf(w, "- stream: fan-out and TTFF use a pre-encoded %.2f Mbit/s H.264+AAC clip (%.0f tags/s), `ffmpeg -re -stream_loop -1 -c copy`; latency and failover use a synthetic 25 fps H.264-shaped stream (~1.9 Mbit/s) carrying its send time\n",
+			r.ClipMbps, r.ClipTagsPerSec)
+	} else {
+		fmt.Fprintf(w, "- stream: no clip (the parts run need none); synthetic H.264-shaped streams from an in-repo RTMP publisher\n")
+	}
 	fmt.Fprintf(w, "- host CPU busy before the run (other processes on the machine): %.0f%% of all cores, loadavg %s\n", r.BackgroundCPUPct, r.LoadAvg)
 	fmt.Fprintf(w, "- run took %.0f s\n\n", r.TotalRunSeconds)
 	rows := r.rows(c)
@@ -586,6 +593,7 @@ func writeMarkdown(w io.Writer, c *cli, r *report) {
 			}
 		}
 	}
+	writeStreams(w, r.Streams)
 	if len(r.Errors) > 0 {
 		fmt.Fprint(w, "\n## Errors\n\n")
 		for _, e := range r.Errors {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"peer/media/flv"
@@ -19,25 +20,26 @@ import (
 )
 
 // The synthetic stream: H.264-shaped FLV video tags (AVC sequence header first, then
-// AVCC NAL units, 25 fps, a keyframe every 25 frames) whose NAL payload carries a
+// AVCC NAL units at a synthShape's rate and sizes) whose NAL payload carries a
 // marker, a sequence number and the wall clock of the send in unix nanoseconds. A player
 // finds the marker in what it receives, so glass-to-glass latency needs no decoding:
 // latency = receive time - embedded time (same machine, same clock).
 
 var synthMarker = []byte("PBLT")
 
-const (
-	synthFPS      = 25
-	synthGOP      = 25
-	synthKeySize  = 40000 // bytes of tag data per keyframe
-	synthInterSz  = 8000  // per inter frame: (40000 + 24*8000) * 8 / s ~ 1.86 Mbit/s
-	synthHdrBytes = 5 + 4 + 1
-)
+// synthHdrBytes: FLV AVC video tag header (5) + NAL length (4) + NAL header (1).
+const synthHdrBytes = 5 + 4 + 1
+
+// synthShape is a synthetic stream's frame rate, keyframe interval and tag sizes.
+type synthShape struct{ fps, gop, keySize, interSize int }
+
+// latencyShape is the latency and failover stream: (40000 + 24*8000) * 8 / s ~ 1.86 Mbit/s.
+var latencyShape = synthShape{fps: 25, gop: 25, keySize: 40000, interSize: 8000}
 
 // defaultAVCC is a real avcC (x264, 640x360 High) used when the clip cannot provide one,
 // so muxers that parse SPS/PPS (HLS) accept the synthetic stream.
 var defaultAVCC = []byte{0x17, 0, 0, 0, 0,
-	0x01, 0x64, 0x00, 0x1e, 0xff, 0xe1, 0x00, 0x19,
+	0x01, 0x64, 0x00, 0x1e, 0xff, 0xe1, 0x00, 0x1a,
 	0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
 	0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0}
 
@@ -61,13 +63,14 @@ func clipAVCC(path string) []byte {
 	return defaultAVCC
 }
 
-// synthFrame builds one frame's tag data.
-func synthFrame(key bool, seq uint32, now time.Time) []byte {
-	size := synthInterSz
+// frame builds frame i's tag data: a keyframe every gop frames.
+func (sh synthShape) frame(i int, seq uint32, now time.Time) []byte {
+	size := sh.interSize
 	b0, nal := byte(0x27), byte(0x41)
-	if key {
-		size, b0, nal = synthKeySize, 0x17, 0x65
+	if i%sh.gop == 0 {
+		size, b0, nal = sh.keySize, 0x17, 0x65
 	}
+	size = max(size, synthHdrBytes+16)
 	d := make([]byte, size)
 	d[0], d[1] = b0, 1 // AVC NALU, composition time 0
 	binary.BigEndian.PutUint32(d[5:], uint32(size-9))
@@ -168,7 +171,7 @@ func (p *synthPublisher) stream1(ctx context.Context, c *rtmp.Client, start time
 	if _, err := c.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, ms(), p.avcc)}); err != nil {
 		return err
 	}
-	interval := time.Second / synthFPS
+	interval := time.Second / time.Duration(latencyShape.fps)
 	next := time.Now()
 	for i := 0; ctx.Err() == nil; i++ {
 		if err := sleepUntil(ctx, next); err != nil {
@@ -180,7 +183,7 @@ func (p *synthPublisher) stream1(ctx context.Context, c *rtmp.Client, start time
 		}
 		now := time.Now()
 		*seq++
-		data := synthFrame(i%synthGOP == 0, *seq, now)
+		data := latencyShape.frame(i, *seq, now)
 		if _, err := c.WriteTags([]*flv.Tag{flv.NewTag(flv.TypeVideo, now.Sub(start).Milliseconds(), data)}); err != nil {
 			return err
 		}
@@ -228,6 +231,8 @@ type synthPlayer struct {
 	proto, addr, app, stream string
 	reconnect                bool
 	readTimeout              time.Duration
+
+	bytes atomic.Int64 // media message bodies received (RTMP) / FLV tag data (HTTP-FLV)
 
 	mu          sync.Mutex
 	start       time.Time
@@ -304,6 +309,7 @@ func (p *synthPlayer) playRTMP(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		p.bytes.Add(int64(len(msg.Body)))
 		if msg.Type == flv.TypeVideo {
 			p.got(msg.Body)
 		}
@@ -342,6 +348,7 @@ func (p *synthPlayer) playFLV(ctx context.Context) error {
 			}
 			return err
 		}
+		p.bytes.Add(int64(len(t.Data())))
 		if t.Type == flv.TypeVideo {
 			p.got(t.Data())
 		}
@@ -365,6 +372,14 @@ func (p *synthPlayer) snapshot() (frames []recv, disc []pubEvent, connects int) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]recv(nil), p.frames...), append([]pubEvent(nil), p.disconnects...), p.connects
+}
+
+// received returns the synthetic frames and media bytes received so far, without
+// copying the frames.
+func (p *synthPlayer) received() (frames int, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.frames), p.bytes.Load()
 }
 
 // latencies returns receive - send in ms for frames sent after from.

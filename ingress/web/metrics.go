@@ -69,7 +69,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 type clusterCollector struct {
 	s *Server
 
-	links, linkConnects, raftState, leaderKnown, degraded, leaderChanges, changes, failovers, apply, members *prometheus.Desc
+	links, linkConnects, raftState, leaderKnown, degraded, leaderChanges, changes, failovers, apply, members, lastIndex, appliedIndex *prometheus.Desc
 }
 
 // raftStates are the values peer_raft_state reports, one series each.
@@ -90,11 +90,13 @@ func newClusterCollector(s *Server) *clusterCollector {
 		failovers:     desc("placement_failovers_total", "Applied assignment changes that gave a live stream another master (its master died, left or was drained); counted on every node from the replicated log."),
 		apply:         desc("raft_apply_seconds", "Latency of this node's Raft applies (as leader) until committed and applied to its FSM."),
 		members:       desc("members", "Cluster members by membership state, as this node sees them (itself included).", "state"),
+		lastIndex:     desc("raft_last_index", "Index of the last entry in this node's Raft log, committed or not; its growth counts the entries placement wrote."),
+		appliedIndex:  desc("raft_applied_index", "Index of the last Raft log entry this node's placement FSM applied."),
 	}
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.links, c.linkConnects, c.raftState, c.leaderKnown, c.degraded, c.leaderChanges, c.changes, c.failovers, c.apply, c.members} {
+	for _, d := range []*prometheus.Desc{c.links, c.linkConnects, c.raftState, c.leaderKnown, c.degraded, c.leaderChanges, c.changes, c.failovers, c.apply, c.members, c.lastIndex, c.appliedIndex} {
 		ch <- d
 	}
 }
@@ -119,6 +121,8 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.leaderChanges, prometheus.CounterValue, float64(st.LeaderChanges))
 	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(st.PlacementChanges))
 	ch <- prometheus.MustNewConstMetric(c.failovers, prometheus.CounterValue, float64(st.Failovers))
+	ch <- prometheus.MustNewConstMetric(c.lastIndex, prometheus.GaugeValue, float64(st.LastIndex))
+	ch <- prometheus.MustNewConstMetric(c.appliedIndex, prometheus.GaugeValue, float64(st.AppliedIndex))
 	buckets := make(map[float64]uint64, len(placement.ApplyBuckets))
 	for i, b := range placement.ApplyBuckets {
 		buckets[b] = st.Apply.Buckets[i]

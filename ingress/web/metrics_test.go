@@ -41,7 +41,7 @@ func metricsServer(t *testing.T) *Server {
 		Placement: func() placement.Stats {
 			return placement.Stats{RaftState: "follower", LeaderKnown: false, Degraded: true, LeaderChanges: 3, PlacementChanges: 7, Failovers: 2,
 				Apply:   placement.Histogram{Count: 2, Sum: 0.012, Buckets: []uint64{0, 0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2}},
-				Members: map[membership.State]int{membership.StateAlive: 2, membership.StateDead: 1}}
+				Members: map[membership.State]int{membership.StateAlive: 2, membership.StateDead: 1}, LastIndex: 42, AppliedIndex: 41}
 		},
 		Links: func() []dataplane.LinkStats {
 			return []dataplane.LinkStats{{Kind: dataplane.LinkRelay}, {Kind: dataplane.LinkForward, Up: 1, Connecting: 1, Connects: 4}, {Kind: dataplane.LinkPull}}
@@ -61,7 +61,8 @@ func scrape(t *testing.T, s *Server) string {
 }
 
 // TestMetricsReportClusterState: /metrics carries players per protocol, drops, links by
-// kind and state, the Raft standing, placement counters and members by state.
+// kind and state, the Raft standing and log position, placement counters and members
+// by state.
 func TestMetricsReportClusterState(t *testing.T) {
 	body := scrape(t, metricsServer(t))
 	for _, line := range []string{
@@ -86,6 +87,8 @@ func TestMetricsReportClusterState(t *testing.T) {
 		`peer_members{state="alive"} 2`,
 		`peer_members{state="dead"} 1`,
 		`peer_members{state="left"} 0`,
+		`peer_raft_last_index 42`,
+		`peer_raft_applied_index 41`,
 	} {
 		if !strings.Contains(body, "\n"+line+"\n") {
 			t.Errorf("missing %q", line)
