@@ -50,7 +50,9 @@ type Config struct {
 	// heartbeats, not these, tell them the leader lives.
 	CommitTimeout time.Duration
 	// AnnounceLinger: how long the leader waits after a commit for the next change
-	// before it announces the commit with a barrier entry of its own (default 2 ms).
+	// before it announces the commit with a barrier entry of its own (default 20 ms:
+	// publishes ramped at 100 a second, 1,000 streams on 5 nodes, still took a barrier
+	// each at 2 ms; a lone change reaches the followers 20 ms later).
 	// A change that starts within it carries the commit to the followers, so changes
 	// in a row cost one entry each and their run one barrier.
 	AnnounceLinger time.Duration
@@ -127,7 +129,7 @@ func (c *Config) setDefaults() {
 	def(&c.ElectionTimeout, 300*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
 	def(&c.CommitTimeout, 500*time.Millisecond)
-	def(&c.AnnounceLinger, 2*time.Millisecond)
+	def(&c.AnnounceLinger, 20*time.Millisecond)
 	def(&c.FenceTimeout, time.Second)
 	def(&c.FailoverGrace, max(500*time.Millisecond, c.FenceTimeout+fenceCheck+fenceMargin-c.Gossip.MinDetection()))
 	def(&c.DeadServerGrace, 2*time.Second)
