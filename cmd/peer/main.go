@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,9 @@ func serve(cfg conf.Node, seeds []string) error {
 	}
 	if cfg.Procs > 0 {
 		runtime.GOMAXPROCS(cfg.Procs)
+	}
+	if err := setGCPercent(cfg.GCPercent, os.Getenv("GOGC")); err != nil {
+		return err
 	}
 	log, err := cfg.Logger()
 	if err != nil {
@@ -120,6 +124,18 @@ func serve(cfg conf.Node, seeds []string) error {
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("shutdown took over 5 s; exiting anyway")
 	}
+}
+
+// setGCPercent applies --gc-percent unless the environment's GOGC, which the runtime
+// read at start, says otherwise.
+func setGCPercent(percent int, gogc string) error {
+	if percent <= 0 {
+		return fmt.Errorf("--gc-percent %d: want a positive percentage", percent)
+	}
+	if gogc == "" {
+		debug.SetGCPercent(percent)
+	}
+	return nil
 }
 
 type apiFlag struct {
