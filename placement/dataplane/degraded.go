@@ -140,12 +140,17 @@ func (r *Router) claim(m *mastered) {
 		defer r.links.wg.Done()
 		// The leader may not see this node alive yet (gossip heals after Raft): retry
 		// while the node stays in contact; the next heal claims again otherwise.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The node's end ends it too: a node that leaves saw its streams dropped, and its
+		// stop waited out the 30 s of retries (a leave's test, CI).
+		ctx, cancel := context.WithTimeout(r.runCtx(), 30*time.Second)
 		defer cancel()
 		a, err := r.Cluster.Adopt(ctx, m.stream, r.self())
 		for err != nil && ctx.Err() == nil && !r.Cluster.Degraded() {
-			time.Sleep(200 * time.Millisecond)
-			a, err = r.Cluster.Adopt(ctx, m.stream, r.self())
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+				a, err = r.Cluster.Adopt(ctx, m.stream, r.self())
+			}
 		}
 		m.mu.Lock()
 		m.claim = false

@@ -84,6 +84,18 @@ func (r *Router) Run(ctx context.Context) {
 
 func (r *Router) self() string { return r.Cluster.Self() }
 
+// runCtx is Run's context (context.Background() before Run): what the router starts in
+// the background ends with it.
+func (r *Router) runCtx() context.Context {
+	r.init()
+	r.upstreams.mu.Lock()
+	defer r.upstreams.mu.Unlock()
+	if r.upstreams.ctx == nil {
+		return context.Background()
+	}
+	return r.upstreams.ctx
+}
+
 // Publish routes a publish of app/name arriving here. It returns the publisher the
 // session writes into and a finish func to call when the session ends.
 func (r *Router) Publish(ctx context.Context, app, name, query, remote string) (*media.Publisher, func(), error) {
