@@ -53,6 +53,7 @@ type Cluster struct {
 	kick     chan struct{}
 	commits  chan struct{} // apply → announceLoop: tell the followers now
 	applying atomic.Int64  // commands in raft.Apply now; announceLoop leaves the announcing to the last
+	inflight inflight      // the RPCs' changes being applied, so a retried copy waits for its first
 	started  atomic.Bool
 	shut     sync.Once
 

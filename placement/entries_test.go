@@ -116,3 +116,32 @@ func TestNoOpChangesWriteNoEntries(t *testing.T) {
 		return pubAt.Release(ctxT(t, 5*time.Second), stream, pubAt.Self(), a.Epoch)
 	}, nil)
 }
+
+// TestRetriedChangeInFlightWritesOneEntry: copies of a request that reach the leader
+// while it applies the first (a caller's retry after its RPC timed out) wait for it and
+// write no entry of their own.
+func TestRetriedChangeInFlightWritesOneEntry(t *testing.T) {
+	h := newHarness(t, "secret")
+	h.cluster(3)
+	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
+	leader := h.waitLeader(t)
+	a, err := leader.Acquire(ctxT(t, 5*time.Second), "live/retry", leader.Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := leader.Stats().Apply.Count
+	const copies = 8
+	done := make(chan rpcResp, copies)
+	req := rpcReq{Op: "release", Stream: "live/retry", Node: leader.Self(), Epoch: a.Epoch}
+	for range copies {
+		go func() { done <- leader.handle(ctxT(t, 5*time.Second), req) }()
+	}
+	for range copies {
+		if r := <-done; r.err() != nil {
+			t.Fatalf("a copy of the release: %v", r.err())
+		}
+	}
+	if n := leader.Stats().Apply.Count - before; n != 1 {
+		t.Fatalf("%d copies of one release wrote %d entries, want 1", copies, n)
+	}
+}

@@ -3,7 +3,9 @@ package placement
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
@@ -20,6 +22,17 @@ func respErr(err error) rpcResp {
 func (c *Cluster) handle(ctx context.Context, req rpcReq) rpcResp {
 	if c.raft.State() != raft.Leader {
 		return rpcResp{Code: codeNotLeader}
+	}
+	switch req.Op {
+	case "acquire", "release", "edge":
+		// A copy of a change in flight (the caller's retry after its RPC timed out, the
+		// leader still applying the first) waits for it and is answered from the state
+		// it left, without an entry of its own.
+		leave, ok := c.inflight.enter(ctx, req.key())
+		if !ok {
+			return respErr(ctx.Err())
+		}
+		defer leave()
 	}
 	switch req.Op {
 	case "acquire":
@@ -152,4 +165,44 @@ func (c *Cluster) doDrain(node string) rpcResp {
 		}
 	}
 	return rpcResp{}
+}
+
+// inflight holds the changes the leader is applying for its RPCs, by request.
+type inflight struct {
+	mu   sync.Mutex
+	busy map[string]chan struct{} // closed when the request's change is done
+}
+
+// enter waits until no request with key is in flight and marks one; leave unmarks it.
+// It fails (ok false) when ctx ends first.
+func (f *inflight) enter(ctx context.Context, key string) (leave func(), ok bool) {
+	for {
+		f.mu.Lock()
+		done, busy := f.busy[key]
+		if !busy {
+			if f.busy == nil {
+				f.busy = map[string]chan struct{}{}
+			}
+			done = make(chan struct{})
+			f.busy[key] = done
+			f.mu.Unlock()
+			return func() {
+				f.mu.Lock()
+				delete(f.busy, key)
+				f.mu.Unlock()
+				close(done)
+			}, true
+		}
+		f.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+}
+
+// key names the change req asks for: copies of one request share it.
+func (req rpcReq) key() string {
+	return fmt.Sprintf("%s|%s|%s|%d|%t|%t", req.Op, req.Stream, req.Node, req.Epoch, req.Join, req.Adopt)
 }

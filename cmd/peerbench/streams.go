@@ -598,15 +598,19 @@ func streamsRows(r *streamsResult) []row {
 		// The goal is the stream's own lifecycle: its placement and its release. A player
 		// on a node that carries no copy joins the stream's edge set, an entry of the
 		// player's node, reported beside it.
-		lifecycle := float64(r.Index.Placed-r.Index.Before+r.Index.After-r.Index.Live) / float64(n)
+		// Judged as TestEntriesPerStreamLifecycle is: two entries a stream, plus the
+		// barrier that announces each run of changes and the member records a run may
+		// carry, a few entries whatever the number of streams.
+		own := r.Index.Placed - r.Index.Before + r.Index.After - r.Index.Live
+		lifecycle := float64(own) / float64(n)
 		ok := "PASS"
-		if lifecycle > 2 {
+		if own > uint64(2*n+streamsRunEntries) {
 			ok = "FAIL"
 		}
 		rows = append(rows, row{"raft entries per stream lifecycle (publish, unpublish)",
 			fmt.Sprintf("%.2f (%d to place, %d to unpublish, barriers and member records included; %d in the baseline window)",
 				lifecycle, r.Index.Placed-r.Index.Before, r.Index.After-r.Index.Live, r.BaselineEntries),
-			"-", fmt.Sprintf("goal <= 2: %s", ok)})
+			"-", fmt.Sprintf("goal <= 2 (%d entries for %d streams, %d allowed for the runs' announcements): %s", own, n, streamsRunEntries, ok)})
 		rows = append(rows, row{"raft entries for the players (edge joins: a player on a node without a copy)",
 			fmt.Sprintf("%d for %d players, %.2f per stream; everything from ramp to unpublish %.2f per stream",
 				r.Index.Live-r.Index.Placed, r.Players, float64(r.Index.Live-r.Index.Placed)/float64(n), r.EntriesPerLifecycle),
@@ -681,6 +685,10 @@ func nodeNames(r *streamsResult) []string {
 	}
 	return out
 }
+
+// streamsRunEntries are the entries the streams part's runs of changes may add to two
+// per stream: the ramp's and the unpublish's announcement barriers, member records.
+const streamsRunEntries = 4
 
 // thousands formats n with a comma every three digits.
 func thousands(n int) string {
