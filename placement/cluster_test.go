@@ -697,13 +697,7 @@ func TestAdoptRestartedMaster(t *testing.T) {
 // than opening one, with its TLS handshake, per call.
 func TestRPCBurstReusesConnections(t *testing.T) {
 	h := newHarness(t, "secret")
-	nodes := h.cluster(3)
-	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
-	leader := h.waitLeader(t)
-	follower := nodes[0]
-	if follower == leader {
-		follower = nodes[1]
-	}
+	_, follower := h.leaderFollower(3)
 	dials := &follower.cfg.Network.(*partition).dials
 	before := dials.Load()
 	const calls = 64

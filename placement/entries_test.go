@@ -17,13 +17,7 @@ func TestEntriesPerStreamLifecycle(t *testing.T) {
 	// A long linger makes the sharing independent of how fast this machine runs the
 	// loop below; the default is a few milliseconds.
 	h.tweak = func(c *Config) { c.AnnounceLinger = time.Second }
-	nodes := h.cluster(3)
-	waitFor(t, 10*time.Second, "3-node agreement", h.agreed)
-	leader := h.waitLeader(t)
-	follower := nodes[0]
-	if follower == leader {
-		follower = nodes[1]
-	}
+	leader, follower := h.leaderFollower(3)
 	const streams = 30
 	before := leader.raft.LastIndex()
 	for i := range streams {
@@ -37,7 +31,7 @@ func TestEntriesPerStreamLifecycle(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, "every node to forget the streams", func() bool {
-		for _, c := range nodes {
+		for _, c := range h.live() {
 			if len(c.Streams()) != 0 {
 				return false
 			}

@@ -255,6 +255,19 @@ func (h *harness) fsmAgreed() bool {
 
 func (a Assignment) equalVal(b Assignment) bool { return a.equal(&b) }
 
+// leaderFollower starts n agreed nodes and returns the raft leader and a follower.
+func (h *harness) leaderFollower(n int) (leader, follower *Cluster) {
+	h.t.Helper()
+	nodes := h.cluster(n)
+	waitFor(h.t, 10*time.Second, fmt.Sprintf("%d-node agreement", n), h.agreed)
+	leader = h.waitLeader(h.t)
+	follower = nodes[0]
+	if follower == leader {
+		follower = nodes[1]
+	}
+	return leader, follower
+}
+
 // agreedFollower starts n nodes, waits until they agree, and returns them and one
 // that is not the raft leader.
 func (h *harness) agreedFollower(n int) ([]*Cluster, *Cluster) {
