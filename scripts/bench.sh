@@ -3,7 +3,7 @@
 # Installs ffmpeg (scripts/install-tools.sh) and nginx + libnginx-mod-rtmp with apt-get when
 # missing, builds peer, peerload and peerbench into a temp dir, then runs peerbench with
 # any extra arguments, e.g.:
-#   scripts/bench.sh                                   # everything (~10 min), writes docs/benchmarks.md
+#   scripts/bench.sh                                   # everything (~30 min with the scale steps), writes docs/benchmarks.md
 #   scripts/bench.sh --only fanout,latency             # parts: tcp,fanout,latency,ttff,failover,streams
 #   scripts/bench.sh --only streams --servers peer     # 1,000 streams on a 5-node cluster (~80 s; no clip)
 #   scripts/bench.sh --servers peer --players 100,500 --duration 10s
@@ -62,3 +62,21 @@ if [ "$partial" = 0 ]; then
   set -- --markdown docs/benchmarks.md "$@"
 fi
 "$bin/peerbench" --peer "$bin/peer" --peerload "$bin/peerload" "$@"
+
+# A full run also measures players at scale (scripts/scale.sh: 10,000 HTTP-FLV, then
+# 5,000 RTMP of a 500 kbit/s stream on one node, at merge-write 0 and 350 ms) and appends
+# what it printed to the report. BENCH_SCALE=0 leaves it out.
+if [ "$partial" = 0 ] && [ "${BENCH_SCALE:-1}" = 1 ]; then
+  {
+    echo
+    echo "## Players at scale (scripts/scale.sh, run by this bench after the table)"
+    echo
+    echo "One node (both cores, shared with the load client), a 500 kbit/s H.264+AAC clip from ffmpeg,"
+    echo "peerload with 8 KiB buffers, a fresh node per step; RSS per player from the step's peak VmRSS;"
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), tree $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo
+    for mw in 0s 350ms; do
+      MERGE_WRITE=$mw bash scripts/scale.sh 2>&1 | sed "s/^/- merge-write $mw: /"
+    done
+  } >> docs/benchmarks.md
+fi
