@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,7 +170,7 @@ func (m *manyPublisher) tick(ctx context.Context, sh *pubShard, interval, phase 
 		}
 		if len(failed) > 0 {
 			sh.mu.Lock()
-			sh.conns = slicesDelete(sh.conns, failed)
+			sh.conns = slices.DeleteFunc(sh.conns, func(c *pubConn) bool { return slices.Contains(failed, c) })
 			sh.mu.Unlock()
 			for _, pc := range failed {
 				pc.c.Close()
@@ -177,20 +178,6 @@ func (m *manyPublisher) tick(ctx context.Context, sh *pubShard, interval, phase 
 			}
 		}
 	}
-}
-
-func slicesDelete(conns, drop []*pubConn) []*pubConn {
-	out := conns[:0]
-	for _, c := range conns {
-		keep := true
-		for _, d := range drop {
-			keep = keep && c != d
-		}
-		if keep {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // stop ends every publish and waits for the goroutines.
@@ -497,18 +484,12 @@ func streamsRun(ctx context.Context, c *cli, ps *procs, b *bins, dir string, res
 func placedMin(nodes []*peerNode, names map[string]bool) int {
 	least := -1
 	for _, nd := range nodes {
-		v, err := clusterView(nd)
+		mastered, _, err := viewCount(nd, names)
 		if err != nil {
 			return 0
 		}
-		c := 0
-		for _, a := range v.Streams {
-			if names[a.Stream] && a.Master != "" {
-				c++
-			}
-		}
-		if least < 0 || c < least {
-			least = c
+		if least < 0 || mastered < least {
+			least = mastered
 		}
 	}
 	return max(least, 0)
@@ -518,19 +499,30 @@ func placedMin(nodes []*peerNode, names map[string]bool) int {
 func placedMax(nodes []*peerNode, names map[string]bool) int {
 	most := 0
 	for _, nd := range nodes {
-		v, err := clusterView(nd)
+		_, held, err := viewCount(nd, names)
 		if err != nil {
 			return len(names)
 		}
-		c := 0
-		for _, a := range v.Streams {
-			if names[a.Stream] {
-				c++
-			}
-		}
-		most = max(most, c)
+		most = max(most, held)
 	}
 	return most
+}
+
+// viewCount counts the streams of names in nd's cluster view: those with a master, and all.
+func viewCount(nd *peerNode, names map[string]bool) (mastered, held int, err error) {
+	v, err := clusterView(nd)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, a := range v.Streams {
+		if names[a.Stream] {
+			held++
+			if a.Master != "" {
+				mastered++
+			}
+		}
+	}
+	return mastered, held, nil
 }
 
 // measureStreams samples every node's CPU (utime+stime delta) and RSS (median of 1 s
