@@ -81,10 +81,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 // WaitReadable blocks until raw's socket has bytes to read, has hung up or failed, or
 // its read deadline passed, and reads nothing. A reader that is idle most of its life (a
-// player's: a few acks a minute) waits here, at the top of its loop, instead of deep in
-// its protocol's parser: the collector halves a parked goroutine's stack only when it
-// uses under a quarter of it, so a shallow wait lets a player's stack, grown to 4 KiB by
-// its first messages, go back to 2 KiB.
+// player's: a few acks a minute) waits here in a goroutine of its own, instead of deep
+// in its protocol's parser: a goroutine that only waits stays on Go's smallest stack
+// (2 KiB), and the one that parses what came ends once it is read, while a grown stack
+// parked in a parser is never shrunk (the collector halves one only when its frames
+// and an 800-byte guard use under a quarter of it).
 func WaitReadable(raw syscall.RawConn) error {
 	return raw.Read(peekOne)
 }
