@@ -265,6 +265,7 @@ func (ss *session) run(ctx context.Context, start, woken bool) (err error) {
 		}
 		ss.conn.SetReadDeadline(time.Now().Add(timeout))
 		if !start && !mustRead && ss.raw != nil && r.Unread() == 0 {
+			r.Release() // what the player sends next may be minutes away
 			return errAwait
 		}
 		msg, err := r.Read()

@@ -214,6 +214,62 @@ func TestReadReusesBuffers(t *testing.T) {
 	}
 }
 
+// TestReleaseHoldsNothing: a released reader holds no read buffer and no chunk stream
+// buffer, and reads on as before; a message in progress keeps both.
+func TestReleaseHoldsNothing(t *testing.T) {
+	var in []byte
+	var ends []int
+	for i := range 3 {
+		in = AppendMessage(in, &Message{ChunkStreamID: 3, Type: 20, Timestamp: uint32(i), Body: bytes.Repeat([]byte{byte(i)}, 300)}, 128)
+		ends = append(ends, len(in))
+	}
+	src := &gate{b: in, limit: ends[1]}
+	r := NewReader(src, small, nil)
+	r.SetReadBuffer(64)
+	for i := range 2 {
+		m, err := r.Read()
+		if err != nil || m.Timestamp != uint32(i) || len(m.Body) != 300 {
+			t.Fatalf("message %d: %+v, %v", i, m, err)
+		}
+	}
+	if r.Unread() != 0 {
+		t.Fatalf("%d bytes unread at the end of what came", r.Unread())
+	}
+	r.Release()
+	if r.br != nil || r.Buffered() != 0 {
+		t.Fatalf("released: read buffer %v, %d bytes in chunk streams", r.br != nil, r.Buffered())
+	}
+	src.limit = ends[2] - 45 // the third message's last chunk (1+44 bytes) is yet to come
+	if _, err := r.Read(); err != io.EOF {
+		t.Fatalf("read of a partial message: %v", err)
+	}
+	held := r.Buffered()
+	r.Release()
+	if r.Buffered() != held || held == 0 || r.br == nil {
+		t.Fatalf("released a message in progress: %d bytes held, %d before", r.Buffered(), held)
+	}
+	src.limit = ends[2]
+	m, err := r.Read()
+	if err != nil || m.Timestamp != 2 || !bytes.Equal(m.Body, bytes.Repeat([]byte{2}, 300)) {
+		t.Fatalf("third message after the rest came: %+v, %v", m, err)
+	}
+}
+
+// gate reads b up to limit, and then reports EOF.
+type gate struct {
+	b          []byte
+	off, limit int
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	if g.off >= g.limit {
+		return 0, io.EOF
+	}
+	n := copy(p, g.b[g.off:g.limit])
+	g.off += n
+	return n, nil
+}
+
 // TestLargeMessageSmallChunks: a message of many small chunks grows its buffer by
 // doubling, not by a chunk at a time.
 func TestLargeMessageSmallChunks(t *testing.T) {
@@ -259,7 +315,8 @@ func BenchmarkRead(b *testing.B) {
 // FuzzReader reads arbitrary chunk streams under small limits, applying Set Chunk Size
 // and Abort as a session does. The memory held must stay within twice the bytes
 // consumed (plus a minimal buffer per chunk stream), and no message may exceed the
-// limit. The corpus holds a captured ffmpeg publish session (connect to the first
+// limit. A message with a timestamp of an odd second releases the reader's buffers
+// when nothing is left unread, as a player's session does. The corpus holds a captured ffmpeg publish session (connect to the first
 // media) and peer's replies to it.
 func FuzzReader(f *testing.F) {
 	f.Add(AppendMessage(nil, &Message{ChunkStreamID: 6, Timestamp: 0x1234567, Type: 9, StreamID: 1, Body: make([]byte, 300)}, 128))
@@ -291,6 +348,9 @@ func FuzzReader(f *testing.F) {
 				case 2:
 					r.Abort(binary.BigEndian.Uint32(m.Body))
 				}
+			}
+			if m.Timestamp/1000%2 == 1 && r.Unread() == 0 {
+				r.Release()
 			}
 		}
 	})

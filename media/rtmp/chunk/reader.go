@@ -74,8 +74,9 @@ type stream struct {
 // until the next Read.
 type Reader struct {
 	src       io.Reader
-	br        *bufio.Reader
-	shrinkTo  int // SetReadBuffer's size, applied at the next message boundary
+	br        *bufio.Reader // nil after Release, until the next Read
+	bufSize   int           // the size of the next br
+	resize    bool          // SetReadBuffer asked for a new br at the next message boundary
 	limits    Limits
 	chunkSize uint32
 	streams   []*stream
@@ -90,14 +91,32 @@ type Reader struct {
 // NewReader reads chunks from r. ack, if not nil, is called with the bytes received so
 // far (mod 2^32) each time another acknowledgement window has arrived.
 func NewReader(r io.Reader, limits Limits, ack func(uint32) error) *Reader {
-	return &Reader{src: r, br: bufio.NewReaderSize(r, 4096), limits: limits, chunkSize: DefaultChunkSize, ack: ack}
+	return &Reader{src: r, bufSize: 4096, limits: limits, chunkSize: DefaultChunkSize, ack: ack}
 }
 
 // SetReadBuffer makes the reader read the connection through a buffer of n bytes (at
 // least 16) from the next Read that finds nothing buffered on: a player sends a few
 // small messages a minute, and the 4 KiB a publisher's reads want would be most of what
 // an idle player's connection holds.
-func (r *Reader) SetReadBuffer(n int) { r.shrinkTo = n }
+func (r *Reader) SetReadBuffer(n int) { r.bufSize, r.resize = n, true }
+
+// Release lets go of the read buffer, and of the buffers chunk streams keep for reuse,
+// when nothing read is left unparsed and no message is in progress; the next Read makes
+// a buffer again. A player's connection calls it each time it goes back to waiting: it
+// waits for a few small messages a minute, and holding buffers meanwhile would be a
+// large part of what an idle player costs.
+func (r *Reader) Release() {
+	if r.Unread() > 0 {
+		return
+	}
+	for _, s := range r.streams {
+		if s.active {
+			return
+		}
+	}
+	r.br = nil
+	r.releaseIdle(nil)
+}
 
 // SetLimits changes the limits for messages that start from now on.
 func (r *Reader) SetLimits(l Limits) { r.limits = l }
@@ -129,12 +148,17 @@ func (r *Reader) Buffered() int { return r.buffered }
 
 // Unread is the number of bytes read from the connection and not parsed yet: a Read
 // with none may block on the connection.
-func (r *Reader) Unread() int { return r.br.Buffered() }
+func (r *Reader) Unread() int {
+	if r.br == nil {
+		return 0
+	}
+	return r.br.Buffered()
+}
 
 // Read returns the next complete message.
 func (r *Reader) Read() (Message, error) {
-	if r.shrinkTo > 0 && r.br.Buffered() == 0 {
-		r.br, r.shrinkTo = bufio.NewReaderSize(r.src, r.shrinkTo), 0
+	if r.resize && r.Unread() == 0 {
+		r.br, r.resize = nil, false // in makes one of the new size
 	}
 	for {
 		s, err := r.header()
@@ -163,8 +187,16 @@ func (r *Reader) find(csid uint32) *stream {
 	return nil
 }
 
+// in is the read buffer, made when the reader has none.
+func (r *Reader) in() *bufio.Reader {
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(r.src, r.bufSize)
+	}
+	return r.br
+}
+
 func (r *Reader) readFull(p []byte) error {
-	n, err := io.ReadFull(r.br, p)
+	n, err := io.ReadFull(r.in(), p)
 	r.count += uint64(n)
 	return err
 }
@@ -251,7 +283,7 @@ func (r *Reader) continuation(s *stream) error {
 			// The extended field is repeated in continuation chunks by most senders
 			// (FMS, ffmpeg, librtmp, peer) but not all: take it when it is there, as SRS
 			// does.
-			p, err := r.br.Peek(4)
+			p, err := r.in().Peek(4)
 			if err == nil && binary.BigEndian.Uint32(p) == s.extField {
 				r.br.Discard(4)
 				r.count += 4
@@ -291,7 +323,7 @@ func (r *Reader) body(s *stream) error {
 			}
 		}
 		room := s.buf[len(s.buf):min(cap(s.buf), len(s.buf)+left)]
-		n, err := r.br.Read(room)
+		n, err := r.in().Read(room)
 		r.count += uint64(n)
 		s.buf = s.buf[:len(s.buf)+n]
 		left -= n
