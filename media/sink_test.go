@@ -244,26 +244,43 @@ func (discardSink) TryWrite(tags []*flv.Tag) (int, SinkResult, error) {
 	return len(tags), SinkDone, nil
 }
 
-// BenchmarkFanOutInline measures a published video frame written straight to 1000
-// players that keep up (the fan-out's claim and hand-back around each Sink call): the
-// cost per player and that allocations do not grow with players.
+// BenchmarkFanOutInline measures a published tag written straight to 1000 players that
+// keep up (the fan-out's claim and hand-back around each Sink call): the cost per player
+// and that allocations do not grow with players. video is one frame per write; av is a
+// 2 Mbit/s clip's mix (three audio tags to two video frames, audio riding with video),
+// at one write per frame and with 350 ms merged writes; ns/player is per tag.
 func BenchmarkFanOutInline(b *testing.B) {
-	h := testHub(b, 1024)
-	pub, _ := h.Publish("live", "a", "x", Origin)
-	const players = 1000
-	for range players {
-		p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
-		defer p.Close()
-		p.SetSink(discardSink{})
+	for _, bc := range []struct {
+		name  string
+		av    bool
+		merge time.Duration
+	}{{"video", false, 0}, {"av", true, 0}, {"av-merge-350ms", true, 350 * time.Millisecond}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := packagedConfig()
+			cfg.QueueTags, cfg.MergeWrite = 1024, bc.merge
+			h := NewHub(cfg, zap.NewNop())
+			pub, _ := h.Publish("live", "a", "x", Origin)
+			pub.Write(flv.TypeVideo, 0, avcSeq)
+			const players = 1000
+			for range players {
+				p, _ := h.Play("live", "a", PlayOptions{Kind: "bench", Remote: "p"})
+				defer p.Close()
+				p.SetSink(discardSink{})
+			}
+			payload := make([]byte, 10000)
+			copy(payload, interFr)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if bc.av && i%5 < 3 {
+					pub.Write(flv.TypeAudio, uint32(i*14), aacFrame)
+				} else {
+					pub.Write(flv.TypeVideo, uint32(i*14), payload)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/players, "ns/player")
+		})
 	}
-	payload := make([]byte, 10000)
-	copy(payload, interFr)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		pub.Write(flv.TypeVideo, uint32(i), payload)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/players, "ns/player")
 }
 
 // With MergeWrite a user player is written once per window of media (audio and video
@@ -302,6 +319,66 @@ func TestMergeWrite(t *testing.T) {
 	got, ok, err := nextWithin(players[false], time.Second)
 	if !ok || err != nil || len(got) != 2 || got[1].Time != 280 {
 		t.Fatalf("held tags after the publisher left: %v %v %v", describe(got), ok, err)
+	}
+}
+
+// Tags that wake no viewer are held by the stream, not queued to each viewer one by
+// one; a viewer joining while some are held gets them in its start burst, and every
+// viewer gets each tag once, in order.
+func TestHeldTagsReachEachViewerOnce(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MergeWrite = 100 * time.Millisecond
+	h := NewHub(cfg, zap.NewNop())
+	pub, _ := h.Publish("live", "a", "x", Origin)
+	pub.Write(flv.TypeVideo, 0, avcSeq)
+	pub.Write(flv.TypeVideo, 0, keyframe)
+	early := &fakeSink{}
+	first := idlePlayer(t, h, PlayOptions{Kind: "test"}, early)
+	write := func(from, to uint32) {
+		for ms := from; ms <= to; ms += 20 {
+			if ms%40 == 0 {
+				pub.Write(flv.TypeVideo, ms, interFr)
+			} else {
+				pub.Write(flv.TypeAudio, ms, aacFrame)
+			}
+		}
+	}
+	write(20, 60)
+	first.mu.Lock()
+	queued := first.size
+	first.mu.Unlock()
+	if queued != 0 || len(early.times()) != 0 {
+		t.Fatalf("within the window: %d tags queued to the viewer, %v written", queued, early.times())
+	}
+	late, _ := h.Play("live", "a", PlayOptions{Kind: "test"})
+	t.Cleanup(late.Close)
+	start, err := late.Next(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateSink := &fakeSink{}
+	late.SetSink(lateSink)
+	nextWithin(late, time.Millisecond)
+	write(80, 240)
+	want := func(from uint32) []int64 {
+		var w []int64
+		for ms := from; ms <= 240; ms += 20 {
+			w = append(w, int64(ms))
+		}
+		return w
+	}
+	if got := early.times(); fmt.Sprint(got) != fmt.Sprint(want(20)) {
+		t.Fatalf("first viewer got %v", got)
+	}
+	var lateGot []int64
+	for _, tag := range start {
+		if !tag.IsSequenceHeader() {
+			lateGot = append(lateGot, tag.Time)
+		}
+	}
+	lateGot = append(lateGot, lateSink.times()...)
+	if fmt.Sprint(lateGot) != fmt.Sprint(append([]int64{0}, want(20)...)) {
+		t.Fatalf("viewer joining mid-window got %v (start burst %v)", lateGot, describe(start))
 	}
 }
 

@@ -31,10 +31,11 @@ type Writer struct {
 	join    [][]byte // pending followed by new vectors, for one write
 	vecs    []syscall.Iovec
 
-	// The RawConn callback, made once (a closure per write would allocate): it writes
+	// The RawConn callbacks, made once (a closure per write would allocate): try writes
 	// tryRest, leaves what is left there and, with block, asks the poller to wait for
-	// room until nothing is.
+	// room until nothing is; tryOnce is try for RawConn.Control.
 	try     func(fd uintptr) bool
+	tryOnce func(fd uintptr)
 	block   bool
 	tryRest [][]byte
 	tryN    int
@@ -55,6 +56,7 @@ func New(conn net.Conn, timeout time.Duration) *Writer {
 		w.tryN += n
 		return !w.block || w.tryErr != nil || len(w.tryRest) == 0
 	}
+	w.tryOnce = func(fd uintptr) { w.try(fd) }
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw
@@ -90,7 +92,6 @@ func (w *Writer) setPending(rest [][]byte) {
 func (w *Writer) TryWrite(bufs [][]byte) (n int, complete bool, err error) {
 	rest := w.withPending(bufs)
 	if w.raw != nil {
-		w.writes.Arm(w.conn) // an expired deadline fails raw writes too
 		var err error
 		n, rest, err = w.rawWrite(rest, false)
 		if err != nil {
@@ -102,9 +103,18 @@ func (w *Writer) TryWrite(bufs [][]byte) (n int, complete bool, err error) {
 }
 
 // rawWrite writes bufs through the RawConn: once, or with block until all went out.
+// Once is RawConn.Control, not Write: a write that never waits needs neither the poller
+// nor the deadline (the blocking Write arms its own), and RawConn.Write's poller reset
+// and write lock were a tenth of the fan-out's own CPU. Control still holds a reference
+// to the descriptor, so a concurrent Close cannot have it reused under the write.
 func (w *Writer) rawWrite(bufs [][]byte, block bool) (int, [][]byte, error) {
 	w.block, w.tryRest, w.tryN, w.tryErr = block, bufs, 0, nil
-	err := w.raw.Write(w.try)
+	var err error
+	if block {
+		err = w.raw.Write(w.try)
+	} else {
+		err = w.raw.Control(w.tryOnce)
+	}
 	n, rest := w.tryN, w.tryRest
 	w.tryRest = nil
 	if err == nil {
