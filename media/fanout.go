@@ -1,6 +1,7 @@
 package media
 
 import (
+	"math"
 	"runtime"
 	"sync"
 
@@ -10,7 +11,11 @@ import (
 )
 
 // fanOutLocked queues t to every player (a control tag: to every link). Players whose
-// goroutine is idle and who have a Sink are claimed into fo instead of woken.
+// goroutine is idle and who have a Sink are claimed into fo instead of woken. A tag that
+// wakes no viewer (audio riding with the next video frame, media waiting for a merged
+// write) is held by the stream and queued to the viewers with the tag that wakes them:
+// each viewer's lock is taken once per write rather than once per tag. Links get every
+// tag at once.
 func (s *Stream) fanOutLocked(t *flv.Tag, control bool, fo *fanOut) {
 	wakeAt := 0 // wake (or claim) the player now
 	if t.Type == flv.TypeAudio && s.videoSeq != nil {
@@ -20,14 +25,24 @@ func (s *Stream) fanOutLocked(t *flv.Tag, control bool, fo *fanOut) {
 	if s.mergingLocked(t) {
 		wakeViewerAt = mergeWakeTags
 	}
+	var viewers []*flv.Tag // what the viewers get now: nothing, or the held tags and t
+	if !control {
+		if s.held = append(s.held, t); len(s.held) >= wakeViewerAt {
+			viewers = s.held
+		}
+	}
+	if viewers == nil && s.links == 0 {
+		return
+	}
+	one := [1]*flv.Tag{t}
 	for p := range s.players {
-		w := wakeViewerAt
+		tags, w := viewers, 0
 		if p.link {
-			w = wakeAt
-		} else if control {
+			tags, w = one[:], wakeAt
+		} else if viewers == nil {
 			continue
 		}
-		dropped, claimed := p.push(t, s.hub.cfg.MaxOverflows, w, true)
+		dropped, claimed := p.push(tags, s.hub.cfg.MaxOverflows, w, true)
 		if dropped {
 			s.hub.warn.Warn("player-skip", "player skipped to next keyframe: queue full",
 				zap.String("stream", s.Key()), zap.String("peer", p.Remote), zap.String("kind", p.Kind))
@@ -36,6 +51,26 @@ func (s *Stream) fanOutLocked(t *flv.Tag, control bool, fo *fanOut) {
 			fo.claim(p)
 		}
 	}
+	if viewers != nil {
+		clear(s.held)
+		s.held = s.held[:0]
+	}
+}
+
+// releaseHeldLocked queues the tags the stream holds to its viewers without waking
+// them, as they would have had them queued: before a player joins (its start burst has
+// them already) and when the publisher leaves (every viewer is kicked next).
+func (s *Stream) releaseHeldLocked() {
+	if len(s.held) == 0 {
+		return
+	}
+	for p := range s.players {
+		if !p.link {
+			p.push(s.held, s.hub.cfg.MaxOverflows, math.MaxInt, false)
+		}
+	}
+	clear(s.held)
+	s.held = s.held[:0]
 }
 
 // mergeWakeTags bounds how many tags a merged write gathers whatever their duration.

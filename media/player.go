@@ -105,16 +105,41 @@ func (p *Player) SetSink(s Sink) {
 	p.mu.Unlock()
 }
 
-// push queues t. When the queue is full the backlog is dropped and the player resumes
-// at the next keyframe; after maxOverflows such skips the player is closed. With wakeAt
-// > 0 the player's writer is not woken for t until that many tags wait: audio of a
-// stream with video rides with the next video frame (at most one frame interval later),
-// which saves every player about two thirds of its wake-ups and writes; with MergeWrite
-// video waits too. With inline, a player whose goroutine is idle is not woken but
-// claimed for the caller to write (flushInline).
-func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (dropped, claimed bool) {
+// push queues tags. When the queue is full the backlog is dropped and the player
+// resumes at the next keyframe; after maxOverflows such skips the player is closed.
+// With wakeAt > 0 the player's writer is not woken for them until that many tags wait
+// (the stream holds back most tags that need no wake-up: see Stream.held). With inline,
+// a player whose goroutine is idle is not woken but claimed for the caller to write
+// (flushInline). One call per player for a whole batch: taking each player's lock once
+// per tag was a third of the fan-out's own CPU.
+func (p *Player) push(tags []*flv.Tag, maxOverflows, wakeAt int, inline bool) (dropped, claimed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	queued := false
+	for _, t := range tags {
+		q, d := p.queueLocked(t, maxOverflows)
+		queued, dropped = queued || q, dropped || d
+		if p.err != nil {
+			return dropped, false
+		}
+	}
+	if !queued || p.size < wakeAt {
+		return dropped, false
+	}
+	switch {
+	case inline && p.sink != nil && p.writer == writerNone:
+		p.writer = writerFanOut
+		return dropped, true
+	case p.writer == writerFanOut:
+		return dropped, false // claimed earlier in this round: the fan-out takes t too
+	}
+	p.signal()
+	return dropped, false
+}
+
+// queueLocked appends t to the queue, or skips it while the player waits for a
+// keyframe; dropped reports a backlog dropped for t (which may have closed the player).
+func (p *Player) queueLocked(t *flv.Tag, maxOverflows int) (queued, dropped bool) {
 	if p.err != nil {
 		return false, false
 	}
@@ -132,6 +157,7 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 		p.growLocked()
 	}
 	if p.size == len(p.queue) {
+		dropped = true
 		p.overflows++
 		p.stream.hub.tagsDropped.Add(uint64(p.size))
 		p.clearLocked()
@@ -139,28 +165,17 @@ func (p *Player) push(t *flv.Tag, maxOverflows, wakeAt int, inline bool) (droppe
 			p.stream.hub.playersDropped.Add(1)
 			p.err = ErrTooSlow
 			p.signal()
-			return true, false
+			return false, true
 		}
 		p.requeueConfigLocked(t)
 		p.skipping = !p.resumesAt(t)
 		if p.skipping && !isConfig(t) {
 			p.stream.hub.tagsDropped.Add(1)
-			return true, false
+			return false, true
 		}
 	}
 	p.appendLocked(t)
-	if p.size < wakeAt {
-		return dropped, false
-	}
-	switch {
-	case inline && p.sink != nil && p.writer == writerNone:
-		p.writer = writerFanOut
-		return dropped, true
-	case p.writer == writerFanOut:
-		return dropped, false // claimed earlier in this round: the fan-out takes t too
-	}
-	p.signal()
-	return dropped, false
+	return true, dropped
 }
 
 // resumesAt reports a tag a skipping player can resume at: a keyframe, or any audio

@@ -43,6 +43,8 @@ type Stream struct {
 	lastControl      *flv.Tag // the latest in-band control tag (a packager's segment in progress)
 	control          *flv.Tag // a control tag to send with the next tag (under wmu)
 	players          map[*Player]struct{}
+	links            int        // players that are links
+	held             []*flv.Tag // tags queued to the viewers with the next tag that wakes them (fanOutLocked)
 	lastTime         int64
 	hasTime          bool
 	lastRound        int64 // media time of the last fan-out that woke players (MergeWrite)
@@ -266,17 +268,24 @@ func (s *Stream) subscribe(p *Player) bool {
 	if s.dead {
 		return false
 	}
-	for _, t := range s.startTagsLocked() {
-		if p.link || !s.isControl(t.Type, t.Data()) {
-			p.push(t, s.hub.cfg.MaxOverflows, 0, false)
-		}
+	s.releaseHeldLocked() // the start burst has them
+	start := s.startTagsLocked()
+	if !p.link {
+		start = slices.DeleteFunc(start, func(t *flv.Tag) bool { return s.isControl(t.Type, t.Data()) })
 	}
+	p.push(start, s.hub.cfg.MaxOverflows, 0, false)
 	s.players[p] = struct{}{}
+	if p.link {
+		s.links++
+	}
 	return true
 }
 
 func (s *Stream) unsubscribe(p *Player) {
 	s.mu.Lock()
+	if _, ok := s.players[p]; ok && p.link {
+		s.links--
+	}
 	delete(s.players, p)
 	s.mu.Unlock()
 	p.close(ErrStreamClosed)
@@ -290,6 +299,7 @@ func (s *Stream) release(p *Publisher) {
 		s.pub = nil
 		s.vacantSince = time.Now()
 	}
+	s.releaseHeldLocked()
 	for pl := range s.players {
 		pl.kick() // what a merged write still holds goes out now
 	}
@@ -301,7 +311,7 @@ func (s *Stream) release(p *Publisher) {
 func (s *Stream) shutdown(err error) {
 	s.mu.Lock()
 	players, pub := s.players, s.pub
-	s.players, s.pub = map[*Player]struct{}{}, nil
+	s.players, s.pub, s.links, s.held = map[*Player]struct{}{}, nil, 0, nil
 	if pub != nil {
 		pub.detached.Store(true)
 	}
