@@ -7,7 +7,10 @@
 // It is a leaf: the standard library only.
 package flv
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync/atomic"
+)
 
 // Tag types, as in the FLV spec and RTMP message types.
 const (
@@ -54,6 +57,24 @@ type Tag struct {
 	Time int64
 	// Raw is the whole FLV tag: 11-byte header, data, 4-byte PreviousTagSize.
 	Raw []byte
+	// framing is another wire format's headers for Data (RTMP's chunk headers), made by
+	// the first writer that needs them and shared by every player after (Framing).
+	framing atomic.Pointer[[]byte]
+}
+
+// Framing returns the headers another wire format puts around Data, made by frame on
+// the first call and the same bytes for every call after, from any goroutine: a
+// format whose headers do not vary per player frames a tag once, not once per player.
+// Only one format may use it; the bytes must not be modified.
+func (t *Tag) Framing(frame func(*Tag) []byte) []byte {
+	if b := t.framing.Load(); b != nil {
+		return *b
+	}
+	b := frame(t)
+	if !t.framing.CompareAndSwap(nil, &b) {
+		return *t.framing.Load()
+	}
+	return b
 }
 
 // NewTag copies data once into a freshly serialized FLV tag.

@@ -261,13 +261,49 @@ func TestClientAsSink(t *testing.T) {
 }
 
 // BenchmarkAppendChunks is the per-player cost of framing one 10 KB video message for
-// RTMP: headers only, the payload is referenced, not copied.
+// RTMP: the headers are the tag's own, shared; the payload is referenced, not copied.
 func BenchmarkAppendChunks(b *testing.B) {
 	tag := flv.NewTag(flv.TypeVideo, 1<<25, make([]byte, 10000))
 	var iov [][]byte
-	var scratch []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		iov, scratch = appendChunks(iov[:0], scratch[:0], tag, OutChunkSize)
+		iov = appendChunks(iov[:0], tag)
+	}
+}
+
+// TestChunksReadBack: messages framed from shared chunk headers (of one chunk or
+// several, with and without extended timestamps) read back whole, and a tag is framed
+// once whoever asks.
+func TestChunksReadBack(t *testing.T) {
+	var tags []*flv.Tag
+	for _, size := range []int{0, 1, OutChunkSize, OutChunkSize + 1, 3*OutChunkSize + 7} {
+		for _, ms := range []int64{40, 0xffffff, 1 << 33} {
+			body := make([]byte, size)
+			for i := range body {
+				body[i] = byte(i * 7)
+			}
+			tags = append(tags, flv.NewTag(flv.TypeVideo, ms, body), flv.NewTag(flv.TypeAudio, ms+1, body[:min(size, 300)]))
+		}
+	}
+	var wire []byte
+	for _, tag := range tags {
+		iov := appendChunks(nil, tag)
+		if again := appendChunks(nil, tag); &again[0][0] != &iov[0][0] {
+			t.Fatal("a tag's chunk headers were made twice")
+		}
+		for _, v := range iov {
+			wire = append(wire, v...)
+		}
+	}
+	r := chunk.NewReader(bytes.NewReader(wire), chunk.DefaultLimits, nil)
+	r.SetChunkSize(OutChunkSize)
+	for i, tag := range tags {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.Type != tag.Type || m.Timestamp != uint32(tag.Time) || m.StreamID != MediaStreamID || !bytes.Equal(m.Body, tag.Data()) {
+			t.Fatalf("message %d (%d bytes at %d ms): type %d, %d ms, stream %d, %d bytes", i, tag.Size(), tag.Time, m.Type, m.Timestamp, m.StreamID, len(m.Body))
+		}
 	}
 }

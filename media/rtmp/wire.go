@@ -27,7 +27,6 @@ type Wire struct {
 	otherOut uint64 // bytes of control and command messages sent
 	mediaOut uint64 // media bytes sent (WriteTags, TryWriteTags)
 	iov      [][]byte
-	scratch  []byte // chunk headers of the media being written
 }
 
 // Init sets up the chunk layers of conn with the reader's limits; writes that make no
@@ -125,15 +124,15 @@ const (
 // message is a type-0 chunk header and type-3 continuation headers around slices of the
 // tag's own bytes: the payload shared by every player is never copied.
 func (c *Wire) WriteTags(tags []*flv.Tag) (int64, error) {
-	flushed, err := c.flushMedia() // first: pending bytes point into scratch
+	flushed, err := c.flushMedia() // first: what an earlier write left pending
 	if err != nil || len(tags) == 0 {
 		return flushed, err
 	}
 	c.chunkTags(tags)
 	n, err := c.vec.Write(c.iov)
 	c.mediaOut += uint64(n)
-	if cap(c.iov) > netio.KeepVecs { // a start burst: let its scratch (vectors, their chunk headers) go
-		c.iov, c.scratch = nil, nil
+	if cap(c.iov) > netio.KeepVecs { // a start burst: let its vectors go
+		c.iov = nil
 	}
 	return flushed + n, err
 }
@@ -152,35 +151,57 @@ func (c *Wire) TryWriteTags(tags []*flv.Tag) (int, media.SinkResult, error) {
 }
 
 func (c *Wire) chunkTags(tags []*flv.Tag) {
-	c.iov, c.scratch = c.iov[:0], c.scratch[:0]
+	c.iov = c.iov[:0]
 	for _, t := range tags {
-		c.iov, c.scratch = appendChunks(c.iov, c.scratch, t, OutChunkSize)
+		c.iov = appendChunks(c.iov, t)
 	}
 }
 
-// appendChunks appends the chunks of one tag: headers go into scratch, payload slices
-// point into the tag.
-func appendChunks(iov [][]byte, scratch []byte, t *flv.Tag, chunkSize int) ([][]byte, []byte) {
-	csid := byte(csidVideo)
+// appendChunks appends the chunks of one tag: its chunk headers, made once per tag
+// (chunkHeaders) and shared by every player, around slices of the tag's own bytes.
+func appendChunks(iov [][]byte, t *flv.Tag) [][]byte {
+	heads := t.Framing(chunkHeaders)
+	body := t.Data()
+	first := len(heads) // the format 0 header; continuation headers follow it
+	if n := len(body); n > OutChunkSize {
+		first -= (n - 1) / OutChunkSize * continuationLen(uint32(t.Time))
+	}
+	iov = append(iov, heads[:first:first])
+	heads = heads[first:]
+	for off := 0; off < len(body); off += OutChunkSize {
+		if off > 0 {
+			k := continuationLen(uint32(t.Time))
+			iov = append(iov, heads[:k:k])
+			heads = heads[k:]
+		}
+		iov = append(iov, body[off:min(off+OutChunkSize, len(body))])
+	}
+	return iov
+}
+
+// chunkHeaders is t's format 0 chunk header followed by the format 3 headers of its
+// continuation chunks, at OutChunkSize, on the chunk stream of its type: the same bytes
+// for every player (the stream's times and stream id are not rebased per player).
+func chunkHeaders(t *flv.Tag) []byte {
+	csid := uint32(csidVideo)
 	switch t.Type {
 	case flv.TypeAudio:
 		csid = csidAudio
 	case flv.TypeScript:
 		csid = csidData
 	}
-	body := t.Data()
-	ts := uint32(t.Time)
-	start := len(scratch)
-	n := len(body)
-	scratch = chunk.AppendHeader(scratch, uint32(csid), ts, n, t.Type, MediaStreamID)
-	iov = append(iov, scratch[start:len(scratch):len(scratch)])
-	for off := 0; off < n; off += chunkSize {
-		if off > 0 {
-			start = len(scratch)
-			scratch = chunk.AppendContinuation(scratch, uint32(csid), ts)
-			iov = append(iov, scratch[start:len(scratch):len(scratch)])
-		}
-		iov = append(iov, body[off:min(off+chunkSize, n)])
+	ts, n := uint32(t.Time), t.Size()
+	b := chunk.AppendHeader(make([]byte, 0, 16), csid, ts, n, t.Type, MediaStreamID)
+	for off := OutChunkSize; off < n; off += OutChunkSize {
+		b = chunk.AppendContinuation(b, csid, ts)
 	}
-	return iov, scratch
+	return b
+}
+
+// continuationLen is the length of a format 3 header on the media chunk streams.
+func continuationLen(ts uint32) int {
+	if ts >= 0xffffff {
+		return 5
+	}
+	return 1
 }
