@@ -220,25 +220,23 @@ func (d *flvPlay) stop() {
 // player's state hands the connection either to the fan-out (TryWrite) or to the
 // player's goroutine, never to both.
 type flvSink struct {
-	w    *netio.Writer
-	bufs [][]byte
+	w *netio.Writer
 }
 
-func (f *flvSink) vectors(tags []*flv.Tag) [][]byte {
-	clear(f.bufs)
-	f.bufs = f.bufs[:0]
+// vectors appends the tags' bytes to iov (netio.Vectors' scratch).
+func vectors(iov [][]byte, tags []*flv.Tag) [][]byte {
 	for _, t := range tags {
-		f.bufs = append(f.bufs, t.Raw)
+		iov = append(iov, t.Raw)
 	}
-	return f.bufs
+	return iov
 }
 
 // write is the player's blocking write (media.Player.Serve).
 func (f *flvSink) write(tags []*flv.Tag) (int, error) {
-	n, err := f.w.Write(f.vectors(tags))
-	if cap(f.bufs) > 64 { // a start burst: let its scratch go
-		f.bufs = nil
-	}
+	iov := netio.Vectors()
+	defer netio.PutVectors(iov)
+	*iov = vectors(*iov, tags)
+	n, err := f.w.Write(*iov)
 	if err != nil {
 		err = fmt.Errorf("write: %w", err)
 	}
@@ -247,7 +245,10 @@ func (f *flvSink) write(tags []*flv.Tag) (int, error) {
 
 // TryWrite is the media.Sink of an HTTP-FLV player.
 func (f *flvSink) TryWrite(tags []*flv.Tag) (int, media.SinkResult, error) {
-	n, complete, err := f.w.TryWrite(f.vectors(tags))
+	iov := netio.Vectors()
+	defer netio.PutVectors(iov)
+	*iov = vectors(*iov, tags)
+	n, complete, err := f.w.TryWrite(*iov)
 	return n, media.WriteResult(complete), err
 }
 

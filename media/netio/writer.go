@@ -13,6 +13,7 @@ package netio
 
 import (
 	"net"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -29,7 +30,6 @@ type Writer struct {
 	pending [][]byte // what the socket has not taken yet, in order (a view of store)
 	store   [][]byte
 	join    [][]byte // pending followed by new vectors, for one write
-	vecs    []syscall.Iovec
 
 	// The RawConn callbacks, made once (a closure per write would allocate): try writes
 	// tryRest, leaves what is left there and, with block, asks the poller to wait for
@@ -42,10 +42,27 @@ type Writer struct {
 	tryErr  error
 }
 
-// KeepVecs is the most vectors a writer's scratch keeps between writes: a player's
-// frames need a few; a start burst (a whole GOP) needs hundreds once. Writers that
-// build vectors for a Writer (RTMP's chunking) keep theirs by the same bound.
-const KeepVecs = 64
+// iovecs is the writev scratch of every Writer: a write needs its iovec array only
+// during the call, so no player keeps one.
+var iovecs = sync.Pool{New: func() any { return new([]syscall.Iovec) }}
+
+// vectors is the scratch callers build a write's byte vectors in (Vectors).
+var vectors = sync.Pool{New: func() any { return new([][]byte) }}
+
+// Vectors returns empty scratch for the byte vectors of one write. What a write leaves
+// pending the Writer copies, so the scratch goes back with PutVectors as soon as the
+// write returns, and a player that keeps up holds no vectors of its own.
+func Vectors() *[][]byte { return vectors.Get().(*[][]byte) }
+
+// PutVectors gives back scratch from Vectors, forgetting what it pointed to.
+func PutVectors(v *[][]byte) {
+	clear(*v)
+	if cap(*v) > maxVecs {
+		*v = nil // a start burst's: let it go
+	}
+	*v = (*v)[:0]
+	vectors.Put(v)
+}
 
 // New writes to conn; blocking writes give up after timeout without progress.
 func New(conn net.Conn, timeout time.Duration) *Writer {
@@ -126,12 +143,18 @@ func (w *Writer) rawWrite(bufs [][]byte, block bool) (int, [][]byte, error) {
 // writev writes bufs with nonblocking writev calls until the socket is full or all went
 // out, and returns what is left.
 func (w *Writer) writev(fd uintptr, bufs [][]byte) (int, [][]byte, error) {
+	scratch := iovecs.Get().(*[]syscall.Iovec)
+	defer func() {
+		clear(*scratch) // pointers into tags the pool must not keep alive
+		*scratch = (*scratch)[:0]
+		iovecs.Put(scratch)
+	}()
 	total := 0
 	for len(bufs) > 0 {
-		w.vecs = w.vecs[:0]
+		vecs := (*scratch)[:0]
 		want := 0
 		for _, b := range bufs {
-			if len(w.vecs) == maxVecs {
+			if len(vecs) == maxVecs {
 				break
 			}
 			if len(b) == 0 {
@@ -139,16 +162,17 @@ func (w *Writer) writev(fd uintptr, bufs [][]byte) (int, [][]byte, error) {
 			}
 			v := syscall.Iovec{Base: &b[0]}
 			v.SetLen(len(b))
-			w.vecs = append(w.vecs, v)
+			vecs = append(vecs, v)
 			want += len(b)
 		}
+		*scratch = vecs
 		if want == 0 {
 			return total, nil, nil
 		}
 		// RawSyscall: the socket is nonblocking, so the call never parks the thread, and
 		// skipping the runtime's syscall bookkeeping keeps sysmon asleep and from handing
 		// this P to another thread mid-write (see Reader).
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.vecs[0])), uintptr(len(w.vecs)))
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&vecs[0])), uintptr(len(vecs)))
 		switch {
 		case errno == syscall.EINTR:
 			continue
@@ -204,15 +228,8 @@ func (w *Writer) Write(bufs [][]byte) (int64, error) {
 	return n, err
 }
 
-// trim lets the scratch of a burst go once it is written.
+// trim lets the pending store go once a blocking write emptied it: a player that
+// keeps up holds no vectors between writes.
 func (w *Writer) trim() {
-	if cap(w.vecs) > KeepVecs {
-		w.vecs = nil
-	}
-	if cap(w.store) > KeepVecs {
-		w.store, w.pending = nil, nil
-	}
-	if cap(w.join) > KeepVecs {
-		w.join = nil
-	}
+	w.store, w.pending, w.join = nil, nil, nil
 }

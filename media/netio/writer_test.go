@@ -74,12 +74,23 @@ func TestTryWriteKeepsWhatTheSocketRefused(t *testing.T) {
 	if _, err := w.Write([][]byte{tail}); err != nil {
 		t.Fatal(err)
 	}
-	if w.Pending() {
-		t.Fatal("pending after a blocking write")
+	if w.Pending() || w.store != nil || w.join != nil {
+		t.Fatalf("after a blocking write: pending %v, %d vectors kept", w.Pending(), cap(w.store)+cap(w.join))
 	}
 	server.Close()
 	if b := <-got; !bytes.Equal(b, want.Bytes()) {
 		t.Fatalf("received %d bytes, want %d in order", len(b), want.Len())
+	}
+}
+
+// Vectors' scratch comes back empty, pointing to nothing a write used.
+func TestPutVectorsForgets(t *testing.T) {
+	v := Vectors()
+	*v = append(*v, []byte("a"), []byte("b"))
+	backing := (*v)[:2]
+	PutVectors(v)
+	if len(*v) != 0 || backing[0] != nil || backing[1] != nil {
+		t.Fatalf("scratch after PutVectors: %d vectors, old entries %q", len(*v), backing)
 	}
 }
 

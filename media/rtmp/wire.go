@@ -26,7 +26,6 @@ type Wire struct {
 	vec      *netio.Writer
 	otherOut uint64 // bytes of control and command messages sent
 	mediaOut uint64 // media bytes sent (WriteTags, TryWriteTags)
-	iov      [][]byte
 }
 
 // Init sets up the chunk layers of conn with the reader's limits; writes that make no
@@ -67,11 +66,12 @@ func (c *Wire) Flush() error {
 // flushMedia sends media left pending and then the buffered messages; it returns the
 // media bytes among them.
 func (c *Wire) flushMedia() (int64, error) {
-	c.iov = c.iov[:0]
+	iov := netio.Vectors()
+	defer netio.PutVectors(iov)
 	if len(c.out) > 0 {
-		c.iov = append(c.iov, c.out)
+		*iov = append(*iov, c.out)
 	}
-	n, err := c.vec.Write(c.iov)
+	n, err := c.vec.Write(*iov)
 	media := max(n-int64(len(c.out)), 0)
 	c.mediaOut += uint64(media)
 	c.otherOut += uint64(n - media)
@@ -128,12 +128,11 @@ func (c *Wire) WriteTags(tags []*flv.Tag) (int64, error) {
 	if err != nil || len(tags) == 0 {
 		return flushed, err
 	}
-	c.chunkTags(tags)
-	n, err := c.vec.Write(c.iov)
+	iov := netio.Vectors()
+	defer netio.PutVectors(iov)
+	*iov = chunkTags(*iov, tags)
+	n, err := c.vec.Write(*iov)
 	c.mediaOut += uint64(n)
-	if cap(c.iov) > netio.KeepVecs { // a start burst: let its vectors go
-		c.iov = nil
-	}
 	return flushed + n, err
 }
 
@@ -144,17 +143,21 @@ func (c *Wire) TryWriteTags(tags []*flv.Tag) (int, media.SinkResult, error) {
 	if c.vec.Pending() {
 		return 0, media.SinkBusy, nil
 	}
-	c.chunkTags(tags)
-	n, complete, err := c.vec.TryWrite(c.iov)
+	iov := netio.Vectors()
+	defer netio.PutVectors(iov)
+	*iov = chunkTags(*iov, tags)
+	n, complete, err := c.vec.TryWrite(*iov)
 	c.mediaOut += uint64(n)
 	return n, media.WriteResult(complete), err
 }
 
-func (c *Wire) chunkTags(tags []*flv.Tag) {
-	c.iov = c.iov[:0]
+// chunkTags appends the chunks of tags to iov (netio.Vectors' scratch: what a write
+// leaves pending the netio.Writer copies, and the headers and payloads are the tags').
+func chunkTags(iov [][]byte, tags []*flv.Tag) [][]byte {
 	for _, t := range tags {
-		c.iov = appendChunks(c.iov, t)
+		iov = appendChunks(iov, t)
 	}
+	return iov
 }
 
 // appendChunks appends the chunks of one tag: its chunk headers, made once per tag
