@@ -283,28 +283,41 @@ func BenchmarkFanOutInline(b *testing.B) {
 	}
 }
 
-// With MergeWrite a user player is written once per window of media (audio and video
-// gathered), a cluster link still every frame, and what is held goes out when the
-// publisher leaves.
-func TestMergeWrite(t *testing.T) {
+// mergingStream is a hub with 100 ms merged writes and a publisher that sent its
+// sequence header and a keyframe at 0.
+func mergingStream() (*Hub, *Publisher) {
 	cfg := DefaultConfig()
 	cfg.MergeWrite = 100 * time.Millisecond
 	h := NewHub(cfg, zap.NewNop())
 	pub, _ := h.Publish("live", "a", "x", Origin)
 	pub.Write(flv.TypeVideo, 0, avcSeq)
 	pub.Write(flv.TypeVideo, 0, keyframe)
-	sinks := map[bool]*fakeSink{false: {}, true: {}}
-	players := map[bool]*Player{}
-	for _, internal := range []bool{false, true} {
-		players[internal] = idlePlayer(t, h, PlayOptions{Kind: "test", Link: internal}, sinks[internal])
-	}
-	for ms := uint32(20); ms <= 240; ms += 20 {
+	return h, pub
+}
+
+// writeAV publishes a tag every 20 ms from from to to (ms): video at multiples of 40,
+// audio between.
+func writeAV(pub *Publisher, from, to uint32) {
+	for ms := from; ms <= to; ms += 20 {
 		if ms%40 == 0 {
 			pub.Write(flv.TypeVideo, ms, interFr)
 		} else {
 			pub.Write(flv.TypeAudio, ms, aacFrame)
 		}
 	}
+}
+
+// With MergeWrite a user player is written once per window of media (audio and video
+// gathered), a cluster link still every frame, and what is held goes out when the
+// publisher leaves.
+func TestMergeWrite(t *testing.T) {
+	h, pub := mergingStream()
+	sinks := map[bool]*fakeSink{false: {}, true: {}}
+	players := map[bool]*Player{}
+	for _, internal := range []bool{false, true} {
+		players[internal] = idlePlayer(t, h, PlayOptions{Kind: "test", Link: internal}, sinks[internal])
+	}
+	writeAV(pub, 20, 240)
 	// Video at 40..240: the link got each frame as it came (audio riding along)...
 	if got := sinks[true].times(); len(got) != 12 || sinks[true].calls != 6 {
 		t.Fatalf("link: %d writes of %v", sinks[true].calls, got)
@@ -326,24 +339,10 @@ func TestMergeWrite(t *testing.T) {
 // one; a viewer joining while some are held gets them in its start burst, and every
 // viewer gets each tag once, in order.
 func TestHeldTagsReachEachViewerOnce(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.MergeWrite = 100 * time.Millisecond
-	h := NewHub(cfg, zap.NewNop())
-	pub, _ := h.Publish("live", "a", "x", Origin)
-	pub.Write(flv.TypeVideo, 0, avcSeq)
-	pub.Write(flv.TypeVideo, 0, keyframe)
+	h, pub := mergingStream()
 	early := &fakeSink{}
 	first := idlePlayer(t, h, PlayOptions{Kind: "test"}, early)
-	write := func(from, to uint32) {
-		for ms := from; ms <= to; ms += 20 {
-			if ms%40 == 0 {
-				pub.Write(flv.TypeVideo, ms, interFr)
-			} else {
-				pub.Write(flv.TypeAudio, ms, aacFrame)
-			}
-		}
-	}
-	write(20, 60)
+	writeAV(pub, 20, 60)
 	first.mu.Lock()
 	queued := first.size
 	first.mu.Unlock()
@@ -359,7 +358,7 @@ func TestHeldTagsReachEachViewerOnce(t *testing.T) {
 	lateSink := &fakeSink{}
 	late.SetSink(lateSink)
 	nextWithin(late, time.Millisecond)
-	write(80, 240)
+	writeAV(pub, 80, 240)
 	want := func(from uint32) []int64 {
 		var w []int64
 		for ms := from; ms <= 240; ms += 20 {
