@@ -29,6 +29,7 @@ func (s *Stream) fanOutLocked(t *flv.Tag, control bool, fo *fanOut) {
 	if !control {
 		if s.held = append(s.held, t); len(s.held) >= wakeViewerAt {
 			viewers = s.held
+			fo.woke = true
 		}
 	}
 	if viewers == nil && s.links == 0 {
@@ -76,11 +77,12 @@ func (s *Stream) releaseHeldLocked() {
 // mergeWakeTags bounds how many tags a merged write gathers whatever their duration.
 const mergeWakeTags = 128
 
-// mergingLocked reports that t waits for the next merged write (MergeWrite): less than
-// the window of media has passed since the last one. Video starts the writes (audio of a
-// stream with video always waits for it); config tags never wait.
+// mergingLocked reports that t waits for the next merged write (MergeWrite, or the
+// pacer's window if larger): less than the window of media has passed since the last
+// one. Video starts the writes (audio of a stream with video always waits for it);
+// config tags never wait.
 func (s *Stream) mergingLocked(t *flv.Tag) bool {
-	window := s.cfg.mergeWrite.Milliseconds()
+	window := max(s.cfg.mergeWrite.Milliseconds(), s.pace.window)
 	switch {
 	case window <= 0 || isConfig(t):
 		return false
@@ -103,6 +105,7 @@ type fanOut struct {
 	firsts  int       // First links at the front of those
 	batch   []*flv.Tag
 	shards  []fanOut // helpers' scratch when the work is split
+	woke    bool     // this round woke the viewers: the stream's pacer times it
 }
 
 // claim adds p to the players this round writes. Links go to the front: every hub

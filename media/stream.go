@@ -48,6 +48,7 @@ type Stream struct {
 	lastTime         int64
 	hasTime          bool
 	lastRound        int64 // media time of the last fan-out that woke players (MergeWrite)
+	pace             pacer // under wmu
 	// vacantSince is when the publisher left (or the stream appeared without one); a
 	// stream vacant for the hub's IdleTimeout is dropped with its waiting players. Until
 	// then its packagers' state (an HLS window and numbering) survives a publisher restart.
@@ -137,7 +138,17 @@ func (s *Stream) send(t *flv.Tag, copied bool, fo *fanOut) {
 	c := s.control
 	s.control = nil
 	s.queue(c, t, copied, fo)
-	fo.flush()
+	if fo.woke {
+		start := time.Now()
+		fo.flush()
+		if s.pace.observe(t.Time, time.Since(start)) {
+			s.hub.warn.Warn("write-pacing", "merging writes to viewers: writing them took over half of real time",
+				zap.String("stream", s.Key()), zap.Int64("window_ms", s.pace.window))
+		}
+		fo.woke = false
+	} else {
+		fo.flush()
+	}
 	for _, pk := range s.packagers {
 		if c != nil && copied {
 			pk.Write(c) // an origin's packager made its control tag itself
